@@ -1,0 +1,1 @@
+"""Click commands. Each module keeps heavy imports inside its command bodies."""

@@ -1,0 +1,54 @@
+"""Packaging for alignkit (settings for tools live in pyproject.toml)."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(
+    r'__version__ = "([^"]+)"', (HERE / "alignkit" / "_version.py").read_text()
+).group(1)
+
+setup(
+    name="alignkit",
+    version=VERSION,
+    description=(
+        "Measure and improve how well neural network representations align with "
+        "human similarity judgments (odd-one-out, RSA, linear probes)."
+    ),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["alignkit", "alignkit.*"]),
+    package_data={
+        "alignkit": ["py.typed"],
+        "alignkit.data": ["bundled/*", "bundled/**/*"],
+    },
+    include_package_data=True,
+    install_requires=[
+        "numpy>=1.24",
+        "scipy>=1.10",
+        "numba>=0.59",
+        "zarr>=3.0",
+        "click>=8.1",
+        "tqdm>=4.64",
+        "torch>=2.1",
+        "torchvision>=0.16",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=7.4",
+            "hypothesis>=6.90",
+            "ruff>=0.4",
+        ],
+    },
+    entry_points={"console_scripts": ["alignkit=alignkit.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: MIT License",
+        "Intended Audience :: Science/Research",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
