@@ -1,0 +1,227 @@
+"""``alignkit data``: list the bundled human data and show how a file is read."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import click
+
+from alignkit.commands._output import emit, format_option
+
+KINDS = ("auto", "triplets", "rdm", "embedding", "concepts")
+_INT = re.compile(r"^[+-]?\d+$")
+
+
+def _human_size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / (1024 * 1024):.1f} MiB"
+
+
+@click.group()
+def data() -> None:
+    """Human data: bundled samples and how files are read.
+
+    \b
+    Examples:
+      alignkit data ls
+      alignkit data info things-test20k
+      alignkit data info triplets.tsv --format json
+    """
+
+
+@data.command("ls")
+@format_option
+def data_ls(fmt: str) -> None:
+    """List the bundled data sets (usable wherever a file is expected).
+
+    \b
+    Example:
+      alignkit data ls --format json
+    """
+    from alignkit.data.bundled import BUNDLED, bundled_path
+
+    rows: list[dict[str, Any]] = []
+    payload: list[dict[str, Any]] = []
+    for name, item in BUNDLED.items():
+        size = bundled_path(name).stat().st_size
+        row = {"name": name, "kind": item.kind, "size": _human_size(size),
+               "description": item.description}
+        rows.append(row)
+        payload.append({**row, "bytes": size, "file": item.file, "citation": item.citation,
+                        "licence": item.licence})
+    emit(rows, fmt, payload=payload)
+
+
+def guess_kind(source: str) -> str:
+    """Guess whether a file holds triplets, an RDM, an embedding or a concept table.
+
+    Bundled names carry their kind; ``.mat`` files are RDMs; a ``.tsv`` whose
+    header names a ``uniqueID`` column is a concept table; an integer table with
+    3 or 5 columns is triplets; a square float table (or a 1-D vector) is an
+    RDM; any other float table is an embedding.
+    """
+    import numpy as np
+
+    from alignkit.data.bundled import BUNDLED, resolve_source
+    from alignkit.errors import FormatError
+
+    path, name = resolve_source(source)
+    if name is not None:
+        kind = BUNDLED[name].kind
+        return kind if kind in KINDS else "list"
+    ext = path.suffix.lower()
+    if ext == ".mat":
+        return "rdm"
+    if ext in (".npy", ".npz"):
+        if ext == ".npz":
+            return "embedding"
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise FormatError(f"{path}: not a plain numeric .npy array ({exc})") from None
+        if arr.ndim == 2 and arr.shape[1] == 3 and arr.dtype.kind in "iu":
+            return "triplets"
+        if arr.ndim == 1 or (arr.ndim == 2 and arr.shape[0] == arr.shape[1]):
+            return "rdm"
+        return "embedding"
+    return _guess_text_kind(path)
+
+
+def _guess_text_kind(path: Any) -> str:
+    """Kind of a text table from its first two data lines (and its line count for floats)."""
+    head: list[str] = []
+    n_lines = 0
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            content = line.split("#", 1)[0].strip()
+            if not content:
+                continue
+            n_lines += 1
+            if len(head) < 2:
+                head.append(content)
+                if len(head) == 1 and "uniqueid" in re.split(r"[\t,]", content.lower()):
+                    return "concepts"
+                if len(head) == 2 and _is_triplet_row(head):
+                    return "triplets"
+    if not head:
+        return "triplets"  # the triplet reader names the empty file
+    toks = head[0].replace(",", " ").split()
+    if not any(_is_number(t) for t in toks):  # a header line
+        if {"img1", "img2", "ooo"} <= {t.lower() for t in toks}:
+            return "triplets"
+        n_lines -= 1
+    elif _is_triplet_row(head[:1]):
+        return "triplets"
+    width = len(head[-1].replace(",", " ").split())
+    return "rdm" if width == n_lines or n_lines == 1 or width == 1 else "embedding"
+
+
+def _is_triplet_row(head: list[str]) -> bool:
+    """The first data row (after an optional header) has 3 or 5 integers."""
+    for content in head:
+        toks = content.replace(",", " ").split()
+        if toks and any(_is_number(t) for t in toks):
+            return len(toks) in (3, 5) and all(_INT.match(t) for t in toks)
+    return False
+
+
+def _is_number(tok: str) -> bool:
+    try:
+        float(tok)
+    except ValueError:
+        return False
+    return True
+
+
+@data.command("info")
+@click.argument("source")
+@click.option("--kind", type=click.Choice(KINDS), default="auto", show_default=True,
+              help="What SOURCE holds; auto guesses from the name, extension and content.")
+@click.option("--triplet-format", "triplet_format", default="auto", show_default=True,
+              type=click.Choice(["auto", "npy", "text", "csv", "things-validation", "raw"]),
+              help="Triplet file format (see docs/data-formats.md).")
+@click.option("--n-objects", type=click.IntRange(min=3), default=None,
+              help="Number of objects the triplet indices refer to.")
+@click.option("--sortindex", default=None,
+              help="Raw-to-canonical permutation for raw triplet files (default: THINGS).")
+@click.option("--key", default=None, help="RDM: .mat variable, Meadows participant or model name.")
+@click.option("--ids", "ids_file", default=None, help="RDM: stimulus ids, one a line.")
+@click.option("--rdm-kind", type=click.Choice(["dissimilarity", "similarity"]), default=None,
+              help="RDM: what the matrix holds (default: similarity for *sim* variables).")
+@click.option("--set-name", default=None, help="RDM: King et al. 2019 stimulus set (set1, set2).")
+@format_option
+def data_info(source: str, kind: str, triplet_format: str, n_objects: int | None,
+              sortindex: str | None, key: str | None, ids_file: str | None,
+              rdm_kind: str | None, set_name: str | None, fmt: str) -> None:
+    """Show how SOURCE (a file or bundled name) is read: shape, objects, convention, checksum.
+
+    \b
+    Examples:
+      alignkit data info things-test20k
+      alignkit data info triplets_test20k_raw_vice_format.tsv
+      alignkit data info BEHAVIOR.mat --set-name set1 --format json
+      alignkit data info 92_modelRDMs.mat --key monkeyIT
+    """
+    from alignkit.data import load_concepts, load_embedding, load_rdm, load_triplets
+
+    what = guess_kind(source) if kind == "auto" else kind
+    info: dict[str, Any]
+    if what == "triplets":
+        info = load_triplets(source, format=triplet_format, n_objects=n_objects,
+                             sortindex=sortindex).info()
+    elif what == "rdm":
+        info = load_rdm(source, key=key, ids=ids_file, kind=rdm_kind, set_name=set_name).info()
+    elif what == "embedding":
+        info = load_embedding(source).info()
+    elif what == "list":
+        info = _list_info(source)
+    else:
+        c = load_concepts(source)
+        info = {
+            "kind": "concepts",
+            "source": c.source,
+            "n_objects": len(c),
+            "columns": c.columns,
+            "ids": c.ids[:5].tolist() + (["..."] if len(c) > 5 else []),
+            "checksum": c.checksum,
+        }
+    if fmt == "json":
+        emit([], fmt, payload=info)
+        return
+    rows = [{"field": k, "value": _flat(v)} for k, v in info.items()]
+    emit(rows, fmt)
+
+
+def _list_info(name: str) -> dict[str, Any]:
+    """Summary of a bundled one-entry-a-line file (ids, labels, sortindex, order table)."""
+    from alignkit.data import BUNDLED, bundled_path, load_sortindex, read_lines
+    from alignkit.provenance import sha256_file
+
+    item = BUNDLED[name]
+    lines = read_lines(bundled_path(name), item.kind)
+    info: dict[str, Any] = {"kind": item.kind, "source": name}
+    if item.kind == "table":
+        info["columns"] = lines[0].split("\t")
+        lines = [ln.replace("\t", " ") for ln in lines[1:]]
+    if item.kind == "sortindex":
+        load_sortindex(name)  # validates the permutation
+    info["n_entries"] = len(lines)
+    info["first"] = lines[:5] + (["..."] if len(lines) > 5 else [])
+    info["description"] = item.description
+    info["checksum"] = sha256_file(bundled_path(name))
+    return info
+
+
+def _flat(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value) if not all(isinstance(v, int) for v in value) else (
+            " x ".join(str(v) for v in value)
+        )
+    return str(value)
+
+
+__all__ = ["data", "guess_kind"]

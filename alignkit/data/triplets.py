@@ -1,0 +1,568 @@
+"""Odd-one-out triplets: reading, validating and saving.
+
+Every reader returns a :class:`Triplets` whose ``array`` is ``int32 (N, 3)``
+with 0-based canonical object indices and the human's **odd one out last**:
+a row ``i j k`` means the pair ``(i, j)`` was judged the most similar. The
+``convention`` attribute says in one sentence how the source was read.
+
+Formats (``format=``):
+
+* ``npy``: an ``(N, 3)`` integer array (integral floats are accepted).
+* ``text`` / ``csv``: ``N x 3`` integers separated by whitespace or commas;
+  a first line made only of non-numeric tokens is a header and is skipped;
+  blank lines and ``#`` comments are ignored.
+* ``things-validation``: the THINGS ``validationset.csv`` release, header
+  ``img1,img2,ooo``; 0-based canonical indices, ``ooo`` is the odd one out.
+* ``raw``: the raw published format, 5 tab-separated columns: three 1-based
+  indices in the raw (pre-sort) object order, the position (1-3) of the chosen
+  odd one out and a worker-batch id. Raw index ``r`` (0-based) maps to the
+  canonical index ``c`` with ``sortindex[c] == r``; the chosen item moves last
+  and the other two keep their order.
+* ``auto`` (default): by extension (``.npy`` or text) and content (a header
+  ``img1,img2,ooo`` means ``things-validation``; 5 columns whose 4th is in 1..3
+  mean ``raw``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alignkit.data.bundled import BUNDLED, bundled_path, resolve_source
+from alignkit.errors import DataError, FormatError, InputError, MismatchError
+from alignkit.provenance import sha256_array, sha256_file
+
+__all__ = ["Triplets", "load_triplets", "load_sortindex", "THINGS_N_OBJECTS", "FORMATS"]
+
+#: Number of THINGS object concepts.
+THINGS_N_OBJECTS = 1854
+
+#: Values accepted by ``load_triplets(format=...)``.
+FORMATS = ("auto", "npy", "text", "csv", "things-validation", "raw")
+
+_TEXT_EXTENSIONS = (".txt", ".tsv", ".csv", ".dat", ".tab")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_INT = re.compile(r"^[+-]?\d+$")
+# raw chosen position (0, 1, 2) -> column order that moves it last, others kept
+_ODD_LAST = np.array([[1, 2, 0], [0, 2, 1], [0, 1, 2]], dtype=np.intp)
+
+
+@dataclass(frozen=True, eq=False)
+class Triplets:
+    """Human odd-one-out judgments in the canonical convention.
+
+    Attributes:
+        array: ``int32 (N, 3)``, 0-based object indices, odd one out last.
+        n_objects: number of objects the indices refer to (all indices are
+            smaller).
+        source: where the triplets came from (a path, a bundled name or
+            ``"<array>"``).
+        checksum: ``"sha256:..."`` of the source file (of the array's bytes for
+            in-memory data).
+        convention: a sentence saying how the source was read.
+    """
+
+    array: np.ndarray
+    n_objects: int
+    source: str
+    checksum: str
+    convention: str
+
+    def __post_init__(self) -> None:
+        a = self.array
+        if not isinstance(a, np.ndarray) or a.dtype != np.int32 or a.ndim != 2 or a.shape[1] != 3:
+            raise InputError(
+                f"{self.source}: Triplets.array must be an int32 (N, 3) array; "
+                "use Triplets.from_array to convert and validate"
+            )
+        if int(self.n_objects) < 3:
+            raise InputError(f"{self.source}: n_objects must be at least 3, got {self.n_objects}")
+
+    def __len__(self) -> int:
+        return int(self.array.shape[0])
+
+    def __repr__(self) -> str:
+        return (
+            f"Triplets(n={len(self)}, n_objects={self.n_objects}, source={self.source!r}, "
+            f"checksum={self.checksum[:19]}...)"
+        )
+
+    @classmethod
+    def from_array(
+        cls,
+        a: Any,
+        n_objects: int | None = None,
+        source: str = "<array>",
+        convention: str | None = None,
+    ) -> Triplets:
+        """Validate an in-memory ``(N, 3)`` array of 0-based indices, odd one out last.
+
+        Args:
+            a: array-like of integers (integral floats are accepted).
+            n_objects: number of objects; default ``max + 1``.
+            source: a name for messages and provenance.
+            convention: overrides the default description.
+
+        Returns:
+            A validated :class:`Triplets` with a checksum of the int32 array.
+
+        Raises:
+            FormatError: wrong shape or a non-numeric dtype.
+            DataError: non-integer values, out-of-range indices or a repeated
+                object within a triplet (the message gives the 1-based row).
+        """
+        arr = _as_int(np.asarray(a), source)
+        n = _validate(arr, n_objects, source, _row_plain)
+        out = arr.astype(np.int32)
+        conv = convention or (
+            "in-memory array (N x 3): 0-based indices, odd one out in column 3 (as given); "
+            + _n_note(n_objects, n)
+        )
+        return cls(out, n, source, sha256_array(out), conv)
+
+    @property
+    def similar_pairs(self) -> np.ndarray:
+        """The ``(N, 2)`` pairs judged most similar (a view of the first two columns)."""
+        return self.array[:, :2]
+
+    @property
+    def odd(self) -> np.ndarray:
+        """The ``(N,)`` odd-one-out objects (a view of the last column)."""
+        return self.array[:, 2]
+
+    def info(self) -> dict[str, Any]:
+        """A JSON-able summary: source, shape, n_objects, convention, checksum."""
+        return {
+            "kind": "triplets",
+            "source": self.source,
+            "shape": list(self.array.shape),
+            "n_triplets": len(self),
+            "n_objects": int(self.n_objects),
+            "objects_used": int(np.count_nonzero(np.bincount(self.array.ravel(), minlength=1))),
+            "convention": self.convention,
+            "checksum": self.checksum,
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the triplets as ``.npy`` (int32) or ``.txt`` (space separated).
+
+        Both round-trip through :func:`load_triplets` (give ``n_objects`` to keep
+        a value other than ``max + 1``).
+
+        Args:
+            path: destination ending in ``.npy`` or ``.txt``.
+
+        Returns:
+            The path written.
+
+        Raises:
+            FormatError: any other extension.
+        """
+        p = Path(path)
+        ext = p.suffix.lower()
+        if ext == ".npy":
+            np.save(p, self.array)
+        elif ext == ".txt":
+            np.savetxt(p, self.array, fmt="%d", delimiter=" ")
+        else:
+            raise FormatError(f"{p}: cannot save triplets as {ext or 'no extension'!r}; use .npy or .txt")
+        return p
+
+
+# ---------------------------------------------------------------------------
+# public readers
+
+
+def load_sortindex(source: Any = "things-sortindex") -> np.ndarray:
+    """Read a raw-to-canonical permutation (canonical row ``c`` = raw row ``sortindex[c]``).
+
+    Args:
+        source: an integer array, a text/``.npy`` file or a bundled name
+            (default: the THINGS ``vice_sortindex.txt``).
+
+    Returns:
+        ``int64 (n,)``, a permutation of ``0..n-1``.
+
+    Raises:
+        DataError: not a permutation (the message names the first bad row).
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path, _ = resolve_source(source)
+        where = str(path)
+        if path.suffix.lower() == ".npy":
+            values = np.load(path, allow_pickle=False)
+        else:
+            try:
+                values = np.loadtxt(path, dtype=np.int64, ndmin=1, comments="#")
+            except ValueError as exc:
+                raise FormatError(f"{path}: sortindex must be one integer a line ({exc})") from None
+    else:
+        values, where = np.asarray(source), "sortindex"
+    values = np.asarray(values)
+    if values.ndim != 1 or values.size == 0:
+        raise FormatError(f"{where}: sortindex must be a non-empty 1-D list of integers")
+    values = _as_int(values.reshape(-1, 1), where).ravel()
+    n = values.size
+    bad = np.flatnonzero((values < 0) | (values >= n))
+    if bad.size:
+        r = int(bad[0])
+        raise DataError(f"{where}: row {r + 1}: sortindex value {values[r]} is outside 0..{n - 1}")
+    counts = np.bincount(values, minlength=n)
+    if (counts != 1).any():
+        dup = int(np.flatnonzero(counts > 1)[0])
+        r = int(np.flatnonzero(values == dup)[1])
+        raise DataError(f"{where}: row {r + 1}: sortindex value {dup} repeats; not a permutation")
+    return values
+
+
+def load_triplets(
+    source: Any,
+    *,
+    format: str = "auto",
+    n_objects: int | None = None,
+    sortindex: Any = None,
+) -> Triplets:
+    """Read odd-one-out triplets into the canonical convention.
+
+    Args:
+        source: a path (``.npy``, ``.txt``, ``.tsv``, ``.csv``, ``.dat``), a
+            bundled name (``"things-test20k"``) or an in-memory ``(N, 3)`` array.
+        format: one of :data:`FORMATS` (see the module docstring).
+        n_objects: number of objects; default 1854 for bundled THINGS data, the
+            THINGS validation release and raw files read with the THINGS
+            sortindex, else ``len(sortindex)`` for raw files, else ``max + 1``.
+        sortindex: for the raw format only: an array, a file or a bundled name;
+            default the bundled THINGS sortindex (when ``n_objects`` is 1854 or
+            unspecified).
+
+    Returns:
+        :class:`Triplets` (``int32 (N, 3)``, 0-based canonical, odd one out last).
+
+    Raises:
+        InputError: unknown ``format`` or a missing file.
+        FormatError: unknown extension, empty file, wrong column count,
+            non-numeric values or a raw file without a usable sortindex.
+        DataError: non-integer values, out-of-range indices, a repeated object
+            within a triplet or a bad chosen position; the 1-based row is named.
+
+    Example:
+        >>> t = load_triplets("things-test20k")
+        >>> t.array.shape, t.n_objects
+        ((20000, 3), 1854)
+    """
+    if format not in FORMATS:
+        raise InputError(f"unknown triplet format {format!r}; expected one of {', '.join(FORMATS)}")
+    if not isinstance(source, (str, os.PathLike)):
+        if format not in ("auto", "npy"):
+            raise InputError(f"format={format!r} applies to files, not to an in-memory array")
+        return Triplets.from_array(source, n_objects=n_objects)
+    path, name = resolve_source(source)
+    if name is not None and BUNDLED[name].kind != "triplets":
+        raise InputError(f"bundled data set {name!r} is not a triplet set (it is {BUNDLED[name].kind})")
+    where = name if name is not None else str(path)
+    fmt = _resolve_format(format, path, name)
+    if fmt == "npy":
+        arr = _read_npy(path, where)
+        row_of = _row_plain
+        desc = "NumPy .npy array (N x 3): 0-based indices, odd one out in column 3 (as stored)"
+    else:
+        arr, fmt, row_of, desc = _read_text_triplets(path, fmt, auto=format == "auto")
+    if fmt == "raw":
+        arr, n, desc = _from_raw(arr, path, row_of, n_objects, sortindex)
+        note = f"n_objects = {n} (" + ("given)" if n_objects is not None else "length of the sortindex)")
+    else:
+        if sortindex is not None:
+            raise InputError(f"{where}: sortindex applies to the raw format only, not to {fmt}")
+        things = n_objects is None and (name is not None or fmt == "things-validation")
+        n = _validate(arr, THINGS_N_OBJECTS if things else n_objects, where, row_of)
+        note = _n_note(n_objects, n, things=things)
+    if name is not None:
+        desc = f"bundled {name!r}: " + desc
+    out = np.ascontiguousarray(arr, dtype=np.int32)
+    return Triplets(out, n, where, sha256_file(path), f"{desc}; {note}")
+
+
+def _resolve_format(format: str, path: Path, name: str | None) -> str:
+    """The concrete format of a file: from ``format=`` or, for auto, the extension."""
+    ext = path.suffix.lower()
+    if name is not None:  # bundled triplets are stored as .npy
+        if format not in ("auto", "npy"):
+            raise InputError(f"bundled {name!r} is stored as .npy; format={format!r} does not apply")
+        return "npy"
+    if format != "auto":
+        return format
+    if ext == ".npy":
+        return "npy"
+    if ext in _TEXT_EXTENSIONS:
+        return "text"
+    raise FormatError(
+        f"{path}: unknown triplet file extension {ext or '(none)'!r}; expected .npy or "
+        f"text ({', '.join(_TEXT_EXTENSIONS)}), or pass format="
+    )
+
+
+def _read_text_triplets(path: Path, fmt: str, *, auto: bool) -> tuple[np.ndarray, str, Any, str]:
+    """Read a text triplet file; return (int array, concrete format, row mapper, description).
+
+    The array has the file's columns except for ``things-validation``, whose
+    columns are already reordered to ``img1, img2, ooo``; raw rows keep their 5
+    columns for :func:`_from_raw`.
+    """
+    arr, header, skip, delim = _read_text(path)
+    row_of = _text_row_mapper(path, skip)
+    ncol = arr.shape[1]
+    lower = [h.strip().lower() for h in header] if header else []
+    is_validation = {"img1", "img2", "ooo"} <= set(lower)
+    if fmt == "things-validation" and not is_validation:
+        raise FormatError(f"{path}: THINGS validation format needs the header img1,img2,ooo")
+    if fmt == "things-validation" or (auto and is_validation):
+        arr = arr[:, [lower.index("img1"), lower.index("img2"), lower.index("ooo")]]
+        desc = (
+            "THINGS validationset.csv (header img1,img2,ooo): 0-based canonical indices, "
+            "odd one out = column ooo, placed last"
+        )
+        return arr, "things-validation", row_of, desc
+    if fmt == "raw" or (auto and ncol == 5):
+        if ncol != 5:
+            raise FormatError(
+                f"{path}: raw format needs 5 columns (3 indices, chosen position, batch id), "
+                f"found {ncol}"
+            )
+        pos = arr[:, 3]
+        bad = np.flatnonzero((pos < 1) | (pos > 3))
+        if bad.size:
+            r = int(bad[0])
+            if auto:
+                raise FormatError(
+                    f"{path}: row {row_of(r)}: 5 columns but column 4 ({pos[r]}) is not a chosen "
+                    "position 1-3, so this is neither a 3-column triplet file nor the raw format"
+                )
+            raise DataError(f"{path}: row {row_of(r)}: chosen position {pos[r]} is not 1, 2 or 3")
+        return arr, "raw", row_of, "raw"
+    if ncol != 3:
+        raise FormatError(
+            f"{path}: row {row_of(0)}: expected 3 columns (i j odd), or 5 for the raw format, "
+            f"found {ncol}"
+        )
+    sep = "comma" if delim == "," else "whitespace"
+    hdr = ", header skipped" if header else ""
+    desc = f"text, {sep} separated (N x 3{hdr}): 0-based indices, odd one out in column 3 (as stored)"
+    return arr, fmt, row_of, desc
+
+
+# ---------------------------------------------------------------------------
+# helpers
+
+
+def _n_note(given: int | None, n: int, things: bool = False) -> str:
+    if given is not None:
+        return f"n_objects = {n} (given)"
+    if things:
+        return f"n_objects = {n} (THINGS)"
+    return f"n_objects = {n} (largest index + 1)"
+
+
+def _row_plain(k: int) -> int:
+    return k + 1
+
+
+def _as_int(a: np.ndarray, where: str) -> np.ndarray:
+    """Integer indices: signed ints as they are (no copy), others cast to int64.
+
+    Refuses non-numeric data and non-integral values.
+    """
+    if a.dtype.kind == "i":
+        return a
+    if a.dtype.kind == "u":
+        if a.size and int(a.max()) > np.iinfo(np.int64).max:
+            raise DataError(f"{where}: index too large for int64")
+        return a.astype(np.int64)
+    if a.dtype.kind == "f":
+        finite = np.isfinite(a)
+        integral = finite & (a == np.round(np.where(finite, a, 0)))
+        if not integral.all():
+            bad = np.argwhere(~integral.reshape(a.shape[0], -1))[0]
+            r, c = int(bad[0]), int(bad[1])
+            value = a.reshape(a.shape[0], -1)[r, c]
+            raise DataError(f"{where}: row {r + 1}: value {value!r} in column {c + 1} is not an integer")
+        return a.astype(np.int64)
+    raise FormatError(f"{where}: expected integer object indices, got dtype {a.dtype}")
+
+
+def _validate(
+    arr: np.ndarray, n_objects: int | None, where: str, row_of: Any
+) -> int:
+    """Check shape, range and repeats of an int64 (N, 3) array; return n_objects."""
+    if arr.ndim != 2 or arr.shape[1] != 3:
+        raise FormatError(f"{where}: expected an (N, 3) triplet array, got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise FormatError(f"{where}: no triplets (empty)")
+    neg = arr < 0
+    if neg.any():
+        r = int(np.flatnonzero(neg.any(axis=1))[0])
+        raise DataError(f"{where}: row {row_of(r)}: negative object index in {arr[r].tolist()}")
+    hi = int(arr.max())
+    if n_objects is None:
+        n = hi + 1
+        if n > np.iinfo(np.int32).max:
+            r = int(np.flatnonzero(arr.max(axis=1) == hi)[0])
+            raise DataError(f"{where}: row {row_of(r)}: object index {hi} does not fit int32")
+    else:
+        n = int(n_objects)
+        if not 3 <= n <= np.iinfo(np.int32).max:
+            raise InputError(f"n_objects must be between 3 and 2**31 - 1, got {n}")
+        if hi >= n:
+            r = int(np.flatnonzero((arr >= n).any(axis=1))[0])
+            raise DataError(
+                f"{where}: row {row_of(r)}: object index out of range in {arr[r].tolist()} "
+                f"(n_objects = {n}, valid 0..{n - 1})"
+            )
+    rep = (arr[:, 0] == arr[:, 1]) | (arr[:, 0] == arr[:, 2]) | (arr[:, 1] == arr[:, 2])
+    if rep.any():
+        r = int(np.flatnonzero(rep)[0])
+        raise DataError(f"{where}: row {row_of(r)}: an object repeats within the triplet {arr[r].tolist()}")
+    return n
+
+
+def _read_npy(path: Path, where: str) -> np.ndarray:
+    try:
+        a = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise FormatError(f"{where}: not a plain numeric .npy array ({exc})") from None
+    except OSError as exc:
+        raise FormatError(f"{where}: not a readable .npy file ({exc})") from None
+    if not isinstance(a, np.ndarray):
+        raise FormatError(f"{where}: expected one array in a .npy file")
+    if a.ndim != 2 or a.shape[1] != 3:
+        raise FormatError(f"{where}: expected an (N, 3) triplet array, got shape {a.shape}")
+    if a.shape[0] == 0:
+        raise FormatError(f"{where}: no triplets (empty)")
+    return _as_int(a, where)
+
+
+def _data_lines(path: Path) -> Generator[tuple[int, str], None, None]:
+    """Yield ``(1-based line number, content)`` of non-blank, non-comment lines."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            content = line.split("#", 1)[0].strip()
+            if content:
+                yield lineno, content
+
+
+def _tokens(content: str, delim: str | None) -> list[str]:
+    if delim is None:
+        return content.split()
+    return [t.strip() for t in content.split(delim)]
+
+
+def _read_text(path: Path) -> tuple[np.ndarray, list[str] | None, int, str | None]:
+    """Parse an integer table; return (int64 array, header tokens, lines to skip, delimiter)."""
+    lines = _data_lines(path)
+    first = next(lines, None)
+    if first is None:
+        raise FormatError(f"{path}: empty file (no triplets)")
+    lineno, content = first
+    delim = "," if "," in content else None
+    toks = _tokens(content, delim)
+    header: list[str] | None = None
+    skip = 0
+    if not any(_NUMBER.match(t) for t in toks):
+        header, skip = toks, lineno
+        second = next(lines, None)
+        if second is None:
+            raise FormatError(f"{path}: only a header line, no triplets")
+        delim = "," if "," in second[1] else delim
+    lines.close()
+    try:
+        arr = np.loadtxt(path, dtype=np.int64, delimiter=delim, skiprows=skip, ndmin=2, comments="#")
+    except ValueError as exc:
+        _diagnose_text(path, delim, skip)
+        raise FormatError(f"{path}: cannot be read as an integer table ({exc})") from None
+    if arr.shape[0] == 0:
+        raise FormatError(f"{path}: empty file (no triplets)")
+    return arr, header, skip, delim
+
+
+def _diagnose_text(path: Path, delim: str | None, skip: int) -> None:
+    """Find the first bad line of a text table and raise an error naming it."""
+    ncol: int | None = None
+    for lineno, content in _data_lines(path):
+        if lineno <= skip:
+            continue
+        toks = _tokens(content, delim)
+        if ncol is None:
+            ncol = len(toks)
+        elif len(toks) != ncol:
+            raise FormatError(
+                f"{path}: row {lineno}: found {len(toks)} columns, expected {ncol} like the first row"
+            )
+        for col, tok in enumerate(toks, start=1):
+            if not _INT.match(tok):
+                kind = "non-numeric" if not _NUMBER.match(tok) else "non-integer"
+                cls = FormatError if kind == "non-numeric" else DataError
+                raise cls(f"{path}: row {lineno}: {kind} value {tok!r} in column {col}")
+
+
+def _text_row_mapper(path: Path, skip: int) -> Any:
+    """Map a 0-based record index to its 1-based line in the file (computed on error only)."""
+
+    def row_of(k: int) -> int:
+        count = -1
+        for lineno, _ in _data_lines(path):
+            if lineno <= skip:
+                continue
+            count += 1
+            if count == k:
+                return lineno
+        return k + 1 + skip
+
+    return row_of
+
+
+def _from_raw(
+    arr: np.ndarray, path: Path, row_of: Any, n_objects: int | None, sortindex: Any
+) -> tuple[np.ndarray, int, str]:
+    """Convert raw-format rows (1-based raw indices, chosen position) to canonical triplets."""
+    if sortindex is None:
+        if n_objects is not None and int(n_objects) != THINGS_N_OBJECTS:
+            raise FormatError(
+                f"{path}: raw format with n_objects = {n_objects} needs a sortindex "
+                f"(the bundled one is for the {THINGS_N_OBJECTS} THINGS objects)"
+            )
+        perm = load_sortindex("things-sortindex")
+        which = f"the bundled THINGS sortindex ({bundled_path('things-sortindex').name})"
+    else:
+        perm = load_sortindex(sortindex)
+        which = (
+            f"the sortindex {sortindex}" if isinstance(sortindex, (str, os.PathLike))
+            else "the given sortindex"
+        )
+    n = perm.size
+    if n_objects is not None and int(n_objects) != n:
+        raise MismatchError(f"{path}: n_objects = {n_objects} but the sortindex has {n} entries")
+    idx = arr[:, :3]
+    bad = (idx < 1) | (idx > n)
+    if bad.any():
+        r = int(np.flatnonzero(bad.any(axis=1))[0])
+        raise DataError(
+            f"{path}: row {row_of(r)}: raw object index out of range in {idx[r].tolist()} "
+            f"(1-based, valid 1..{n})"
+        )
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[perm] = np.arange(n, dtype=np.int64)
+    canon = inverse[idx - 1]
+    order = _ODD_LAST[arr[:, 3] - 1]
+    out = np.take_along_axis(canon, order, axis=1)
+    _validate(out, n, str(path), row_of)
+    desc = (
+        "raw VICE format: 1-based raw order, chosen position column, canonical via sortindex "
+        f"({which}; canonical c = raw r where sortindex[c] == r); the chosen odd one out moved "
+        "last, the other two kept in order; batch id column ignored"
+    )
+    return out, n, desc
