@@ -34,6 +34,7 @@ setup(
         "zarr>=3.0",
         "click>=8.1",
         "tqdm>=4.64",
+        "matplotlib>=3.7",
         "torch>=2.1",
         "torchvision>=0.16",
     ],

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "probe": "alignkit.commands.probe:probe",
     "data": "alignkit.commands.data:data",
     "demo": "alignkit.commands.demo:demo",
+    "report": "alignkit.commands.report:report",
 }
 
 

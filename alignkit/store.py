@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -361,11 +362,15 @@ class EmbeddingStore:
     def entries(self) -> list[tuple[str, str]]:
         """All (model, layer) pairs of the store, complete or not, sorted."""
         out: list[tuple[str, str]] = []
-        for _, model_group in self._root.groups():
-            for _, layer_group in model_group.groups():
-                meta = _meta(layer_group)
-                if meta is not None and meta.get("kind") == ENTRY_KIND:
-                    out.append((str(meta["model"]), str(meta["layer"])))
+        with warnings.catch_warnings():
+            # the results table (results.jsonl) sits beside the groups; zarr
+            # warns about any file it does not know when listing members
+            warnings.filterwarnings("ignore", message=r".*results\.jsonl.*")
+            for _, model_group in self._root.groups():
+                for _, layer_group in model_group.groups():
+                    meta = _meta(layer_group)
+                    if meta is not None and meta.get("kind") == ENTRY_KIND:
+                        out.append((str(meta["model"]), str(meta["layer"])))
         return sorted(out)
 
     def has(self, model: str, layer: str) -> bool:
