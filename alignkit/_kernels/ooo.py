@@ -1,0 +1,372 @@
+"""Odd-one-out kernels: triplet similarities, choices, accuracy counts and log-likelihoods.
+
+A triplet row ``i j k`` means the human chose ``k`` as the odd one out, so ``(i, j)`` is the
+pair the human judged most similar. Its pair similarities are taken in the fixed order
+``[s_ij, s_ik, s_jk]``. The model's odd one out is the item outside the most similar pair and
+is reported as a position in the row: pair ``(i, j)`` most similar -> ``2``, ``(i, k)`` ->
+``1``, ``(j, k)`` -> ``0``; the model agrees with the human when the choice is ``2``.
+
+Tie rules (a tie = the maximum similarity attained by two or three pairs, exact float64
+equality):
+
+* ``"wrong"`` (the paper): a tie gives choice ``-1``, counted as wrong.
+* ``"first"`` (Brain-Score): the first maximum in the order ``[s_ij, s_ik, s_jk]``.
+
+Every function takes either a similarity matrix ``S`` (``n x n``, float32/float64, e.g. from
+:func:`alignkit._kernels.similarity.gram`) together with the triplets ``T``, or, with
+``T=None``, precomputed per-triplet similarities ``sims`` ``(N, 3)`` (the direct path).
+Triplets may be int16, int32 or int64 and are never copied. All kernels run in parallel
+(``prange``) and give the same result for any number of threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from alignkit._kernels.similarity import check_triplets
+
+__all__ = [
+    "TIE_RULES",
+    "triplet_sims",
+    "ooo_choices",
+    "ooo_correct",
+    "ooo_counts",
+    "ooo_choices_sims",
+    "ooo_correct_sims",
+    "ooo_counts_sims",
+    "choice_logprobs",
+    "choice_logprobs_sims",
+    "triplet_nll",
+    "triplet_nll_sims",
+]
+
+TIE_RULES = ("wrong", "first")
+_BLOCK = 1 << 14  # fixed reduction block: float sums do not depend on the thread count
+
+
+def _tie_mode(ties: str) -> int:
+    if ties not in TIE_RULES:
+        raise ValueError(f"unknown tie rule {ties!r}; choose one of {', '.join(TIE_RULES)}")
+    return 0 if ties == "wrong" else 1
+
+
+@njit(cache=True, inline="always")
+def _choice(a: float, b: float, c: float, mode: int) -> int:
+    """Position of the odd one out for pair similarities ``a=s_ij, b=s_ik, c=s_jk``."""
+    if mode == 0:
+        if a > b and a > c:
+            return 2
+        if b > a and b > c:
+            return 1
+        if c > a and c > b:
+            return 0
+        return -1
+    if a >= b and a >= c:
+        return 2
+    if b >= c:
+        return 1
+    return 0
+
+
+@njit(cache=True, inline="always")
+def _is_tie(a: float, b: float, c: float) -> bool:
+    m = max(a, max(b, c))
+    return (a == m) + (b == m) + (c == m) > 1
+
+
+@njit(cache=True, inline="always")
+def _gather(S: np.ndarray, T: np.ndarray, t: int) -> tuple[float, float, float]:
+    i = np.int64(T[t, 0])
+    j = np.int64(T[t, 1])
+    k = np.int64(T[t, 2])
+    return np.float64(S[i, j]), np.float64(S[i, k]), np.float64(S[j, k])
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _gather_kernel(S: np.ndarray, T: np.ndarray) -> np.ndarray:
+    N = T.shape[0]
+    out = np.empty((N, 3), dtype=np.float64)
+    for t in prange(N):
+        a, b, c = _gather(S, T, t)
+        out[t, 0] = a
+        out[t, 1] = b
+        out[t, 2] = c
+    return out
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _scan_kernel(S: np.ndarray, T: np.ndarray, mode: int, out: np.ndarray) -> tuple[int, int]:
+    """Counts ``(n_correct, n_ties)``; also writes the choices when ``out`` is not empty."""
+    write = out.shape[0] > 0
+    n_correct = 0
+    n_ties = 0
+    for t in prange(T.shape[0]):
+        a, b, c = _gather(S, T, t)
+        choice = _choice(a, b, c, mode)
+        if write:
+            out[t] = choice
+        n_correct += choice == 2
+        n_ties += _is_tie(a, b, c)
+    return n_correct, n_ties
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _scan_sims_kernel(sims: np.ndarray, mode: int, out: np.ndarray) -> tuple[int, int]:
+    """:func:`_scan_kernel` over precomputed similarities ``(N, 3)``."""
+    write = out.shape[0] > 0
+    n_correct = 0
+    n_ties = 0
+    for t in prange(sims.shape[0]):
+        a = sims[t, 0]
+        b = sims[t, 1]
+        c = sims[t, 2]
+        choice = _choice(a, b, c, mode)
+        if write:
+            out[t] = choice
+        n_correct += choice == 2
+        n_ties += _is_tie(a, b, c)
+    return n_correct, n_ties
+
+
+@njit(cache=True, inline="always")
+def _log_softmax3(a: float, b: float, c: float, temp: float) -> tuple[float, float, float]:
+    """Stable ``log softmax(temp * [a, b, c])``: max-subtracted, ``log1p`` of the rest."""
+    x0 = temp * a
+    x1 = temp * b
+    x2 = temp * c
+    if x0 >= x1 and x0 >= x2:
+        m = x0
+        rest = np.exp(x1 - m) + np.exp(x2 - m)
+    elif x1 >= x2:
+        m = x1
+        rest = np.exp(x0 - m) + np.exp(x2 - m)
+    else:
+        m = x2
+        rest = np.exp(x0 - m) + np.exp(x1 - m)
+    lse = np.log1p(rest)
+    return (x0 - m) - lse, (x1 - m) - lse, (x2 - m) - lse
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _logprob_kernel(S: np.ndarray, T: np.ndarray, temp: float, out: np.ndarray) -> float:
+    """Mean of ``-logprob[:, 0]``; also writes all log-probabilities when ``out`` is not empty.
+
+    The sum runs in fixed blocks, so it does not depend on the number of threads.
+    """
+    N = T.shape[0]
+    write = out.shape[0] > 0
+    n_blocks = (N + _BLOCK - 1) // _BLOCK
+    partial = np.zeros(n_blocks)
+    for blk in prange(n_blocks):
+        acc = 0.0
+        for t in range(blk * _BLOCK, min(N, (blk + 1) * _BLOCK)):
+            a, b, c = _gather(S, T, t)
+            l0, l1, l2 = _log_softmax3(a, b, c, temp)
+            if write:
+                out[t, 0] = l0
+                out[t, 1] = l1
+                out[t, 2] = l2
+            acc -= l0
+        partial[blk] = acc
+    total = 0.0
+    for blk in range(n_blocks):
+        total += partial[blk]
+    return total / N if N > 0 else np.nan
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _logprob_sims_kernel(sims: np.ndarray, temp: float, out: np.ndarray) -> float:
+    """:func:`_logprob_kernel` over precomputed similarities ``(N, 3)``."""
+    N = sims.shape[0]
+    write = out.shape[0] > 0
+    n_blocks = (N + _BLOCK - 1) // _BLOCK
+    partial = np.zeros(n_blocks)
+    for blk in prange(n_blocks):
+        acc = 0.0
+        for t in range(blk * _BLOCK, min(N, (blk + 1) * _BLOCK)):
+            l0, l1, l2 = _log_softmax3(sims[t, 0], sims[t, 1], sims[t, 2], temp)
+            if write:
+                out[t, 0] = l0
+                out[t, 1] = l1
+                out[t, 2] = l2
+            acc -= l0
+        partial[blk] = acc
+    total = 0.0
+    for blk in range(n_blocks):
+        total += partial[blk]
+    return total / N if N > 0 else np.nan
+
+
+def _check_S(S: np.ndarray) -> np.ndarray:
+    S = np.asarray(S)
+    if S.ndim != 2 or S.shape[0] != S.shape[1]:
+        raise ValueError(f"the similarity matrix must be square (n, n), got shape {S.shape}")
+    if S.dtype not in (np.float32, np.float64):
+        S = S.astype(np.float64)
+    return S
+
+
+def _check_sims(sims: np.ndarray) -> np.ndarray:
+    sims = np.asarray(sims)
+    if sims.ndim != 2 or sims.shape[1] != 3:
+        raise ValueError(f"triplet similarities must be an (N, 3) array, got shape {sims.shape}")
+    if sims.dtype not in (np.float32, np.float64):
+        sims = sims.astype(np.float64)
+    return sims
+
+
+def _inputs(S: np.ndarray, T: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    if T is None:
+        return _check_sims(S), None
+    S = _check_S(S)
+    return S, check_triplets(T, S.shape[0])
+
+
+def _scan(S: np.ndarray, T: np.ndarray | None, mode: int, out: np.ndarray) -> tuple[int, int]:
+    if (S.shape[0] if T is None else T.shape[0]) == 0:
+        return 0, 0
+    if T is None:
+        n_correct, n_ties = _scan_sims_kernel(S, mode, out)
+    else:
+        n_correct, n_ties = _scan_kernel(S, T, mode, out)
+    return int(n_correct), int(n_ties)
+
+
+def _logprob(S: np.ndarray, T: np.ndarray | None, temperature: float, out: np.ndarray) -> float:
+    if (S.shape[0] if T is None else T.shape[0]) == 0:
+        return float("nan")
+    if T is None:
+        return float(_logprob_sims_kernel(S, temperature, out))
+    return float(_logprob_kernel(S, T, temperature, out))
+
+
+def triplet_sims(S: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """Gather ``[s_ij, s_ik, s_jk]`` for every triplet from a similarity matrix.
+
+    Args:
+        S: ``(n, n)`` similarity matrix (float32 or float64).
+        T: triplets ``(N, 3)``, int16/int32/int64, 0-based, odd one out last.
+
+    Returns:
+        float64 ``(N, 3)``.
+    """
+    S, T = _inputs(S, T)
+    return _gather_kernel(S, T)
+
+
+def ooo_choices(S: np.ndarray, T: np.ndarray | None, ties: str = "wrong") -> np.ndarray:
+    """The model's odd one out per triplet, as a position ``0``, ``1``, ``2`` (``-1``: tie).
+
+    Args:
+        S: similarity matrix ``(n, n)``, or per-triplet similarities ``(N, 3)`` when ``T``
+            is None.
+        T: triplets ``(N, 3)`` or None.
+        ties: ``"wrong"`` (ties give ``-1``) or ``"first"`` (first maximum).
+
+    Returns:
+        int8 ``(N,)``.
+
+    Example:
+        >>> import numpy as np
+        >>> S = np.array([[1.0, 0.9, 0.1], [0.9, 1.0, 0.2], [0.1, 0.2, 1.0]])
+        >>> ooo_choices(S, np.array([[0, 1, 2], [2, 0, 1]])).tolist()
+        [2, 0]
+    """
+    mode = _tie_mode(ties)
+    S, T = _inputs(S, T)
+    out = np.empty(S.shape[0] if T is None else T.shape[0], dtype=np.int8)
+    _scan(S, T, mode, out)
+    return out
+
+
+def ooo_correct(S: np.ndarray, T: np.ndarray | None, ties: str = "wrong") -> np.ndarray:
+    """Per-triplet agreement with the human (choice == 2) as uint8 ``(N,)`` of 0/1.
+
+    Arguments as in :func:`ooo_choices`.
+    """
+    return (ooo_choices(S, T, ties) == 2).view(np.uint8)
+
+
+def ooo_counts(S: np.ndarray, T: np.ndarray | None, ties: str = "wrong") -> tuple[int, int]:
+    """Number of triplets the model gets right and number of ties, in one fused pass.
+
+    Ties (the maximum attained by two or three pairs) are counted under both tie rules;
+    under ``"first"`` some of them can still count as correct. No per-triplet array is
+    allocated. Arguments as in :func:`ooo_choices`.
+
+    Returns:
+        ``(n_correct, n_ties)``; ``(0, 0)`` for no triplets.
+    """
+    mode = _tie_mode(ties)
+    S, T = _inputs(S, T)
+    return _scan(S, T, mode, np.empty(0, dtype=np.int8))
+
+
+def ooo_choices_sims(sims: np.ndarray, ties: str = "wrong") -> np.ndarray:
+    """:func:`ooo_choices` from per-triplet similarities ``(N, 3)``."""
+    return ooo_choices(sims, None, ties)
+
+
+def ooo_correct_sims(sims: np.ndarray, ties: str = "wrong") -> np.ndarray:
+    """:func:`ooo_correct` from per-triplet similarities ``(N, 3)``."""
+    return ooo_correct(sims, None, ties)
+
+
+def ooo_counts_sims(sims: np.ndarray, ties: str = "wrong") -> tuple[int, int]:
+    """:func:`ooo_counts` from per-triplet similarities ``(N, 3)``."""
+    return ooo_counts(sims, None, ties)
+
+
+def _check_temperature(temperature: float) -> float:
+    temperature = float(temperature)
+    if not np.isfinite(temperature):
+        raise ValueError(f"the temperature must be finite, got {temperature}")
+    return temperature
+
+
+def choice_logprobs(S: np.ndarray, T: np.ndarray | None, temperature: float = 1.0) -> np.ndarray:
+    """Log choice probabilities ``log softmax(temperature * [s_ij, s_ik, s_jk])`` per triplet.
+
+    Column 0 is the log-probability that ``(i, j)`` is the most similar pair (the human's
+    choice), i.e. that ``k`` is the odd one out. Computed stably (maximum subtracted,
+    ``log1p`` of the remaining terms), finite whenever ``temperature * s`` is.
+
+    Args:
+        S: similarity matrix ``(n, n)``, or per-triplet similarities ``(N, 3)`` when ``T``
+            is None.
+        T: triplets ``(N, 3)`` or None.
+        temperature: the inverse temperature multiplying the similarities.
+
+    Returns:
+        float64 ``(N, 3)``.
+    """
+    temperature = _check_temperature(temperature)
+    S, T = _inputs(S, T)
+    out = np.empty((S.shape[0] if T is None else T.shape[0], 3), dtype=np.float64)
+    _logprob(S, T, temperature, out)
+    return out
+
+
+def choice_logprobs_sims(sims: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """:func:`choice_logprobs` from per-triplet similarities ``(N, 3)``."""
+    return choice_logprobs(sims, None, temperature)
+
+
+def triplet_nll(S: np.ndarray, T: np.ndarray | None, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood of the human choices, ``mean(-choice_logprobs[:, 0])``.
+
+    Fused (no per-triplet array) and summed in fixed blocks, so the value does not depend
+    on the number of threads. Arguments as in :func:`choice_logprobs`.
+
+    Returns:
+        The mean NLL in nats; ``nan`` for no triplets.
+    """
+    temperature = _check_temperature(temperature)
+    S, T = _inputs(S, T)
+    return _logprob(S, T, temperature, np.empty((0, 3), dtype=np.float64))
+
+
+def triplet_nll_sims(sims: np.ndarray, temperature: float = 1.0) -> float:
+    """:func:`triplet_nll` from per-triplet similarities ``(N, 3)``."""
+    return triplet_nll(sims, None, temperature)

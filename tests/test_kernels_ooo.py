@@ -1,0 +1,289 @@
+"""Similarity and odd-one-out kernels against plain numpy / scipy references."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytest
+import scipy.special
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alignkit._kernels import ooo
+from alignkit._kernels import similarity as ksim
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SIMS = ("dot", "cosine", "euclidean", "correlation")
+INT_TYPES = (np.int16, np.int32, np.int64)
+FAST = settings(max_examples=50, deadline=None)
+
+
+# ----------------------------------------------------------------------------- references
+def ref_gram(X: np.ndarray, similarity: str) -> np.ndarray:
+    """Pairwise similarities by a plain double loop over rows."""
+    X = np.asarray(X, dtype=np.float64)
+    n = X.shape[0]
+    S = np.zeros((n, n))
+    for a in range(n):
+        for b in range(n):
+            x, y = X[a], X[b]
+            if similarity == "dot":
+                S[a, b] = x @ y
+            elif similarity == "euclidean":
+                S[a, b] = -np.linalg.norm(x - y)
+            else:
+                if similarity == "correlation":
+                    x, y = x - x.mean(), y - y.mean()
+                nx, ny = np.linalg.norm(x), np.linalg.norm(y)
+                S[a, b] = 0.0 if nx == 0 or ny == 0 else (x @ y) / (nx * ny)
+    return S
+
+
+def ref_sims(S: np.ndarray, T: np.ndarray) -> np.ndarray:
+    i, j, k = T[:, 0], T[:, 1], T[:, 2]
+    return np.stack([S[i, j], S[i, k], S[j, k]], axis=1).astype(np.float64)
+
+
+def ref_choices(sims: np.ndarray, ties: str) -> np.ndarray:
+    out = np.empty(len(sims), dtype=np.int8)
+    for t, row in enumerate(sims):
+        m = row.max()
+        if ties == "wrong" and np.count_nonzero(row == m) > 1:
+            out[t] = -1
+        else:
+            out[t] = 2 - int(np.flatnonzero(row == m)[0])  # pair 0 -> 2, 1 -> 1, 2 -> 0
+    return out
+
+
+def random_triplets(rng: np.random.Generator, n: int, N: int, dtype=np.int64) -> np.ndarray:
+    T = np.array([rng.choice(n, 3, replace=False) for _ in range(N)], dtype=np.int64)
+    return T.reshape(N, 3).astype(dtype)
+
+
+@st.composite
+def tie_cases(draw):
+    """Integer-valued symmetric S (many exact ties), triplets, index dtype, tie rule."""
+    n = draw(st.integers(3, 9))
+    N = draw(st.integers(0, 60))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    A = rng.integers(-2, 3, size=(n, n)).astype(np.float64)
+    S = np.triu(A) + np.triu(A, 1).T
+    T = random_triplets(rng, n, N, draw(st.sampled_from(INT_TYPES)))
+    return S, T, draw(st.sampled_from(["wrong", "first"]))
+
+
+# ----------------------------------------------------------------------------- choices
+@FAST
+@given(tie_cases())
+def test_choices_counts_correct_match_reference(case):
+    S, T, ties = case
+    expected = ref_choices(ref_sims(S, T), ties)
+    got = ooo.ooo_choices(S, T, ties)
+    assert got.dtype == np.int8
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(ooo.ooo_correct(S, T, ties), (expected == 2).astype(np.uint8))
+    sims = ref_sims(S, T)
+    n_ties = sum(np.count_nonzero(row == row.max()) > 1 for row in sims)
+    assert ooo.ooo_counts(S, T, ties) == (int(np.count_nonzero(expected == 2)), n_ties)
+    # the same through precomputed similarities (the direct path's entry point)
+    np.testing.assert_array_equal(ooo.ooo_choices(sims, None, ties), expected)
+    np.testing.assert_array_equal(ooo.ooo_choices_sims(sims, ties), expected)
+    assert ooo.ooo_counts_sims(sims, ties) == ooo.ooo_counts(S, T, ties)
+    np.testing.assert_array_equal(ooo.ooo_correct_sims(sims, ties), ooo.ooo_correct(S, T, ties))
+    np.testing.assert_array_equal(ooo.triplet_sims(S, T), sims)
+
+
+@pytest.mark.parametrize(
+    ("row", "wrong", "first"),
+    [
+        ([3.0, 1.0, 2.0], 2, 2),
+        ([1.0, 3.0, 2.0], 1, 1),
+        ([1.0, 2.0, 3.0], 0, 0),
+        ([3.0, 3.0, 1.0], -1, 2),
+        ([1.0, 3.0, 3.0], -1, 1),
+        ([3.0, 1.0, 3.0], -1, 2),
+        ([2.0, 2.0, 2.0], -1, 2),
+        ([-0.0, 0.0, -1.0], -1, 2),
+    ],
+)
+def test_choice_rule_by_hand(row, wrong, first):
+    sims = np.array([row])
+    assert ooo.ooo_choices_sims(sims, "wrong")[0] == wrong
+    assert ooo.ooo_choices_sims(sims, "first")[0] == first
+    assert ooo.ooo_counts_sims(sims, "first")[1] == (wrong == -1)
+
+
+def test_duplicated_rows_tie_on_both_paths():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(6, 4)).astype(np.float32)
+    X[4] = X[1]
+    X[5] = X[1]  # objects 1, 4 and 5 are identical: all their pair similarities tie
+    T = np.array([[1, 4, 5], [5, 1, 4], [4, 5, 1], [0, 2, 3]], dtype=np.int32)
+    for sim in SIMS:
+        S = ksim.gram(X, sim)
+        direct = ksim.triplet_sims_direct(X, T, sim)
+        for src, tri in ((S, T), (direct, None)):
+            np.testing.assert_array_equal(ooo.ooo_choices(src, tri, "wrong")[:3], -1)
+            np.testing.assert_array_equal(ooo.ooo_choices(src, tri, "first")[:3], 2)
+            assert ooo.ooo_counts(src, tri, "wrong")[1] == 3
+            assert ooo.ooo_counts(src, tri, "first") == (3 + (ooo.ooo_choices(src, tri)[3] == 2), 3)
+
+
+def test_empty_and_three_objects():
+    S = np.array([[1.0, 0.5, 0.2], [0.5, 1.0, 0.1], [0.2, 0.1, 1.0]])
+    for dtype in INT_TYPES:
+        E = np.zeros((0, 3), dtype=dtype)
+        assert ooo.ooo_choices(S, E).shape == (0,)
+        assert ooo.ooo_correct(S, E).shape == (0,)
+        assert ooo.ooo_counts(S, E, "first") == (0, 0)
+        assert ooo.triplet_sims(S, E).shape == (0, 3)
+        assert ooo.choice_logprobs(S, E).shape == (0, 3)
+        assert np.isnan(ooo.triplet_nll(S, E))
+        T = np.array([[0, 1, 2], [2, 0, 1], [1, 2, 0]], dtype=dtype)
+        np.testing.assert_array_equal(ooo.ooo_choices(S, T), [2, 0, 1])
+    assert ooo.ooo_counts_sims(np.zeros((0, 3))) == (0, 0)
+    X = np.eye(3)
+    assert ksim.triplet_sims_direct(X, np.zeros((0, 3), np.int16), "cosine").shape == (0, 3)
+
+
+def test_bad_arguments():
+    S = np.eye(4)
+    with pytest.raises(ValueError, match="tie rule"):
+        ooo.ooo_counts(S, np.array([[0, 1, 2]]), "random")
+    with pytest.raises(ValueError, match="out of range"):
+        ooo.ooo_counts(S, np.array([[0, 1, 4]]))
+    with pytest.raises(ValueError, match="out of range"):
+        ooo.ooo_choices(S, np.array([[0, -1, 2]], dtype=np.int16))
+    with pytest.raises(ValueError, match=r"\(N, 3\)"):
+        ooo.ooo_counts(S, np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="square"):
+        ooo.ooo_counts(np.ones((3, 4)), np.array([[0, 1, 2]]))
+    with pytest.raises(ValueError, match="unknown similarity"):
+        ksim.gram(S, "manhattan")
+
+
+# ----------------------------------------------------------------------------- similarities
+@FAST
+@given(
+    n=st.integers(3, 10),
+    p=st.integers(1, 12),
+    seed=st.integers(0, 2**32 - 1),
+    dtype=st.sampled_from([np.float16, np.float32, np.float64]),
+    similarity=st.sampled_from(SIMS),
+)
+def test_gram_and_direct_match_reference(n, p, seed, dtype, similarity):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p)).astype(dtype)
+    X[rng.integers(n)] = 0.0  # a zero row: cosine / correlation 0 with everything
+    if n > 3:
+        X[rng.integers(n)] = X[rng.integers(n)]
+    ref = ref_gram(X, similarity)
+    S = ksim.gram(X, similarity)
+    assert S.dtype == np.float64 and S.shape == (n, n)
+    np.testing.assert_allclose(S, ref, rtol=1e-12, atol=1e-12 * max(1.0, np.abs(ref).max()))
+    if similarity == "euclidean":
+        np.testing.assert_array_equal(np.diagonal(S), 0.0)
+    T = random_triplets(rng, n, 40, np.int32)
+    direct = ksim.triplet_sims_direct(X, T, similarity)
+    np.testing.assert_allclose(
+        direct, ref_sims(S, T), rtol=1e-12, atol=1e-12 * max(1.0, np.abs(ref).max())
+    )
+
+
+def test_direct_equals_gram_path_on_real_sized_features():
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(300, 97)).astype(np.float32)
+    T = random_triplets(rng, 300, 5000, np.int16)
+    for sim in SIMS:
+        gathered = ooo.triplet_sims(ksim.gram(X, sim), T)
+        direct = ksim.triplet_sims_direct(X, T, sim)
+        scale = np.abs(gathered).max()
+        np.testing.assert_allclose(direct, gathered, rtol=1e-12, atol=1e-13 * scale)
+        S, tri = ksim.triplet_sims_auto(X, T, sim, budget=0)
+        assert tri is None and np.array_equal(S, direct)
+
+
+def test_integer_features_give_identical_counts_on_both_paths():
+    rng = np.random.default_rng(11)
+    X = rng.integers(-2, 3, size=(40, 3)).astype(np.float32)  # many exact ties
+    T = random_triplets(rng, 40, 3000, np.int64)
+    for ties in ("wrong", "first"):
+        via_gram = ooo.ooo_counts(ksim.gram(X, "dot"), T, ties)
+        via_direct = ooo.ooo_counts(ksim.triplet_sims_direct(X, T, "dot"), None, ties)
+        assert via_gram == via_direct
+        assert via_gram[1] > 0
+
+
+def test_gram_budget_helpers():
+    assert ksim.gram_bytes(1854) == 8 * 1854 * 1854
+    assert ksim.use_gram(1854)
+    assert not ksim.use_gram(1854, budget=ksim.gram_bytes(1854) - 1)
+
+
+# ----------------------------------------------------------------------------- log-probabilities
+@FAST
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    scale=st.sampled_from([1e-3, 1.0, 30.0, 1e4, 1e150]),
+    temperature=st.sampled_from([0.0, 0.5, 1.0, 7.0, -2.0]),
+)
+def test_logprobs_and_nll_match_scipy(seed, scale, temperature):
+    rng = np.random.default_rng(seed)
+    n = 8
+    A = rng.normal(size=(n, n)) * scale
+    S = (A + A.T) / 2
+    T = random_triplets(rng, n, 50, np.int32)
+    expected = scipy.special.log_softmax(temperature * ref_sims(S, T), axis=1)
+    got = ooo.choice_logprobs(S, T, temperature)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ooo.choice_logprobs_sims(ref_sims(S, T), temperature), got)
+    nll = ooo.triplet_nll(S, T, temperature)
+    np.testing.assert_allclose(nll, -expected[:, 0].mean(), rtol=1e-12, atol=1e-12)
+    assert ooo.triplet_nll_sims(ref_sims(S, T), temperature) == nll
+
+
+def test_logprobs_finite_for_huge_similarities():
+    sims = np.array([[1e300, -1e300, 0.0], [1e300, 1e300, 1e300], [-5e307, 5e307, 1e-300]])
+    lp = ooo.choice_logprobs_sims(sims, 1.0)
+    assert np.isfinite(lp).all()
+    np.testing.assert_allclose(lp[0], [0.0, -2e300, -1e300])
+    np.testing.assert_allclose(lp[1], np.full(3, -np.log(3.0)))
+    np.testing.assert_allclose(np.exp(lp).sum(axis=1), 1.0)
+
+
+def test_nll_independent_of_thread_count():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(200, 16))
+    T = random_triplets(rng, 200, 70_000, np.int32)
+    S = ksim.gram(X, "cosine")
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = ooo.triplet_nll(S, T, 3.0)
+        numba.set_num_threads(before)
+        many = ooo.triplet_nll(S, T, 3.0)
+    finally:
+        numba.set_num_threads(before)
+    assert one == many
+
+
+# ----------------------------------------------------------------------------- real data
+def test_spose_accuracy_on_real_things_triplets():
+    things = DATA / "things"
+    if not (things / "triplets_test20k_0based_oddlast.txt").is_file():
+        pytest.skip(f"real THINGS data not found under {things}")
+    E = np.loadtxt(things / "spose_embedding_49d_sorted.txt")
+    T = np.loadtxt(things / "triplets_test20k_0based_oddlast.txt", dtype=np.int64)
+    assert T.shape == (20000, 3)
+    for sim, expected in (("dot", 0.63475), ("cosine", 0.6318)):
+        for dtype in INT_TYPES:
+            for ties in ("wrong", "first"):
+                n_correct, n_ties = ooo.ooo_counts(ksim.gram(E, sim), T.astype(dtype), ties)
+                assert n_ties == 0
+                assert n_correct == round(expected * 20000)
+        direct = ksim.triplet_sims_direct(E, T, sim)
+        assert ooo.ooo_counts(direct, None, "wrong") == (round(expected * 20000), 0)
