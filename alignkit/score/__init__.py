@@ -1,0 +1,40 @@
+"""Scoring representations against human judgments (never imports torch).
+
+* :func:`odd_one_out`: zero-shot odd-one-out accuracy with tie rules,
+  bootstrap intervals, the noise-ceiling-normalised score and a per-concept
+  breakdown.
+* :func:`rsa` / :func:`rsa_features`: RSA against human RDMs with permutation
+  tests and bootstrap over stimuli.
+* :func:`score_store_ooo` / :func:`score_store_rsa`: the same over the entries
+  of an embedding store, aligned by stimulus id.
+"""
+
+from alignkit.score._common import CHANCE, THINGS_CEILING, normalised_score
+from alignkit.score.ooo import (
+    ConceptBreakdown,
+    OddOneOutResult,
+    assign_concepts,
+    concept_breakdown,
+    odd_one_out,
+)
+from alignkit.score.rsa import RSAResult, check_rdm, model_rdm, rsa, rsa_features
+from alignkit.score.stores import score_store_ooo, score_store_rsa, triplet_rows_for_entry
+
+__all__ = [
+    "CHANCE",
+    "THINGS_CEILING",
+    "normalised_score",
+    "ConceptBreakdown",
+    "OddOneOutResult",
+    "assign_concepts",
+    "concept_breakdown",
+    "odd_one_out",
+    "RSAResult",
+    "check_rdm",
+    "model_rdm",
+    "rsa",
+    "rsa_features",
+    "score_store_ooo",
+    "score_store_rsa",
+    "triplet_rows_for_entry",
+]

@@ -1,0 +1,124 @@
+"""``alignkit score`` end to end on real data, and its errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from alignkit.cli import cli
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, shared_data):
+    from alignkit.store import EmbeddingStore
+
+    path = tmp_path_factory.mktemp("s") / "s.zarr"
+    spose = np.loadtxt(shared_data / "things" / "spose_embedding_49d_sorted.txt")
+    ids = np.loadtxt(shared_data / "things" / "unique_id.txt", dtype=str)
+    st = EmbeddingStore(str(path), mode="a")
+    st.write("spose", "49d", spose.astype(np.float32), ids)
+    # the same features with their rows shuffled: matching by id must undo it
+    perm = np.random.default_rng(0).permutation(len(ids))
+    st.write("shuffled", "49d", spose[perm].astype(np.float32), ids[perm])
+    return str(path)
+
+
+def test_score_ooo_table_and_json(store):
+    r = run("score", "ooo", store, "--triplets", "things-test20k", "--similarity", "dot")
+    assert r.exit_code == 0, r.output
+    assert r.output.count("0.63475") == 2  # both entries, the shuffled one matched by id
+    r = run("score", "ooo", store, "--triplets", "things-test20k", "--model", "spose",
+            "--format", "json", "--bootstrap", "100")
+    assert r.exit_code == 0, r.output
+    (res,) = json.loads(r.stdout)
+    assert res["accuracy"] == pytest.approx(0.6318)
+    assert res["ci_low"] < res["accuracy"] < res["ci_high"]
+    assert res["provenance"]["similarity"] == "cosine"
+    assert res["provenance"]["triplets"]["checksum"].startswith("sha256:")
+
+
+def test_score_ooo_per_triplet_and_concepts(store, tmp_path):
+    out = tmp_path / "pt.npz"
+    r = run("score", "ooo", store, "--triplets", "things-test20k", "--model", "spose",
+            "--similarity", "dot", "--per-triplet", str(out), "--per-concept", "--format", "csv")
+    assert r.exit_code == 0, r.output
+    z = np.load(out)
+    assert z["spose/49d/choices"].dtype == np.int8
+    assert int(z["spose/49d/correct"].sum()) == 12695
+    assert "food-related" in r.output or "animal-related" in r.output
+
+
+def test_score_rsa_store_and_rdm_vs_rdm(store, tmp_path):
+    r = run("score", "rsa", store, "--rdm", "rdm48", "--rdm-method", "dot", "--format", "json")
+    assert r.exit_code == 0, r.output
+    vals = [x["value"] for x in json.loads(r.stdout)]
+    assert len(vals) == 2 and vals[0] == pytest.approx(vals[1]) and 0.85 < vals[0] < 0.89
+    # RDM vs RDM: the human RDM against itself
+    from alignkit.data import load_rdm
+
+    h = load_rdm("rdm48")
+    np.save(tmp_path / "h.npy", h.matrix)
+    (tmp_path / "ids.txt").write_text("\n".join(h.ids) + "\n")
+    r = run("score", "rsa", str(tmp_path / "h.npy"), "--source-ids", str(tmp_path / "ids.txt"),
+            "--rdm", "rdm48", "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)[0]["value"] == pytest.approx(1.0)
+
+
+def _err(r) -> str:
+    assert r.exit_code == 2, (r.exit_code, r.output)
+    lines = [ln for ln in r.output.strip().splitlines() if ln]
+    assert "Traceback" not in r.output
+    return lines[-1]
+
+
+def test_bad_inputs_exit_2(store, tmp_path):
+    np.savetxt(tmp_path / "big.txt", np.array([[0, 1, 2], [0, 1, 5000]]), fmt="%d")
+    msg = _err(run("score", "ooo", store, "--triplets", str(tmp_path / "big.txt")))
+    assert "5000" in msg
+    # ids that do not match the RDM's
+    np.save(tmp_path / "r.npy", np.ones((3, 3)) - np.eye(3))
+    (tmp_path / "rid.txt").write_text("x\ny\nz\n")
+    msg = _err(run("score", "rsa", store, "--rdm", str(tmp_path / "r.npy"), "--rdm-ids",
+                   str(tmp_path / "rid.txt")))
+    assert "missing" in msg or "match" in msg
+    # not square, not symmetric
+    np.save(tmp_path / "ns.npy", np.ones((3, 4)))
+    _err(run("score", "rsa", store, "--rdm", str(tmp_path / "ns.npy"), "--rdm-ids", str(tmp_path / "rid.txt")))
+    np.save(tmp_path / "asym.npy", np.arange(9.0).reshape(3, 3))
+    msg = _err(run("score", "rsa", store, "--rdm", str(tmp_path / "asym.npy"), "--rdm-ids",
+                   str(tmp_path / "rid.txt")))
+    assert "symmetric" in msg
+    msg = _err(run("score", "ooo", store, "--triplets", "things-test20k", "--model", "nope"))
+    assert "nope" in msg
+
+
+def test_results_are_recorded_and_reported(tmp_path, shared_data):
+    from alignkit.results import ResultsTable
+    from alignkit.store import EmbeddingStore
+
+    path = str(tmp_path / "r.zarr")
+    spose = np.loadtxt(shared_data / "things" / "spose_embedding_49d_sorted.txt")
+    ids = np.loadtxt(shared_data / "things" / "unique_id.txt", dtype=str)
+    EmbeddingStore(path, mode="a").write("spose", "49d", spose.astype(np.float32), ids,
+                                         attrs={"n_params": 90846})
+    assert run("score", "ooo", path, "--triplets", "things-test20k", "--similarity", "dot",
+               "--per-concept").exit_code == 0
+    assert run("score", "rsa", path, "--rdm", "rdm48", "--rdm-method", "dot").exit_code == 0
+    assert run("score", "ooo", path, "--triplets", "things-test20k", "--no-record").exit_code == 0
+    recs = ResultsTable.for_store(path).records()
+    assert [r["kind"] for r in recs] == ["ooo", "rsa"]
+    assert recs[0]["result"]["accuracy"] == pytest.approx(0.63475)
+    assert recs[0]["model_attrs"] == {"n_params": 90846}
+    assert recs[0]["provenance"]["triplets"]["checksum"].startswith("sha256:")
+    r = run("report", path, "--out", str(tmp_path / "rep"))
+    assert r.exit_code == 0, r.output
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "0.6348" in html and "0.8707" in html
