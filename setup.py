@@ -21,12 +21,9 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.10",
-    packages=find_packages(include=["alignkit", "alignkit.*"]),
-    package_data={
-        "alignkit": ["py.typed"],
-        "alignkit.data": ["bundled/*", "bundled/**/*"],
-    },
-    include_package_data=True,
+    # the bundled sample data is a data-only package (no __init__.py)
+    packages=find_packages(include=["alignkit", "alignkit.*"]) + ["alignkit.data.sample_data"],
+    package_data={"alignkit": ["py.typed"], "alignkit.data.sample_data": ["*"]},
     install_requires=[
         "numpy>=1.24",
         "scipy>=1.10",

@@ -2,7 +2,7 @@
 
 Every loader in :mod:`alignkit.data` accepts either a path or one of the names
 in :data:`BUNDLED`, so ``load_triplets("things-test20k")`` works offline.
-Attribution and licences are in ``alignkit/data/bundled/README.md``.
+Attribution and licences are in ``alignkit/data/sample_data/README.md``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from alignkit.errors import InputError
 __all__ = ["BundledItem", "BUNDLED", "BUNDLED_DIR", "bundled_path", "resolve_source"]
 
 #: Folder holding the bundled files.
-BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
+BUNDLED_DIR = Path(__file__).resolve().parent / "sample_data"
 
 _THINGS_CITE = (
     "Hebart, M. N. et al. (2019). THINGS: A database of 1,854 object concepts and "
