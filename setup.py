@@ -40,6 +40,7 @@ setup(
             "pytest>=7.4",
             "hypothesis>=6.90",
             "ruff>=0.4",
+            "scikit-learn>=1.3",
         ],
     },
     entry_points={"console_scripts": ["alignkit=alignkit.cli:main"]},

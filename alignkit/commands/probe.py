@@ -1,0 +1,259 @@
+"""``alignkit probe``: learn, apply, export and import linear probes.
+
+``alignkit probe STORE ...`` runs the default action ``fit``; ``apply``,
+``export`` and ``import`` are sub-actions. Heavy imports stay inside functions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any
+
+import click
+
+from alignkit.errors import InputError
+
+
+class _DefaultGroup(click.Group):
+    """A group whose first argument, when it is not a sub-command, goes to ``fit``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["fit", *args]
+        return super().parse_args(ctx, args)
+
+
+def _floats(value: str, option: str) -> tuple[float, ...]:
+    try:
+        out = tuple(float(v) for v in value.replace(" ", "").split(",") if v)
+    except ValueError as exc:
+        raise InputError(f"{option}: expected comma-separated numbers, got {value!r}") from exc
+    if not out:
+        raise InputError(f"{option}: give at least one value")
+    return out
+
+
+def _open_entry(store: str, model: str, layer: str, mode: str = "r") -> Any:
+    from alignkit.store import EmbeddingStore
+
+    return EmbeddingStore(store, mode=mode).entry(model, layer)
+
+
+@click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def probe() -> None:
+    """Learn a linear probe from human triplets (default action: fit).
+
+    \b
+    Examples:
+      alignkit probe s.zarr --model resnet50 --layer avgpool --triplets things-test20k
+      alignkit probe apply s.zarr --model resnet50 --layer avgpool --probe paper-nested
+      alignkit probe export s.zarr out.npz --model resnet50 --layer avgpool --probe paper-nested
+      alignkit probe import s.zarr --model resnet50 --layer avgpool glocal.npz --name glocal
+    """
+
+
+@probe.command("fit")
+@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@click.option("--model", required=True, help="Model name in the store.")
+@click.option("--layer", required=True, help="Layer whose features are probed.")
+@click.option("--triplets", "triplets_src", required=True,
+              help="Triplet file or bundled name (e.g. things-test20k).")
+@click.option("--folds", default=3, show_default=True, help="Object folds k.")
+@click.option("--lambdas", default="1e-1,1e-2,1e-3,1e-4,1e-5", show_default=True,
+              help="Comma-separated regularisation strengths.")
+@click.option("--lrs", default="1e-3", show_default=True,
+              help="Comma-separated Adam learning rates (minibatch solver).")
+@click.option("--objective", type=click.Choice(["paper", "glocal"]), default="paper",
+              show_default=True)
+@click.option("--protocol", type=click.Choice(["nested", "paper"]), default="nested",
+              show_default=True, help="nested: no leakage, refit on all objects; "
+              "paper: held-out fold for stopping, selection and score.")
+@click.option("--solver", type=click.Choice(["fast", "minibatch"]), default="fast",
+              show_default=True)
+@click.option("--inner", type=click.Choice(["triplets", "objects"]), default="triplets",
+              show_default=True, help="Nested validation split.")
+@click.option("--val-fraction", default=0.1, show_default=True,
+              help="Validation fraction (nested protocol and refit).")
+@click.option("--bias/--no-bias", default=False, show_default=True)
+@click.option("--reference-layer", default=None,
+              help="glocal: layer of the same model in STORE holding reference features.")
+@click.option("--reference-model", default=None, help="glocal: model of the reference layer.")
+@click.option("--alphas", default="0.25", show_default=True, help="glocal: local weights.")
+@click.option("--taus", default="1.0", show_default=True, help="glocal: temperatures.")
+@click.option("--sigma", default=1e-3, show_default=True, help="glocal: W = sigma * I at start.")
+@click.option("--name", default=None, help="Probe name in the store [objective-protocol].")
+@click.option("--save/--no-save", default=True, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace a probe of the same name.")
+@click.option("--device", default="auto", show_default=True, help="auto|cpu|cuda")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
+              show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True)
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr.")
+def fit_cmd(store: str, model: str, layer: str, triplets_src: str, folds: int, lambdas: str,
+            lrs: str, objective: str, protocol: str, solver: str, inner: str,
+            val_fraction: float, bias: bool, reference_layer: str | None,
+            reference_model: str | None, alphas: str, taus: str, sigma: float,
+            name: str | None, save: bool, overwrite: bool, device: str, dtype: str, seed: int,
+            fmt: str, progress: bool | None) -> None:
+    """Cross-validate a probe over objects and save the chosen transform.
+
+    \b
+    Example:
+      alignkit probe s.zarr --model spose --layer 49d --triplets things-test20k \\
+          --lambdas 1e-2,1e-3 --protocol nested --solver fast
+    """
+    from tqdm import tqdm
+
+    from alignkit.data import load_triplets
+    from alignkit.probe.cv import cross_validate
+    from alignkit.provenance import base_provenance
+    from alignkit.store import EmbeddingStore
+
+    st = EmbeddingStore(store, mode="a" if save else "r")
+    entry = st.entry(model, layer)
+    feats = entry.features()
+    trip = load_triplets(triplets_src, n_objects=feats.shape[0])
+    reference = None
+    if objective == "glocal":
+        if reference_layer is None:
+            raise InputError("--objective glocal needs --reference-layer")
+        reference = st.entry(reference_model or model, reference_layer).features()
+    name = name or f"{objective}-{protocol}"
+    if save and not overwrite and name in entry.probes():
+        raise InputError(f"--name: probe {name!r} exists on {model}/{layer}; pass --overwrite")
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(total=None, desc="probe folds x configs", disable=not show, file=sys.stderr)
+
+    def tick(d: dict[str, Any]) -> None:
+        bar.total = d["total"]
+        bar.update(d["done"] - bar.n)
+
+    prov = base_provenance(
+        store=str(store), model=model, layer=layer, features_checksum=entry.checksum,
+        triplets=trip.source, triplets_checksum=trip.checksum, seed=seed,
+    )
+    res = cross_validate(
+        feats, trip.array, folds=folds, lambdas=_floats(lambdas, "--lambdas"),
+        lrs=_floats(lrs, "--lrs"), alphas=_floats(alphas, "--alphas"),
+        taus=_floats(taus, "--taus"), objective=objective, protocol=protocol, solver=solver,
+        bias=bias, sigma=sigma, reference=reference, inner=inner, val_fraction=val_fraction,
+        seed=seed, device=device, dtype=dtype, progress=tick, provenance=prov,
+    )
+    bar.close()
+    if save:
+        res.transform.save(entry, name, overwrite=overwrite)
+    _print_result(res, fmt, name if save else None)
+
+
+def _json_safe(obj: Any) -> Any:
+    """Replace NaN and infinity (not JSON) by None, recursively."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def _print_result(res: Any, fmt: str, saved: str | None) -> None:
+    if fmt == "json":
+        d = res.to_dict()
+        d["saved_as"] = saved
+        click.echo(json.dumps(_json_safe(d), indent=2, allow_nan=False))
+        return
+    rows = [(("*" if s.chosen else "") + s.label, s.acc_mean, s.acc_sd, s.test_nll,
+             s.selection_nll, "yes" if s.eligible else "no") for s in res.summaries]
+    header = ("config", "acc_mean", "acc_sd", "test_nll", "select_nll", "eligible")
+    if fmt == "csv":
+        click.echo(",".join(header))
+        for r in rows:
+            click.echo(",".join([r[0], *(f"{v:.6f}" for v in r[1:5]), r[5]]))
+        return
+    click.echo(f"protocol: {res.protocol}  objective: {res.objective}  solver: {res.solver}  "
+               f"folds: {res.folds}  (* = chosen, lowest mean "
+               f"{'test' if res.protocol == 'paper' else 'validation'} cross-entropy)")
+    w = max(len(r[0]) for r in rows + [header])
+    click.echo(f"{header[0]:<{w}}  " + "  ".join(f"{h:>10}" for h in header[1:]))
+    for r in rows:
+        click.echo(f"{r[0]:<{w}}  " + "  ".join(f"{v:>10.4f}" for v in r[1:5]) + f"  {r[5]:>10}")
+    click.echo(f"probing accuracy: {res.probing_accuracy:.4f}"
+               + (f"  saved as probe {saved!r}" if saved else ""))
+
+
+@probe.command("apply")
+@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@click.option("--model", required=True)
+@click.option("--layer", required=True)
+@click.option("--probe", "probe_name", required=True, help="Probe name on that layer.")
+@click.option("--out-layer", default=None, help="New layer name [LAYER+PROBE].")
+@click.option("--overwrite", is_flag=True)
+def apply_cmd(store: str, model: str, layer: str, probe_name: str, out_layer: str | None,
+              overwrite: bool) -> None:
+    """Write transformed features ((x - mean) / std) @ W + b as a new layer.
+
+    \b
+    Example:
+      alignkit probe apply s.zarr --model spose --layer 49d --probe paper-nested
+    """
+    import numpy as np
+
+    from alignkit.probe.transform import load_transform
+    from alignkit.store import EmbeddingStore
+
+    st = EmbeddingStore(store, mode="a")
+    entry = st.entry(model, layer)
+    tr = load_transform(entry, probe_name)
+    z = tr.apply(entry.features()).astype(np.float32)
+    out = out_layer or f"{layer}+{probe_name}"
+    st.write(model, out, z, entry.ids, attrs={"probe": probe_name, "source_layer": layer,
+                                             "probe_attrs": tr.attrs}, overwrite=overwrite)
+    click.echo(f"wrote {model}/{out}: {z.shape[0]} x {z.shape[1]}")
+
+
+@probe.command("export")
+@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--model", required=True)
+@click.option("--layer", required=True)
+@click.option("--probe", "probe_name", required=True)
+def export_cmd(store: str, out: str, model: str, layer: str, probe_name: str) -> None:
+    """Export a probe as .npz (keys weights, bias, mean, std).
+
+    \b
+    Example:
+      alignkit probe export s.zarr t.npz --model spose --layer 49d --probe paper-nested
+    """
+    from alignkit.probe.transform import load_transform
+
+    load_transform(_open_entry(store, model, layer), probe_name).to_npz(out)
+    click.echo(f"wrote {out}")
+
+
+@probe.command("import")
+@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@click.argument("npz", type=click.Path(exists=True, dir_okay=False))
+@click.option("--model", required=True)
+@click.option("--layer", required=True)
+@click.option("--name", required=True, help="Probe name to store it under.")
+@click.option("--overwrite", is_flag=True)
+def import_cmd(store: str, npz: str, model: str, layer: str, name: str,
+               overwrite: bool) -> None:
+    """Import a published .npz transform onto a layer.
+
+    \b
+    Example:
+      alignkit probe import s.zarr glocal.npz --model clip --layer visual --name glocal
+    """
+    from alignkit.probe.transform import Transform
+
+    tr = Transform.from_npz(npz)
+    entry = _open_entry(store, model, layer, mode="a")
+    if tr.p != entry.p:
+        raise InputError(f"{npz}: transform expects {tr.p} features, {model}/{layer} has {entry.p}")
+    tr.save(entry, name, overwrite=overwrite)
+    click.echo(f"imported {npz} as probe {name!r} on {model}/{layer}")

@@ -1,0 +1,181 @@
+"""Triplet gather and scatter over a Gram matrix: the core of the fast solver.
+
+For transformed features ``Z`` (n x p) and the Gram matrix ``S = Z Z^T``, the
+triplet loss only needs three entries of ``S`` per triplet, and its gradient
+with respect to ``S`` is a sparse n x n matrix ``G`` holding, for every
+triplet, ``softmax(s) - e_0`` at the triplet's three pairs. Then
+``dL/dZ = (G + G^T) Z``: one gather, one scatter, two matmuls, whatever the
+number of triplets.
+
+Two backends compute ``(sum of NLL, correct count, G)``:
+
+* ``numba``: a parallel CPU kernel; every thread scatters into its own n x n
+  slab (no atomics), slabs are then summed.
+* ``torch``: vectorised torch indexing with ``index_put_(accumulate=True)``;
+  used on GPUs and as the independent cross-check in tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["gram_nll", "gram_choices", "GramTripletNLL", "gram_triplet_nll"]
+
+_NUMBA: dict[str, Any] = {}
+
+#: Scatter slabs are only split across threads above this many triplets per slab.
+_TRIPLETS_PER_SLAB = 32768
+#: Upper bound on the memory (bytes) the per-thread slabs may take together.
+_SLAB_BYTES = 1 << 30
+
+
+def _numba_kernels() -> dict[str, Any]:
+    """Import (once, lazily) the Numba kernels; they compile on first call."""
+    if not _NUMBA:
+        from alignkit._kernels import probe_grad as _numba
+
+        _NUMBA.update(nll_grad=_numba.nll_grad, reduce_slabs=_numba.reduce_slabs)
+    return _NUMBA
+
+
+def _as_index(triplets: np.ndarray | torch.Tensor, device: torch.device) -> Any:
+    if isinstance(triplets, torch.Tensor):
+        return triplets.to(device=device, dtype=torch.int64)
+    return torch.as_tensor(np.asarray(triplets, dtype=np.int64), device=device)
+
+
+def _n_slabs(n_tri: int, n: int, itemsize: int) -> int:
+    import numba
+
+    by_work = max(1, n_tri // _TRIPLETS_PER_SLAB)
+    by_mem = max(1, _SLAB_BYTES // max(1, n * n * itemsize))
+    return int(max(1, min(numba.get_num_threads(), by_work, by_mem)))
+
+
+def _numba_nll(
+    S: torch.Tensor, triplets: np.ndarray, want_grad: bool, scale: float
+) -> tuple[float, int, torch.Tensor | None]:
+    k = _numba_kernels()
+    s_np = S.detach().numpy()
+    t_np = np.ascontiguousarray(triplets, dtype=np.int64)
+    n = s_np.shape[0]
+    if want_grad:
+        n_parts = _n_slabs(len(t_np), n, s_np.itemsize)
+        slabs = np.zeros((n_parts, n, n), dtype=s_np.dtype)
+    else:
+        import numba
+
+        n_parts = int(numba.get_num_threads())
+        slabs = np.zeros((1, 1, 1), dtype=s_np.dtype)
+    loss, good = k["nll_grad"](s_np, t_np, scale, slabs, want_grad, n_parts)
+    if not want_grad:
+        return float(loss), int(good), None
+    if slabs.shape[0] > 1:
+        k["reduce_slabs"](slabs)
+    return float(loss), int(good), torch.from_numpy(slabs[0])
+
+
+def _torch_nll(
+    S: torch.Tensor, triplets: torch.Tensor, want_grad: bool, scale: float
+) -> tuple[float, int, torch.Tensor | None]:
+    i, j, k = triplets[:, 0], triplets[:, 1], triplets[:, 2]
+    s = torch.stack((S[i, j], S[i, k], S[j, k]), dim=1).to(torch.float64)
+    lse = torch.logsumexp(s, dim=1)
+    loss = float((lse - s[:, 0]).sum())
+    good = int(((s[:, 0] > s[:, 1]) & (s[:, 0] > s[:, 2])).sum())
+    if not want_grad:
+        return loss, good, None
+    g = torch.exp(s - lse[:, None])
+    g[:, 0] -= 1.0
+    g = (g * scale).to(S.dtype)
+    G = torch.zeros_like(S)
+    G.index_put_((i, j), g[:, 0], accumulate=True)
+    G.index_put_((i, k), g[:, 1], accumulate=True)
+    G.index_put_((j, k), g[:, 2], accumulate=True)
+    return loss, good, G
+
+
+def gram_nll(
+    S: torch.Tensor,
+    triplets: np.ndarray | torch.Tensor,
+    *,
+    want_grad: bool = False,
+    scale: float = 1.0,
+    backend: str = "auto",
+) -> tuple[float, int, torch.Tensor | None]:
+    """Sum of triplet NLLs read from a Gram matrix, and optionally its gradient.
+
+    Args:
+        S: Gram matrix ``Z Z^T`` (n x n), float32 or float64, on any device.
+        triplets: (N, 3) object indices, odd one out last.
+        want_grad: also return ``G = d(scale * sum NLL) / dS`` (not symmetrised).
+        scale: factor applied to the gradient (e.g. ``1 / N`` for a mean).
+        backend: ``numba`` (CPU only), ``torch``, or ``auto`` (numba on CPU).
+
+    Returns:
+        ``(nll_sum, n_correct, G)``; ``n_correct`` counts triplets whose human
+        pair is strictly the most similar (ties count as wrong); ``G`` is None
+        without ``want_grad``.
+    """
+    if backend == "auto":
+        backend = "numba" if S.device.type == "cpu" else "torch"
+    if backend == "numba":
+        if S.device.type != "cpu":
+            raise ValueError("the numba backend needs a CPU tensor")
+        if isinstance(triplets, torch.Tensor):
+            triplets = triplets.cpu().numpy()
+        return _numba_nll(S.contiguous(), triplets, want_grad, scale)
+    return _torch_nll(S, _as_index(triplets, S.device), want_grad, scale)
+
+
+def gram_choices(S: torch.Tensor, triplets: np.ndarray, ties: str = "wrong") -> np.ndarray:
+    """Position (0, 1, 2) of the odd one out by the largest pair similarity.
+
+    Uses the shared odd-one-out kernel (:func:`alignkit._kernels.ooo.ooo_choices`).
+
+    Args:
+        S: Gram matrix (n x n).
+        triplets: (N, 3) object indices.
+        ties: ``wrong`` (the paper: -1 where the maximum ties) or ``first``.
+
+    Returns:
+        int8 (N,): the position in each row of the object outside the most
+        similar pair.
+    """
+    from alignkit._kernels.ooo import ooo_choices
+
+    s_np = np.ascontiguousarray(S.detach().cpu().numpy())
+    return np.asarray(ooo_choices(s_np, np.ascontiguousarray(triplets, dtype=np.int64), ties))
+
+
+class GramTripletNLL(torch.autograd.Function):
+    """Mean triplet NLL of ``Z`` through its Gram matrix, with the exact gradient.
+
+    Forward: ``S = Z Z^T``, gather; backward: ``dZ = (G + G^T) Z``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, z: torch.Tensor, triplets: Any, backend: str) -> torch.Tensor:  # type: ignore[override]
+        n_tri = len(triplets)
+        S = z @ z.T
+        loss, _, G = gram_nll(
+            S, triplets, want_grad=ctx.needs_input_grad[0], scale=1.0 / n_tri, backend=backend
+        )
+        if G is not None:
+            ctx.save_for_backward(z, G)
+        return torch.tensor(loss / n_tri, dtype=z.dtype, device=z.device)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, None, None]:  # type: ignore[override]
+        z, G = ctx.saved_tensors
+        return grad_out * ((G + G.T) @ z), None, None
+
+
+def gram_triplet_nll(
+    z: torch.Tensor, triplets: np.ndarray | torch.Tensor, backend: str = "auto"
+) -> torch.Tensor:
+    """Differentiable mean triplet NLL of ``z`` computed over objects (see module doc)."""
+    return GramTripletNLL.apply(z, triplets, backend)
