@@ -122,3 +122,36 @@ def test_results_are_recorded_and_reported(tmp_path, shared_data):
     assert r.exit_code == 0, r.output
     html = (tmp_path / "rep" / "report.html").read_text()
     assert "0.6348" in html and "0.8707" in html
+
+
+def test_transform_applied_before_scoring(tmp_path, shared_data):
+    from alignkit.data import load_rdm
+    from alignkit.probe.transform import Transform
+    from alignkit.score import odd_one_out, rsa_features
+    from alignkit.store import EmbeddingStore
+
+    spose = np.loadtxt(shared_data / "things" / "spose_embedding_49d_sorted.txt").astype(np.float32)
+    ids = np.loadtxt(shared_data / "things" / "unique_id.txt", dtype=str)
+    path = str(tmp_path / "t.zarr")
+    st = EmbeddingStore(path, mode="a")
+    entry = st.write("spose", "49d", spose, ids)
+    rng = np.random.default_rng(0)
+    W, b = rng.normal(size=(49, 49)), rng.normal(size=49)
+    Transform(weights=W, bias=b, mean=0.1, std=0.5).save(entry, "rand")
+    Transform(weights=W, bias=b, mean=0.1, std=0.5).to_npz(tmp_path / "rand.npz")
+    Z = ((spose.astype(np.float64) - 0.1) / 0.5) @ W + b
+    T = np.loadtxt(shared_data / "things" / "triplets_test20k_0based_oddlast.txt", dtype=np.int64)
+    want_ooo = odd_one_out(Z, T, similarity="dot").accuracy
+    want_rsa = rsa_features(Z, ids, load_rdm("rdm48"), rdm_method="correlation").value
+    for tf in ("rand", str(tmp_path / "rand.npz")):
+        r = run("score", "ooo", path, "--triplets", "things-test20k", "--similarity", "dot",
+                "--transform", tf, "--format", "json", "--no-record")
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)[0]["accuracy"] == pytest.approx(want_ooo, abs=1e-12)
+        r = run("score", "rsa", path, "--rdm", "rdm48", "--transform", tf, "--format", "json",
+                "--no-record")
+        assert r.exit_code == 0, r.output
+        got = json.loads(r.stdout)[0]
+        assert got["value"] == pytest.approx(want_rsa, abs=1e-9) and got["transform"] == tf
+    msg = _err(run("score", "rsa", path, "--rdm", "rdm48", "--transform", "nope"))
+    assert "nope" in msg and "rand" in msg

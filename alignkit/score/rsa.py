@@ -246,6 +246,7 @@ def rsa_features(
     ci_level: float = 0.95,
     device: str = "auto",
     transform: Any = None,
+    transform_name: str | None = None,
     model: str | None = None,
     layer: str | None = None,
     provenance: dict[str, Any] | None = None,
@@ -256,8 +257,9 @@ def rsa_features(
         features: (n, p) features; ``ids`` names their rows.
         reference: an :class:`alignkit.data.RDM` (carrying its ids) or an (m, m)
             dissimilarity matrix with ``reference_ids``.
-        transform: optional object with ``apply(X)`` and ``name`` (a probe
-            transform), applied to the features before the model RDM.
+        transform: optional object with ``apply(X)`` (a probe transform),
+            applied to the features before the model RDM; ``transform_name``
+            names it in the result.
     """
     from alignkit.data import align_by_ids
 
@@ -277,7 +279,7 @@ def rsa_features(
     tname = None
     if transform is not None:
         X = np.asarray(transform.apply(X), dtype=np.float64)
-        tname = getattr(transform, "name", "transform")
+        tname = transform_name or "transform"
     D = model_rdm(X[idx_feat], rdm_method)
     H = M[np.ix_(idx_ref, idx_ref)]
     prov = {"reference": ref_info, "features_checksum": sha256_array(X)}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,6 @@ __all__ = [
     "triplet_rows_for_entry",
     "score_store_ooo",
     "score_store_rsa",
-    "ProbeTransform",
     "load_probe_transform",
     "iter_entries",
 ]
@@ -25,61 +23,24 @@ __all__ = [
 THINGS_N = 1854
 
 
-@dataclass
-class ProbeTransform:
-    """A linear probe transform ``((x - mean) / std) @ weights + bias``."""
+def load_probe_transform(entry: Any, name: str) -> Any:
+    """A probe transform stored under ``entry`` by name, or read from a ``.npz``.
 
-    name: str
-    weights: np.ndarray
-    bias: np.ndarray | None
-    mean: float
-    std: float
-
-    def apply(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
-        if X.shape[1] != self.weights.shape[0]:
-            raise MismatchError(
-                f"transform {self.name!r} expects {self.weights.shape[0]} features, got {X.shape[1]}"
-            )
-        Z = ((X - self.mean) / self.std) @ self.weights
-        return Z + self.bias if self.bias is not None else Z
-
-
-def load_probe_transform(entry: Any, name: str) -> ProbeTransform:
-    """A transform by probe name stored under ``entry``, or from a ``.npz`` file.
-
-    The ``.npz`` layout is the one published with the follow-up work: keys
-    ``weights`` (p x q), ``bias`` (q,), ``mean`` and ``std`` (scalars).
+    Returns an :class:`alignkit.probe.transform.Transform` (applied as
+    ``((x - mean) / std) @ weights + bias``; loading it imports no torch).
     """
+    from alignkit.probe.transform import load_transform
+
     if str(name).endswith(".npz"):
         if not os.path.exists(name):
             raise InputError(f"--transform: no such file {name!r}")
-        with np.load(name) as z:
-            missing = {"weights", "mean", "std"} - set(z.files)
-            if missing:
-                raise InputError(f"--transform {name}: missing keys {sorted(missing)}")
-            bias = np.asarray(z["bias"], dtype=np.float64) if "bias" in z.files else None
-            return ProbeTransform(
-                os.path.basename(name),
-                np.asarray(z["weights"], dtype=np.float64),
-                bias,
-                float(z["mean"]),
-                float(z["std"]),
-            )
+        return load_transform(name)
     if name not in entry.probes():
         raise InputError(
             f"--transform {name!r}: entry {entry.model}/{entry.layer} has no such probe "
             f"(available: {', '.join(entry.probes()) or 'none'})"
         )
-    d = entry.load_probe(name)
-    bias = d.get("bias")
-    return ProbeTransform(
-        name,
-        np.asarray(d["weights"], dtype=np.float64),
-        None if bias is None else np.asarray(bias, dtype=np.float64),
-        float(d["mean"]),
-        float(d["std"]),
-    )
+    return load_transform(entry, name)
 
 
 def triplet_rows_for_entry(
@@ -213,6 +174,7 @@ def score_store_rsa(
                 entry.ids,
                 reference,
                 transform=tf,
+                transform_name=transform,
                 model=entry.model,
                 layer=entry.layer,
                 provenance=prov,
