@@ -155,3 +155,21 @@ def test_transform_applied_before_scoring(tmp_path, shared_data):
         assert got["value"] == pytest.approx(want_rsa, abs=1e-9) and got["transform"] == tf
     msg = _err(run("score", "rsa", path, "--rdm", "rdm48", "--transform", "nope"))
     assert "nope" in msg and "rand" in msg
+
+
+def test_several_triplet_files_are_scored_together(store, tmp_path, shared_data):
+    from alignkit.data import concat_triplets, load_triplets
+
+    T = np.loadtxt(shared_data / "things" / "triplets_test20k_0based_oddlast.txt", dtype=np.int64)
+    np.save(tmp_path / "a.npy", T[:12000])
+    np.savetxt(tmp_path / "b.txt", T[12000:], fmt="%d")
+    r = run("score", "ooo", store, "--model", "spose", "--similarity", "dot", "--no-record",
+            "--triplets", str(tmp_path / "a.npy"), "--triplets", str(tmp_path / "b.txt"),
+            "--format", "json")
+    assert r.exit_code == 0, r.output
+    (res,) = json.loads(r.stdout)
+    assert res["n_triplets"] == 20000 and res["accuracy"] == pytest.approx(0.63475)
+    both = concat_triplets([load_triplets(tmp_path / "a.npy", n_objects=1854),
+                            load_triplets(tmp_path / "b.txt", n_objects=1854)])
+    assert res["provenance"]["triplets"]["checksum"] == both.checksum
+    assert " + " in both.source

@@ -39,9 +39,10 @@ def score() -> None:
 
 @score.command("ooo")
 @click.argument("store", type=click.Path(exists=False))
-@click.option("--triplets", "triplets_src", required=True,
+@click.option("--triplets", "triplets_src", required=True, multiple=True,
               help="Triplet file (.npy, .txt, .csv, validationset.csv, raw format) or a bundled "
-                   "name such as things-test20k.")
+                   "name such as things-test20k; repeat it to score on the union (the paper's "
+                   "zero-shot accuracy uses train_90 and test_10 together).")
 @click.option("--model", default=None, help="Only this model (default: every model in the store).")
 @click.option("--layer", default=None, help="Only this layer (default: every layer).")
 @click.option("--similarity", type=click.Choice(SIMILARITIES), default="cosine", show_default=True,
@@ -73,7 +74,7 @@ def score() -> None:
               help="Append each result, with provenance, to the store's results table "
                    "(results.jsonl; see 'alignkit report').")
 @format_option
-def score_ooo(store: str, triplets_src: str, model: str | None, layer: str | None,
+def score_ooo(store: str, triplets_src: tuple[str, ...], model: str | None, layer: str | None,
               similarity: str, ties: str, bootstrap: int, ci_level: float, seed: int,
               ceiling: str, per_triplet_out: str | None, per_concept: bool,
               concepts: str | None, object_ids: str | None, transform: str | None,
@@ -87,13 +88,13 @@ def score_ooo(store: str, triplets_src: str, model: str | None, layer: str | Non
     \b
     Examples:
       alignkit score ooo feats.zarr --triplets things-test20k
-      alignkit score ooo feats.zarr --triplets train_90.npy --similarity dot --bootstrap 1000
+      alignkit score ooo feats.zarr --triplets train_90.npy --triplets test_10.npy --bootstrap 1000
       alignkit score ooo feats.zarr --triplets things-test20k --per-concept --format json
     """
-    from alignkit.data import load_ids, load_triplets
+    from alignkit.data import concat_triplets, load_ids, load_triplets
     from alignkit.score import score_store_ooo
 
-    trip = load_triplets(triplets_src)
+    trip = concat_triplets([load_triplets(src) for src in triplets_src])
     obj_ids = load_ids(object_ids) if object_ids else None
     want_concepts = per_concept or concepts is not None
     results = score_store_ooo(

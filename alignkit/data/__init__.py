@@ -26,7 +26,13 @@ from alignkit.data.concepts import (
     things_ids,
 )
 from alignkit.data.rdm import RDM, align_by_ids, load_rdm, squareform_vector, upper_triangle
-from alignkit.data.triplets import THINGS_N_OBJECTS, Triplets, load_sortindex, load_triplets
+from alignkit.data.triplets import (
+    THINGS_N_OBJECTS,
+    Triplets,
+    concat_triplets,
+    load_sortindex,
+    load_triplets,
+)
 
 __all__ = [
     "BUNDLED",
@@ -35,6 +41,7 @@ __all__ = [
     "resolve_source",
     "Triplets",
     "load_triplets",
+    "concat_triplets",
     "load_sortindex",
     "THINGS_N_OBJECTS",
     "Concepts",

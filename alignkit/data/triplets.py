@@ -25,9 +25,10 @@ Formats (``format=``):
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from alignkit.data.bundled import BUNDLED, bundled_path, resolve_source
 from alignkit.errors import DataError, FormatError, InputError, MismatchError
 from alignkit.provenance import sha256_array, sha256_file
 
-__all__ = ["Triplets", "load_triplets", "load_sortindex", "THINGS_N_OBJECTS", "FORMATS"]
+__all__ = ["Triplets", "load_triplets", "load_sortindex", "concat_triplets", "THINGS_N_OBJECTS", "FORMATS"]
 
 #: Number of THINGS object concepts.
 THINGS_N_OBJECTS = 1854
@@ -177,6 +178,38 @@ class Triplets:
 
 # ---------------------------------------------------------------------------
 # public readers
+
+
+def concat_triplets(parts: Sequence[Triplets]) -> Triplets:
+    """Several triplet sets as one (e.g. THINGS ``train_90`` + ``test_10``).
+
+    The paper's zero-shot accuracy is computed on all triplets. The result's
+    checksum is the sha256 of the parts' checksums in order, its source the
+    parts' sources joined by ``" + "``.
+
+    Raises:
+        MismatchError: the parts disagree on the number of objects.
+    """
+    parts = list(parts)
+    if not parts:
+        raise InputError("no triplet sets to join")
+    if len(parts) == 1:
+        return parts[0]
+    sizes = {int(p.n_objects) for p in parts}
+    if len(sizes) > 1:
+        raise MismatchError(
+            "the triplet sets index different numbers of objects: "
+            + ", ".join(f"{p.source} ({p.n_objects})" for p in parts)
+        )
+    digest = hashlib.sha256("|".join(p.checksum for p in parts).encode()).hexdigest()
+    conventions = list(dict.fromkeys(p.convention for p in parts))
+    return Triplets(
+        np.concatenate([p.array for p in parts], axis=0),
+        sizes.pop(),
+        " + ".join(p.source for p in parts),
+        "sha256:" + digest,
+        "; ".join(conventions),
+    )
 
 
 def load_sortindex(source: Any = "things-sortindex") -> np.ndarray:
