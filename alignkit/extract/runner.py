@@ -1,0 +1,545 @@
+"""The extraction loop and its Python API, :func:`extract_features`.
+
+One forward pass per batch fills every requested layer. Images are decoded,
+resized and cropped as ``uint8`` in data-loader workers (prefetching ahead of
+the model) and normalised on the whole batch; the model runs under
+``torch.inference_mode`` in channels-last memory format, optionally with
+bfloat16 autocast. Rows are gathered into chunk-sized buffers and written to
+the store in chunk-aligned blocks.
+
+Resuming: chunk sizes are multiples of the batch size and batches are aligned
+to absolute row positions, so a run that continues an interrupted entry feeds
+the model exactly the batches the uninterrupted run would have fed it; on the
+CPU in float32 the stored features are then bit-identical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from alignkit.errors import (
+    DataError,
+    DeviceError,
+    EntryExistsError,
+    InputError,
+    MismatchError,
+)
+from alignkit.extract.images import (
+    ImageDataset,
+    ImageSet,
+    Preprocess,
+    collate,
+    open_images,
+    verify_images,
+)
+from alignkit.extract.layers import (
+    MAP_POOLS,
+    OUTPUT,
+    TOKEN_POOLS,
+    StopForward,
+    _first_tensor,
+    capture,
+    pool,
+    pooled_dim,
+    probe_layers,
+    resolve_layers,
+)
+from alignkit.extract.models import LoadedModel, load_model
+
+__all__ = ["ExtractionResult", "extract_features", "resolve_device", "default_workers"]
+
+_DTYPES = ("float32", "float16")
+
+
+@dataclass
+class ExtractionResult:
+    """What an extraction produced.
+
+    Attributes:
+        model: the model's name (as stored).
+        layers: the module names extracted, in the order requested.
+        requested: the layer names or presets as given, parallel to ``layers``.
+        ids: the stimulus ids, one per row.
+        dims: ``layer -> p``, the number of features per row.
+        features: ``layer -> (n, p)`` arrays (of the storage dtype) when no store was given.
+        store: the store path, when one was given.
+        status: ``layer -> "written" | "resumed" | "complete"`` (already done).
+        images_done: images run through the model in this call.
+        seconds: wall time of the extraction loop.
+        skipped: unreadable images left out (``--skip-bad``).
+        attrs: the provenance recorded with every layer.
+    """
+
+    model: str
+    layers: list[str]
+    requested: list[str]
+    ids: list[str]
+    dims: dict[str, int] = field(default_factory=dict)
+    features: dict[str, np.ndarray] | None = None
+    store: str | None = None
+    status: dict[str, str] = field(default_factory=dict)
+    images_done: int = 0
+    seconds: float = 0.0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def images_per_second(self) -> float:
+        """Throughput of this call (0 when nothing was computed)."""
+        return self.images_done / self.seconds if self.seconds > 0 else 0.0
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Raises:
+        DeviceError: CUDA requested but not available, or an unknown device.
+    """
+    d = device.strip().lower()
+    if d == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(d)
+    except (RuntimeError, ValueError):
+        raise DeviceError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--device {device}: CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type != "cpu":
+        raise DeviceError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N")
+    return dev
+
+
+def default_workers(device: torch.device) -> int:
+    """Data-loader workers: most cores on GPU; on CPU leave cores to the model."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if device.type == "cuda":
+        return max(1, min(16, cores - 1))
+    return max(1, min(8, cores // 2))
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+class _ItemDataset(torch.utils.data.Dataset):
+    """In-memory images (PIL, tensors) or any map-style dataset."""
+
+    def __init__(self, items: Any, transform: Preprocess | Callable[..., torch.Tensor], offset: int = 0):
+        self.items = items
+        self.transform = transform
+        self.offset = offset
+
+    def __len__(self) -> int:
+        return len(self.items) - self.offset
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor, str]:
+        pos = i + self.offset
+        item = self.items[pos]
+        if isinstance(item, (tuple, list)) and item and not isinstance(item, torch.Tensor):
+            item = item[0]  # (image, label) pairs of a classification dataset
+        if isinstance(item, (str, os.PathLike)):
+            from alignkit.extract.images import load_rgb
+
+            try:
+                item = load_rgb(item)
+            except DataError as exc:
+                return pos, torch.zeros(0), str(exc)
+        if isinstance(item, Image.Image):
+            from alignkit.extract.images import _to_rgb
+
+            img = _to_rgb(item)
+            if isinstance(self.transform, Preprocess):
+                return pos, self.transform.pixels(img), ""
+            return pos, self.transform(img), ""
+        if isinstance(item, np.ndarray):
+            item = torch.from_numpy(item)
+        if isinstance(item, torch.Tensor):
+            if item.dim() != 3:
+                return pos, torch.zeros(0), f"item {pos + 1}: expected a (C, H, W) tensor, got shape {tuple(item.shape)}"
+            return pos, item, ""
+        return pos, torch.zeros(0), f"item {pos + 1}: unsupported image type {type(item).__name__}"
+
+
+@dataclass
+class _Source:
+    ids: list[str]
+    make: Callable[[int], torch.utils.data.Dataset]
+    describe: dict[str, Any]
+    files: bool
+    skipped: list[dict[str, str]]
+
+
+def _source(
+    images: Any,
+    ids: Sequence[str] | None,
+    transform: Preprocess | Callable[..., torch.Tensor],
+    skip_bad: bool,
+    layout: str,
+) -> _Source:
+    if isinstance(images, (str, os.PathLike)):
+        images = open_images(images, layout)
+    if isinstance(images, ImageSet):
+        if ids is not None:
+            raise InputError("ids are given by the image set; do not pass ids= with it")
+        if skip_bad:
+            images = verify_images(images, workers=max(2, min(16, os.cpu_count() or 1)))
+        s = images
+        return _Source(list(s.ids), lambda off: ImageDataset(s.paths, transform, off),
+                       s.describe(), True, list(s.skipped))
+    if isinstance(images, torch.utils.data.Dataset) and hasattr(images, "__len__"):
+        items: Any = images
+    elif isinstance(images, Iterable):
+        items = list(images)
+    else:
+        raise InputError(f"images: expected a folder, an ImageSet, a dataset or images, got {type(images).__name__}")
+    n = len(items)
+    if n == 0:
+        raise InputError("images: no image given")
+    if ids is None:
+        if isinstance(items, list) and all(isinstance(x, (str, os.PathLike)) for x in items):
+            stems = [Path(x).stem for x in items]
+            ids = stems if len(set(stems)) == n else [str(i) for i in range(n)]
+        else:
+            ids = [str(i) for i in range(n)]
+    ids = [str(x) for x in ids]
+    if len(ids) != n:
+        raise MismatchError(f"{len(ids)} ids for {n} images")
+    if len(set(ids)) != n:
+        dup = next(x for i, x in enumerate(ids) if x in ids[:i])
+        raise DataError(f"ids: {dup!r} repeats")
+    desc = {"layout": "in-memory", "n": n, "type": type(images).__name__}
+    return _Source(ids, lambda off: _ItemDataset(items, transform, off), desc, False, [])
+
+
+# --------------------------------------------------------------------------- main loop
+
+
+def _fingerprint(record: dict[str, Any]) -> str:
+    blob = json.dumps(record, sort_keys=True, default=str).encode()
+    return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
+def _chunk_rows(n: int, p: int, dtype: str, batch: int) -> int:
+    from alignkit.store import default_chunk_rows
+
+    rows = max(batch, (default_chunk_rows(n, p, dtype) // batch) * batch)
+    # At most ~1024 rows, so that an interrupted run loses little work.
+    return min(rows, max(batch, (1024 // batch) * batch))
+
+
+def _progress(total: int, initial: int, enabled: bool | None, desc: str) -> Any:
+    from tqdm.auto import tqdm
+
+    disable = (not sys.stderr.isatty()) if enabled is None else not enabled
+    return tqdm(total=total, initial=initial, unit="img", desc=desc, disable=disable,
+                file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+
+
+def extract_features(
+    model: str | nn.Module | LoadedModel,
+    images: Any,
+    layers: Sequence[str] | str = ("penultimate",),
+    *,
+    ids: Sequence[str] | None = None,
+    weights: str = "DEFAULT",
+    transform: Preprocess | Callable[..., torch.Tensor] | None = None,
+    store: str | os.PathLike[str] | None = None,
+    model_name: str | None = None,
+    batch_size: int = 64,
+    device: str = "auto",
+    num_workers: int | None = None,
+    dtype: str = "float32",
+    pool_maps: str = "flatten",
+    pool_tokens: str = "cls",
+    bf16: bool = False,
+    channels_last: bool | None = None,
+    skip_bad: bool = False,
+    overwrite: bool = False,
+    offline: bool = False,
+    layout: str = "auto",
+    progress: bool | None = None,
+    chunk_rows: int | None = None,
+) -> ExtractionResult:
+    """Extract features of one or more layers for a set of images.
+
+    Args:
+        model: a model specification (see :func:`~alignkit.extract.models.load_model`),
+            an ``nn.Module``, or a :class:`LoadedModel`.
+        images: a folder or CSV path, an :class:`ImageSet`, a map-style dataset
+            (items: PIL images, paths, ``(C, H, W)`` tensors, or ``(image, label)``
+            pairs), or an iterable of such images. PIL images and files go
+            through ``transform``; float tensors are used as given (already
+            preprocessed); ``uint8`` tensors are scaled and normalised only.
+        layers: module names, ``penultimate``, ``logits`` or ``output``.
+        ids: stimulus ids for in-memory images (default: file stems or positions).
+        weights: weights for a model given by name (``DEFAULT``, ``none``,
+            ``IMAGENET1K_V1``, a file).
+        transform: preprocessing; defaults to the weights' own transforms.
+        store: a Zarr store path; ``None`` returns the features in memory.
+        model_name: the name to store the model under (default: its spec).
+        batch_size: images per forward pass.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        num_workers: data-loader processes (default: by device and cores).
+        dtype: storage dtype, ``float32`` or ``float16``.
+        pool_maps: 4-D maps: ``flatten``, ``avg`` or ``max``.
+        pool_tokens: token sequences: ``cls``, ``mean`` or ``flatten``.
+        bf16: run the model under bfloat16 autocast.
+        channels_last: channels-last memory format (default: on for CUDA; on
+            CPU it makes convolutions 1.4-2x faster but changes float32
+            rounding, about 1e-6 relative, against a contiguous forward pass).
+        skip_bad: leave out unreadable images (found before extraction) and
+            record them, instead of stopping at the first one.
+        overwrite: redo entries that are already complete (or unresumable).
+        offline: never download weights.
+        layout: image layout for a path (``auto``, ``folder``, ``csv``,
+            ``things``, ``things-full``).
+        progress: show a progress bar on stderr (default: when stderr is a terminal).
+        chunk_rows: rows per store chunk for new entries, rounded up to a
+            multiple of ``batch_size`` (default: about 8 MiB, at most ~1024 rows).
+
+    Returns:
+        An :class:`ExtractionResult`.
+
+    Raises:
+        InputError, DataError: bad options, images or ids.
+        ModelError, WeightsUnavailableError: the model, weights or a layer.
+        EntryExistsError: a complete entry made with other settings, without ``overwrite``.
+    """
+    if isinstance(layers, str):
+        layers = [layers]
+    layers = list(layers)
+    if not layers:
+        raise InputError("--layer: give at least one layer")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"--batch-size {batch_size!r}: expected a positive integer")
+    if dtype not in _DTYPES:
+        raise InputError(f"--dtype {dtype!r}: expected float32 or float16")
+    if pool_maps not in MAP_POOLS:
+        raise InputError(f"--pool-maps {pool_maps!r}: expected one of {', '.join(MAP_POOLS)}")
+    if pool_tokens not in TOKEN_POOLS:
+        raise InputError(f"--pool-tokens {pool_tokens!r}: expected one of {', '.join(TOKEN_POOLS)}")
+    if num_workers is not None and num_workers < 0:
+        raise InputError(f"--workers {num_workers}: expected 0 or more")
+    dev = resolve_device(device)
+
+    lm = model if isinstance(model, LoadedModel) else load_model(model, weights, offline)
+    name = model_name or lm.name
+    tf: Preprocess | Callable[..., torch.Tensor] = transform or lm.transform or Preprocess()
+    src = _source(images, ids, tf, skip_bad, layout)
+    n = len(src.ids)
+    if n == 0:
+        raise InputError("no image to extract")
+
+    module = lm.module.eval()
+    use_cl = (dev.type == "cuda") if channels_last is None else channels_last
+    module = module.to(dev)
+    if use_cl and not isinstance(module, torch.jit.ScriptModule):
+        module = module.to(memory_format=torch.channels_last)
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16) if bf16 else None
+    normalize = tf.normalize if isinstance(tf, Preprocess) else None
+
+    def prepare(batch: torch.Tensor) -> torch.Tensor:
+        x = batch.to(dev, non_blocking=True)
+        if x.dtype == torch.uint8:  # pixels: scale and normalise
+            x = normalize(x) if normalize is not None else x.to(torch.float32).div(255.0)
+        elif not x.is_floating_point():
+            x = x.to(torch.float32)
+        if use_cl and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    # Probe pass on the first image: layer names, output shapes, execution order.
+    probe_ds = src.make(0)
+    _, first, err = probe_ds[0]
+    if err:
+        raise DataError(f"{err} (pass --skip-bad to leave unreadable images out)")
+    example = prepare(first.unsqueeze(0))
+    infos, order = probe_layers(module, example)
+    req_of: dict[str, str] = {}
+    for spec in layers:  # several specs may name one module ("logits" and "fc")
+        req_of.setdefault(resolve_layers(module, [spec], infos, order, lm.presets)[0], spec)
+    names = list(req_of)
+    requested = [req_of[ln] for ln in names]
+    shape_of = {i.name: i.shape for i in infos}
+    calls = {i.name: i.calls for i in infos}
+    p_of = {ln: pooled_dim(shape_of[ln] or (), pool_maps, pool_tokens) for ln in names}
+
+    preprocessing = tf.to_attrs() if isinstance(tf, Preprocess) else {"kind": "callable", "repr": repr(tf)}
+    base = {
+        "model": lm.describe(),
+        "pooling": {"maps": pool_maps, "tokens": pool_tokens},
+        "preprocessing": preprocessing,
+        "images": src.describe,
+        "dtype": dtype,
+        "bf16": bool(bf16),
+    }
+    from alignkit.provenance import base_provenance, versions
+
+    run_info = {
+        "device": str(dev),
+        "batch_size": batch_size,
+        "channels_last": bool(use_cl),
+        "versions": versions(("torch", "torchvision", "pillow")),
+    }
+
+    # Store entries: skip complete ones, resume interrupted ones.
+    writers: dict[str, Any] = {}
+    status: dict[str, str] = {}
+    starts: dict[str, int] = {}
+    attrs_of: dict[str, dict[str, Any]] = {}
+    st = None
+    if store is not None:
+        from alignkit.store import EmbeddingStore
+
+        st = EmbeddingStore(store, "a")
+    for ln in names:
+        job = dict(base, layer=ln, requested_layer=req_of[ln], p=p_of[ln])
+        fp = _fingerprint(job)
+        attrs_of[ln] = base_provenance(**job, fingerprint=fp, extraction=run_info)
+        if st is None:
+            continue
+        existing = st.entry(name, ln) if st.has(name, ln) else None
+        if existing is not None and existing.complete and not overwrite:
+            if existing.attrs.get("fingerprint") != fp:
+                raise EntryExistsError(
+                    f"{st.name}: {name}/{ln} exists, made with other settings (model, weights, "
+                    "images, preprocessing, pooling or dtype); pass --overwrite to replace it"
+                )
+            status[ln] = "complete"
+            continue
+        resuming = existing is not None and not existing.complete
+        if resuming:
+            cr = None  # keep the entry's own chunking
+        elif chunk_rows is not None:
+            cr = -(-max(1, chunk_rows) // batch_size) * batch_size
+        else:
+            cr = _chunk_rows(n, p_of[ln], dtype, batch_size)
+        w = st.create(name, ln, n=n, p=p_of[ln], ids=src.ids, dtype=dtype, attrs=attrs_of[ln],
+                      chunk_rows=cr, overwrite=overwrite, resume=True)
+        writers[ln] = w
+        starts[ln] = w.rows_done
+        status[ln] = "resumed" if resuming and w.rows_done > 0 else "written"
+
+    todo = [ln for ln in names if st is None or ln in writers]
+    result = ExtractionResult(model=name, layers=names, requested=requested, ids=list(src.ids),
+                              dims=dict(p_of),
+                              store=None if store is None else os.fspath(store), status=status,
+                              skipped=src.skipped, attrs=attrs_of[names[0]] if names else {})
+    if not todo:
+        return result
+
+    # Buffers: one chunk per layer (store) or the whole array (memory).
+    np_dtype = np.float16 if dtype == "float16" else np.float32
+    t_dtype = torch.float16 if dtype == "float16" else torch.float32
+    if st is None:
+        full = {ln: np.empty((n, p_of[ln]), dtype=np_dtype) for ln in todo}
+        start = 0
+        chunk = {ln: n for ln in todo}
+        bufs = full
+        buf_start = {ln: 0 for ln in todo}
+    else:
+        start = min(starts[ln] for ln in todo)
+        chunk = {ln: writers[ln].chunk_rows for ln in todo}
+        bufs = {ln: np.empty((chunk[ln], p_of[ln]), dtype=np_dtype) for ln in todo}
+        buf_start = {ln: starts[ln] for ln in todo}
+    fill = {ln: 0 for ln in todo}
+
+    def flush(ln: str, final: bool) -> None:
+        k = fill[ln]
+        if st is None or k == 0 or (k < chunk[ln] and not final):
+            return
+        writers[ln].write_rows(buf_start[ln], bufs[ln][:k])
+        buf_start[ln] += k
+        fill[ln] = 0
+
+    workers = default_workers(dev) if num_workers is None else num_workers
+    if not src.files:
+        workers = 0 if num_workers is None else workers
+    dataset = src.make(start)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate,
+        pin_memory=dev.type == "cuda", prefetch_factor=4 if workers > 0 else None,
+        persistent_workers=False,
+    )
+    hooked = [ln for ln in todo if ln != OUTPUT]
+    stop_early = OUTPUT not in todo and all(calls.get(ln) == 1 for ln in hooked)
+    bar = _progress(n, start, progress, f"{name} ({', '.join(todo)})")
+    t0 = time.perf_counter()
+    done = 0
+    try:
+        with torch.inference_mode(), capture(module, hooked, pool_maps, pool_tokens, stop_early) as got:
+            for positions, batch, errors in loader:
+                bad = next((e for e in errors if e), None)
+                if bad is not None or batch is None:
+                    raise DataError(
+                        f"{bad or 'unreadable image'} (pass --skip-bad to leave unreadable images out)"
+                    )
+                x = prepare(batch)
+                got.clear()
+                try:
+                    if autocast is not None:
+                        with autocast:
+                            out = module(x)
+                    else:
+                        out = module(x)
+                    if OUTPUT in todo:
+                        t = _first_tensor(out)
+                        if t is None:
+                            raise MismatchError(f"{name}: the model returned no tensor")
+                        got[OUTPUT] = pool(t, pool_maps, pool_tokens)
+                except StopForward:
+                    pass
+                b = len(positions)
+                row0 = positions[0]
+                for ln in todo:
+                    rows = got[ln].to(t_dtype).cpu().numpy()
+                    if rows.shape != (b, p_of[ln]):
+                        rows = rows.reshape(b, -1)
+                        if rows.shape[1] != p_of[ln]:
+                            raise MismatchError(
+                                f"layer {ln!r}: {rows.shape[1]} features for image "
+                                f"{src.ids[row0]!r}, {p_of[ln]} for the first image; "
+                                "images must give outputs of one size (set --crop)"
+                            )
+                    # rows before a layer's own resume point are already stored
+                    skip = max(0, buf_start[ln] + fill[ln] - row0) if st is not None else 0
+                    if skip >= b:
+                        continue
+                    if st is None:
+                        bufs[ln][row0:row0 + b] = rows
+                        continue
+                    r = skip
+                    while r < b:
+                        take = min(b - r, chunk[ln] - fill[ln])
+                        bufs[ln][fill[ln]:fill[ln] + take] = rows[r:r + take]
+                        fill[ln] += take
+                        r += take
+                        flush(ln, final=False)
+                done += b
+                bar.update(b)
+        for ln in todo:
+            flush(ln, final=True)
+            if st is not None:
+                writers[ln].finalize()
+    finally:
+        bar.close()
+    result.seconds = time.perf_counter() - t0
+    result.images_done = done
+    if st is None:
+        result.features = {ln: full[ln] for ln in todo}
+    return result

@@ -1,0 +1,181 @@
+"""Throughput of ``alignkit extract`` against the loop a user would write.
+
+For each model, in the same run and on the same images:
+
+* **plain**: the torchvision loop a user writes: a dataset that opens each file
+  with PIL and applies the weights' ``transforms()``, a default ``DataLoader``
+  (no workers), ``torch.no_grad()``, a forward hook on the penultimate layer
+  collecting ``.cpu().numpy()`` rows;
+* **alignkit**: :func:`alignkit.extract.extract_features` with its defaults
+  (decoding in data-loader workers, uint8 batches, inference mode, early exit
+  after the last requested layer) writing into a Zarr store; on CPU also with
+  ``--channels-last`` (**alignkit-cl**);
+* **thingsvision**: its ``get_extractor(...).extract_features`` when the
+  package is importable (skipped otherwise).
+
+Images are JPEGs cut from the sample photographs in ``shared/data/images`` at
+THINGS-like sizes. Prints images/s and the ratio to the plain loop.
+
+Example::
+
+    python benches/bench_extract.py --n-images 320 --batch-size 64 --models mobilenet_v2 resnet50
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
+PENULTIMATE = {"mobilenet_v2": "features.18.1", "resnet50": "avgpool", "vgg16": "classifier.3",
+               "alexnet": "classifier.4", "efficientnet_b0": "avgpool"}
+
+
+def make_images(root: Path, n: int, seed: int = 0) -> Path:
+    """``n`` JPEGs (quality 90) of 400-800 px cut from the sample photographs."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    sources = [Image.open(p).convert("RGB") for p in sorted(SAMPLES.iterdir())]
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img = sources[i % len(sources)]
+        w, h = img.size
+        side = int(rng.integers(min(w, h) // 2, min(w, h) + 1))
+        x0, y0 = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
+        out = int(rng.integers(400, 801))
+        img.crop((x0, y0, x0 + side, y0 + side)).resize((out, int(out * 0.75))).save(
+            root / f"img{i:05d}.jpg", quality=90)
+    return root
+
+
+def plain_loop(name: str, root: Path, batch_size: int, device: str) -> tuple[float, np.ndarray]:
+    """The straightforward torchvision loop; returns (seconds, features)."""
+    import torch
+    import torchvision
+    from PIL import Image
+
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    model = torchvision.models.get_model(name, weights=None).eval().to(device)
+    tf = weights.transforms()
+    paths = sorted(root.iterdir())
+
+    class Files(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return len(paths)
+
+        def __getitem__(self, i: int) -> torch.Tensor:
+            return tf(Image.open(paths[i]).convert("RGB"))
+
+    rows: list[np.ndarray] = []
+    layer = dict(model.named_modules())[PENULTIMATE[name]]
+    handle = layer.register_forward_hook(lambda m, i, o: rows.append(o.flatten(1).cpu().numpy()))
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for x in torch.utils.data.DataLoader(Files(), batch_size=batch_size):
+            model(x.to(device))
+    seconds = time.perf_counter() - t0
+    handle.remove()
+    return seconds, np.concatenate(rows)
+
+
+def alignkit_run(name: str, root: Path, batch_size: int, device: str, workers: int | None,
+                 store: Path, channels_last: bool | None = None) -> tuple[float, np.ndarray]:
+    """alignkit's extraction into a fresh store; returns (seconds, features)."""
+    import torch
+    import torchvision
+
+    from alignkit.extract import extract_features
+    from alignkit.store import EmbeddingStore
+
+    torch.manual_seed(0)
+    model = torchvision.models.get_model(name, weights=None).eval()
+    shutil.rmtree(store, ignore_errors=True)
+    t0 = time.perf_counter()
+    res = extract_features(model, root, [PENULTIMATE[name]], store=store, model_name=name,
+                           batch_size=batch_size, device=device, num_workers=workers,
+                           channels_last=channels_last, progress=False)
+    seconds = time.perf_counter() - t0
+    return seconds, EmbeddingStore(store).entry(name, res.layers[0]).features()
+
+
+def thingsvision_run(name: str, root: Path, batch_size: int, device: str) -> float | None:
+    """thingsvision's extractor, if installed; returns seconds or None."""
+    try:
+        from thingsvision import get_extractor
+        from thingsvision.utils.data import DataLoader, ImageDataset
+    except ImportError:
+        return None
+    extractor = get_extractor(model_name=name, source="torchvision", device=device, pretrained=False)
+    out = Path(tempfile.mkdtemp(prefix="tv-"))
+    dataset = ImageDataset(root=str(root), out_path=str(out), backend=extractor.get_backend(),
+                           transforms=extractor.get_transformations())
+    batches = DataLoader(dataset=dataset, batch_size=batch_size, backend=extractor.get_backend())
+    t0 = time.perf_counter()
+    extractor.extract_features(batches=batches, module_name=PENULTIMATE[name], flatten_acts=True)
+    seconds = time.perf_counter() - t0
+    shutil.rmtree(out, ignore_errors=True)
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print one line per model and method."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n-images", type=int, default=320)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--models", nargs="+", default=["mobilenet_v2", "resnet50"])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--workers", type=int, default=None, help="alignkit's loader workers")
+    ap.add_argument("--repeat", type=int, default=1, help="best of this many runs")
+    args = ap.parse_args(argv)
+    if not SAMPLES.is_dir():
+        print(f"sample images not found at {SAMPLES}", file=sys.stderr)
+        return 2
+    os.environ.setdefault("NUMBA_CACHE_DIR", tempfile.gettempdir() + "/alignkit-numba-cache")
+    import torch
+
+    tmp = Path(tempfile.mkdtemp(prefix="alignkit-bench-"))
+    try:
+        root = make_images(tmp / "images", args.n_images)
+        n = args.n_images
+        print(f"# {n} JPEGs 400-800 px, batch {args.batch_size}, device {args.device}, "
+              f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+              f"{os.cpu_count()} cores")
+        for name in args.models:
+            # warm-up (allocator, oneDNN/cuDNN kernels, page cache)
+            plain_loop(name, make_images(tmp / "warm", args.batch_size, seed=1), args.batch_size,
+                       args.device)
+            plain_s, plain_x = min((plain_loop(name, root, args.batch_size, args.device)
+                                    for _ in range(args.repeat)), key=lambda r: r[0])
+            ours_s, ours_x = min((alignkit_run(name, root, args.batch_size, args.device,
+                                               args.workers, tmp / "s.zarr")
+                                  for _ in range(args.repeat)), key=lambda r: r[0])
+            if plain_x.shape != ours_x.shape:
+                raise SystemExit(f"{name}: shapes differ {plain_x.shape} vs {ours_x.shape}")
+            print(f"{name:14s} plain        {n / plain_s:8.1f} img/s")
+            print(f"{name:14s} alignkit     {n / ours_s:8.1f} img/s  x{plain_s / ours_s:.2f}")
+            if not args.device.startswith("cuda"):  # channels-last is the default on CUDA
+                cl_s = min(alignkit_run(name, root, args.batch_size, args.device, args.workers,
+                                        tmp / "s.zarr", channels_last=True)[0]
+                           for _ in range(args.repeat))
+                print(f"{name:14s} alignkit-cl  {n / cl_s:8.1f} img/s  x{plain_s / cl_s:.2f}"
+                      "  (--channels-last)")
+            tv = thingsvision_run(name, root, args.batch_size, args.device)
+            if tv is None:
+                print(f"{name:14s} thingsvision      n/a (not installed)")
+            else:
+                print(f"{name:14s} thingsvision {n / tv:8.1f} img/s  alignkit x{tv / ours_s:.2f}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

