@@ -23,7 +23,7 @@ setup(
     python_requires=">=3.10",
     # the bundled sample data is a data-only package (no __init__.py)
     packages=find_packages(include=["alignkit", "alignkit.*"]) + ["alignkit.data.sample_data"],
-    package_data={"alignkit": ["py.typed"], "alignkit.data.sample_data": ["*"]},
+    package_data={"alignkit": ["py.typed"], "alignkit.data.sample_data": ["*", "images/*"]},
     install_requires=[
         "numpy>=1.24",
         "scipy>=1.10",
@@ -41,7 +41,9 @@ setup(
             "hypothesis>=6.90",
             "ruff>=0.4",
             "scikit-learn>=1.3",
+            "dask[distributed]>=2024.1",
         ],
+        "dask": ["dask[distributed]>=2024.1"],
     },
     entry_points={"console_scripts": ["alignkit=alignkit.cli:main"]},
     classifiers=[

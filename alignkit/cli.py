@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "data": "alignkit.commands.data:data",
     "demo": "alignkit.commands.demo:demo",
     "report": "alignkit.commands.report:report",
+    "sweep": "alignkit.commands.sweep:sweep",
 }
 
 

@@ -1,0 +1,95 @@
+"""``alignkit sweep``: run a study (models x layers x datasets) locally or on Dask."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from alignkit.commands._output import emit
+
+#: Exit status of a sweep that finished some tasks but not all (failed or blocked ones).
+EXIT_INCOMPLETE = 3
+
+
+@click.command("sweep")
+@click.argument("study_file", metavar="STUDY.toml", type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="List the tasks and whether each is done; run nothing.")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="local: this process (or --workers processes); dask: a Dask cluster.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="local: worker processes (default 1, this process); dask: workers of a "
+                   "local cluster started for this sweep (default 2).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="dask: address of an existing scheduler, e.g. tcp://10.0.0.5:8786.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="Output format on stdout.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar over tasks on stderr (default: when stderr is a terminal).")
+def sweep(study_file: str, dry_run: bool, executor: str, workers: int | None,
+          scheduler: str | None, fmt: str, progress: bool | None) -> int:
+    """Run every task of a study that is not done yet.
+
+    A study file lists models, image sets, triplet sets, RDMs and probe
+    settings (see docs/sweep.md). Tasks whose inputs are unchanged since they
+    last succeeded are skipped; failed tasks are reported with their error and
+    rerun next time. Exit status: 0 when every task is done, 3 when some failed
+    (or could not run because a task they need failed), 2 on a bad study file.
+
+    \b
+    Examples:
+      alignkit sweep study.toml --dry-run
+      alignkit sweep study.toml
+      alignkit sweep study.toml --executor dask --workers 4
+      alignkit sweep study.toml --executor dask --scheduler tcp://10.0.0.5:8786
+    """
+    from alignkit.errors import InputError
+    from alignkit.sweep import load_study, plan, run_sweep
+
+    if executor == "local" and scheduler is not None:
+        raise InputError("--scheduler is for --executor dask")
+    if scheduler is not None and workers is not None:
+        raise InputError("give --scheduler (an existing cluster) or --workers (a local one), not both")
+    study = load_study(study_file)
+    if dry_run:
+        tasks, done = plan(study)
+        rows = [{"status": "done" if t.key in done else "todo", "task": t.kind, "model": t.model,
+                 "layer": t.layer, "images": t.images, "dataset": t.dataset, "key": t.key[7:19]}
+                for t in tasks]
+        emit(rows, fmt)
+        todo = sum(r["status"] == "todo" for r in rows)
+        click.echo(f"{len(rows)} tasks: {todo} to run, {len(rows) - todo} done", err=True)
+        return 0
+
+    def log(event: str, task: Any, outcome: Any) -> None:
+        if event == "failed":
+            click.echo(f"alignkit: task failed: {task.name}: {outcome.error}", err=True)
+        elif event == "blocked":
+            click.echo(f"alignkit: task not run: {task.name}: a task it needs failed", err=True)
+
+    report = run_sweep(study, executor=executor, workers=workers, scheduler=scheduler,
+                       progress=progress, on_event=log)
+    if fmt == "json":
+        emit([], "json", payload=report.to_dict())
+    else:
+        rows: list[dict[str, Any]] = [{"status": "ran", "task": t.name, "error": None}
+                                      for t in report.ran]
+        rows += [{"status": "failed", "task": t.name, "error": f"{o.error_type}: {o.error}"}
+                 for t, o in report.failed]
+        rows += [{"status": "blocked", "task": t.name, "error": f"needs {dep}"}
+                 for t, dep in report.blocked]
+        if rows:
+            emit(rows, "table")
+    n_bad = len(report.failed) + len(report.blocked)
+    click.echo(
+        f"sweep: {len(report.tasks)} tasks: {len(report.skipped)} already done, "
+        f"{len(report.ran)} ran, {len(report.failed)} failed, {len(report.blocked)} not run"
+        + (f" ({report.executor})" if report.executor else ""),
+        err=True,
+    )
+    if n_bad:
+        click.echo("alignkit: sweep incomplete: rerun it to retry the failed tasks", err=True)
+        sys.stderr.flush()
+        return EXIT_INCOMPLETE
+    return 0

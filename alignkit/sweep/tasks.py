@@ -1,0 +1,447 @@
+"""Expansion of a study into tasks, content-aware task keys, and running one task.
+
+A study expands into one ``extract`` task per (model, image set), which fills
+every listed layer in one pass, and, per layer, one ``ooo`` task per triplet
+set, one ``rsa`` task per RDM and one ``probe`` task per probed triplet set
+(each depends on its extraction).
+
+Every task has a *key*: the SHA-256 of everything that decides its numbers
+(model, weights and the checksum of a weights file, the seed of random-init
+weights, layer, pooling and dtype, the image set's file checksums, the human
+data's checksums, the scoring options, and the alignkit version). A finished
+task leaves a marker named by its key in the sweep ledger (``<store>.sweep/``),
+so a rerun skips exactly the tasks whose inputs are unchanged.
+
+:func:`execute_task` runs one task in any process (the local process, a pool
+worker or a Dask worker). It writes features and probes into the store, each
+task into its own group, and returns the results records for the driver to
+append; it never raises: a failure comes back as an outcome with its error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alignkit._version import __version__
+from alignkit.sweep.study import ImageSetSpec, ModelSpec, Study, is_url
+
+__all__ = [
+    "Task",
+    "TaskOutcome",
+    "expand",
+    "entry_model",
+    "images_checksum",
+    "data_checksum",
+    "execute_task",
+]
+
+KINDS = ("extract", "ooo", "rsa", "probe")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work.
+
+    Attributes:
+        kind: ``extract``, ``ooo``, ``rsa`` or ``probe``.
+        key: content-aware key (``sha256:...``).
+        name: a readable name, e.g. ``ooo resnet18/layer4 @sample ~ things``.
+        model: the model's label; layer: the layer (None for ``extract``).
+        images: the image set's name; dataset: the triplet set or RDM (None for ``extract``).
+        deps: keys of the tasks this one needs.
+        spec: everything needed to run it (JSON-able).
+    """
+
+    kind: str
+    key: str
+    name: str
+    model: str
+    layer: str | None
+    images: str
+    dataset: str | None
+    deps: tuple[str, ...]
+    spec: dict[str, Any] = field(hash=False, compare=False)
+
+
+@dataclass
+class TaskOutcome:
+    """What running a task gave: records for the results table, or an error."""
+
+    key: str
+    ok: bool
+    records: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    error_type: str | None = None
+    seconds: float = 0.0
+    detail: str | None = None
+
+
+# --------------------------------------------------------------------------- checksums
+def _sha(obj: Any) -> str:
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
+def images_checksum(spec: ImageSetSpec) -> str:
+    """Checksum of an image set: every file under its folder (path and bytes).
+
+    For a CSV image set, the folder holding the CSV file is covered (the CSV
+    names images relative to it).
+    """
+    from alignkit.provenance import sha256_file
+
+    root = Path(spec.path)
+    folder = root if root.is_dir() else root.parent
+    h = hashlib.sha256()
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    for p in files:
+        h.update(p.relative_to(folder).as_posix().encode() + b"\0")
+        h.update(sha256_file(p).encode() + b"\n")
+    if root.is_file():
+        h.update(b"csv:" + root.name.encode())
+    return "sha256:" + h.hexdigest()
+
+
+def data_checksum(source: str | None) -> str | None:
+    """Checksum of a human-data file or a bundled name (None stays None)."""
+    if source is None:
+        return None
+    from alignkit.provenance import sha256_file
+
+    p = Path(source)
+    if not p.is_absolute():
+        from alignkit.data import bundled_path
+
+        p = bundled_path(source)
+    return sha256_file(p)
+
+
+def _weights_id(model: ModelSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {"weights": model.weights}
+    if os.path.isabs(model.weights) and os.path.isfile(model.weights):
+        from alignkit.provenance import sha256_file
+
+        out["weights_checksum"] = sha256_file(model.weights)
+    if model.name.endswith((".pt", ".pth", ".ts", ".torchscript")) and os.path.isfile(model.name):
+        from alignkit.provenance import sha256_file
+
+        out["model_checksum"] = sha256_file(model.name)
+    return out
+
+
+def entry_model(model: ModelSpec, images: ImageSetSpec) -> str:
+    """The model name of a (model, image set) entry in the store: ``label@images``."""
+    return f"{model.label}@{images.name}"
+
+
+def _ledger(store: str) -> str:
+    return store.rstrip("/") + ".sweep"
+
+
+# --------------------------------------------------------------------------- expansion
+def expand(study: Study) -> list[Task]:
+    """All tasks of a study, extraction tasks first, in a stable order.
+
+    Checksums of the image sets and human data are computed here (once).
+    """
+    sw = study.sweep
+    img_sums = {s.name: images_checksum(s) for s in study.images}
+    trip_sums = {t.name: (data_checksum(t.source), data_checksum(t.ids)) for t in study.triplets}
+    rdm_sums = {r.name: (data_checksum(r.source), data_checksum(r.ids)) for r in study.rdms}
+    common = {"store": sw.store, "device": sw.device, "threads": sw.threads}
+    # A dataset scored on several image sets is recorded as "name@images", so that
+    # records stay distinct under the results table's (kind, model, layer, dataset) key.
+    n_sets = {d.name: len(d.images or study.images) for d in (*study.triplets, *study.rdms)}
+
+    def recorded(dataset: str, images: str) -> str:
+        return dataset if n_sets[dataset] == 1 else f"{dataset}@{images}"
+
+    extracts: list[Task] = []
+    scores: list[Task] = []
+    for m in study.models:
+        for s in study.images:
+            ex_content = {
+                "kind": "extract", "entry": entry_model(m, s), "model": m.name, **_weights_id(m),
+                "seed": sw.seed if m.weights.lower() == "none" else None,
+                "layers": list(m.layers), "images": img_sums[s.name], "layout": s.layout,
+                "dtype": sw.dtype, "pool_maps": sw.pool_maps, "pool_tokens": sw.pool_tokens,
+                "alignkit": __version__,
+            }
+            ex_key = _sha(ex_content)
+            store_model = ex_content["entry"]
+            ex = Task("extract", ex_key, f"extract {m.label} @{s.name}", m.label, None, s.name, None, (),
+                      {**common, "entry_model": store_model, "model_spec": m.name,
+                       "weights": m.weights, "layers": list(m.layers), "image_path": s.path,
+                       "layout": s.layout, "seed": sw.seed, "batch_size": sw.batch_size,
+                       "dtype": sw.dtype, "pool_maps": sw.pool_maps, "pool_tokens": sw.pool_tokens,
+                       "loader_workers": sw.loader_workers, "offline": sw.offline})
+            extracts.append(ex)
+            for layer in m.layers:
+                base = {**common, "entry_model": store_model, "layer": layer, "label": m.label,
+                        "images": s.name, "seed": sw.seed}
+                for t in study.triplets:
+                    if t.images and s.name not in t.images:
+                        continue
+                    opts = {"similarity": t.similarity, "ties": t.ties, "bootstrap": t.bootstrap,
+                            "seed": sw.seed}
+                    key = _sha({"kind": "ooo", "extract": ex_key, "layer": layer,
+                                "dataset": recorded(t.name, s.name),
+                                "triplets": trip_sums[t.name], "format": t.format, **opts})
+                    scores.append(Task(
+                        "ooo", key, f"ooo {m.label}/{layer} @{s.name} ~ {t.name}", m.label, layer,
+                        s.name, t.name, (ex_key,),
+                        {**base, "dataset": recorded(t.name, s.name), "source": t.source, "ids": t.ids,
+                         "format": t.format, **opts}))
+                for r in study.rdms:
+                    if r.images and s.name not in r.images:
+                        continue
+                    opts = {"rdm_method": r.rdm_method, "compare": r.compare,
+                            "permutations": r.permutations, "bootstrap": r.bootstrap,
+                            "seed": sw.seed}
+                    key = _sha({"kind": "rsa", "extract": ex_key, "layer": layer,
+                                "dataset": recorded(r.name, s.name),
+                                "rdm": rdm_sums[r.name], "key": r.key, **opts})
+                    scores.append(Task(
+                        "rsa", key, f"rsa {m.label}/{layer} @{s.name} ~ {r.name}", m.label, layer,
+                        s.name, r.name, (ex_key,),
+                        {**base, "dataset": recorded(r.name, s.name), "source": r.source, "ids": r.ids,
+                         "key": r.key, **opts}))
+                if study.probe is not None:
+                    p = study.probe
+                    for tname in p.triplets:
+                        t = next(x for x in study.triplets if x.name == tname)
+                        if t.images and s.name not in t.images:
+                            continue
+                        opts = {"folds": p.folds, "lambdas": list(p.lambdas), "objective": p.objective,
+                                "protocol": p.protocol, "solver": p.solver, "seed": sw.seed}
+                        key = _sha({"kind": "probe", "extract": ex_key, "layer": layer,
+                                "dataset": recorded(t.name, s.name),
+                                    "triplets": trip_sums[t.name], "format": t.format, **opts})
+                        scores.append(Task(
+                            "probe", key, f"probe {m.label}/{layer} @{s.name} ~ {t.name}", m.label,
+                            layer, s.name, t.name, (ex_key,),
+                            {**base, "dataset": recorded(t.name, s.name), "source": t.source, "ids": t.ids,
+                             "format": t.format, "probe_name": f"sweep-{t.name}", **opts}))
+    tasks = extracts + scores
+    if len({t.key for t in tasks}) != len(tasks):  # names are unique, so keys are too
+        raise AssertionError("two sweep tasks share a key")
+    return tasks
+
+
+# --------------------------------------------------------------------------- execution
+def _set_threads(n: int) -> None:
+    if n <= 0:
+        return
+    import numba
+    import torch
+
+    torch.set_num_threads(n)
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+
+
+def _device(spec: dict[str, Any]) -> str:
+    return "cpu" if spec["device"] == "cpu" else ("cuda" if spec["device"].startswith("cuda") else "auto")
+
+
+def _run_extract(task: Task) -> TaskOutcome:
+    import torch
+
+    from alignkit.errors import EntryExistsError
+    from alignkit.extract import extract_features, load_model
+
+    s = task.spec
+    if str(s["weights"]).lower() == "none":
+        torch.manual_seed(int(s["seed"]))  # random-init weights: the same in every process
+    lm = load_model(s["model_spec"], s["weights"], s["offline"])
+    options = dict(
+        store=s["store"], model_name=s["entry_model"], batch_size=s["batch_size"],
+        device=s["device"], num_workers=s["loader_workers"], dtype=s["dtype"],
+        pool_maps=s["pool_maps"], pool_tokens=s["pool_tokens"], layout=s["layout"],
+        progress=False, offline=s["offline"],
+    )
+    try:  # resumes an interrupted entry of the same extraction
+        res = extract_features(lm, s["image_path"], s["layers"], **options)
+    except EntryExistsError:
+        # The sweep owns "label@images" entries; one made from other inputs (the
+        # images, weights or options changed since) is replaced.
+        res = extract_features(lm, s["image_path"], s["layers"], overwrite=True, **options)
+    detail = ", ".join(f"{ln}: {st}" for ln, st in res.status.items())
+    return TaskOutcome(task.key, True, detail=f"{len(res.ids)} images; {detail}")
+
+
+def _record_extra(task: Task) -> dict[str, Any]:
+    s = task.spec
+    return {"model": task.model, "layer": task.layer, "dataset": s["dataset"],
+            "images": task.images, "store": s["store"], "entry_model": s["entry_model"],
+            "sweep": {"key": task.key, "task": task.kind}}
+
+
+def _entry_layer(task: Task) -> tuple[Any, str]:
+    """The store and the module name stored for the task's layer (presets resolved)."""
+    from alignkit.store import EmbeddingStore
+
+    st = EmbeddingStore(task.spec["store"], "r")
+    model, layer = task.spec["entry_model"], task.spec["layer"]
+    if st.has(model, layer):
+        return st, layer
+    for m, ln in st.entries():  # a preset ("penultimate") stored under its module's name
+        if m == model and st.entry(m, ln).attrs.get("requested_layer") == layer:
+            return st, ln
+    from alignkit.errors import EntryNotFoundError
+
+    raise EntryNotFoundError(f"{st.name}: no entry for {model}/{layer}; run its extraction first")
+
+
+def _run_ooo(task: Task) -> TaskOutcome:
+    from alignkit.data import load_ids, load_triplets
+    from alignkit.results import record_from_result
+    from alignkit.score import score_store_ooo
+
+    s = task.spec
+    trip = load_triplets(s["source"], format=s["format"])
+    ids = load_ids(s["ids"]) if s["ids"] else None
+    st, layer = _entry_layer(task)
+    res = score_store_ooo(st, trip, model=s["entry_model"], layer=layer, object_ids=ids,
+                          similarity=s["similarity"], ties=s["ties"], bootstrap=s["bootstrap"],
+                          seed=s["seed"], device=_device(s))[0]
+    rec = record_from_result("ooo", res, **_record_extra(task), module=layer)
+    return TaskOutcome(task.key, True, [rec], detail=f"accuracy {res.accuracy:.4f}")
+
+
+def _run_rsa(task: Task) -> TaskOutcome:
+    from alignkit.data import load_ids, load_rdm
+    from alignkit.results import record_from_result
+    from alignkit.score import score_store_rsa
+
+    s = task.spec
+    rdm = load_rdm(s["source"], key=s["key"], ids=load_ids(s["ids"]) if s["ids"] else None)
+    st, layer = _entry_layer(task)
+    res = score_store_rsa(st, rdm, model=s["entry_model"], layer=layer, rdm_method=s["rdm_method"],
+                          compare=s["compare"], permutations=s["permutations"],
+                          bootstrap=s["bootstrap"], seed=s["seed"], device=_device(s))[0]
+    rec = record_from_result("rsa", res, **_record_extra(task), module=layer)
+    return TaskOutcome(task.key, True, [rec], detail=f"{res.compare} {res.value:.4f}")
+
+
+def _run_probe(task: Task) -> TaskOutcome:
+    import numpy as np
+
+    from alignkit.data import load_ids, load_triplets
+    from alignkit.errors import MismatchError
+    from alignkit.probe import cross_validate
+    from alignkit.results import record_from_result
+    from alignkit.score import triplet_rows_for_entry
+    from alignkit.store import EmbeddingStore
+
+    s = task.spec
+    trip = load_triplets(s["source"], format=s["format"])
+    ids = load_ids(s["ids"]) if s["ids"] else None
+    _, layer = _entry_layer(task)
+    entry = EmbeddingStore(s["store"], "a").entry(s["entry_model"], layer)
+    X = entry.features()
+    rows = triplet_rows_for_entry(entry.ids, trip, ids)
+    if rows is not None:
+        X = np.where((rows >= 0)[:, None], X[np.maximum(rows, 0)], 0).astype(np.float32)
+    elif X.shape[0] != trip.n_objects:
+        raise MismatchError(f"{s['dataset']}: {trip.n_objects} objects but {X.shape[0]} feature "
+                            "rows; give the objects' ids (ids = \"file.txt\")")
+    res = cross_validate(X, trip, folds=s["folds"], lambdas=s["lambdas"], objective=s["objective"],
+                         protocol=s["protocol"], solver=s["solver"], seed=s["seed"],
+                         device=_device(s))
+    res.transform.save(entry, s["probe_name"], overwrite=True)
+    body = res.to_dict()
+    body.pop("runs", None)
+    body.update(probe=s["probe_name"], accuracy=res.probing_accuracy)
+    rec = record_from_result("probe", body, **_record_extra(task), module=layer)
+    return TaskOutcome(task.key, True, [rec], detail=f"probing accuracy {res.probing_accuracy:.4f}")
+
+
+_RUNNERS = {"extract": _run_extract, "ooo": _run_ooo, "rsa": _run_rsa, "probe": _run_probe}
+
+
+def execute_task(task: Task) -> TaskOutcome:
+    """Run one task; never raises (a failure is returned with its error).
+
+    Features and probes are written into the store by the task itself; the
+    results records are returned, for the driver to append to the results table.
+    """
+    t0 = time.perf_counter()
+    try:
+        _set_threads(int(task.spec.get("threads", 0)))
+        out = _RUNNERS[task.kind](task)
+    except Exception as exc:  # reported per task; the sweep goes on
+        from alignkit.errors import AlignkitError
+
+        tb = None if isinstance(exc, AlignkitError) else traceback.format_exc(limit=8)
+        out = TaskOutcome(task.key, False, error=str(exc) or type(exc).__name__,
+                          error_type=type(exc).__name__, detail=tb)
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+# --------------------------------------------------------------------------- ledger
+class Ledger:
+    """Markers of finished tasks, one small JSON file per task key.
+
+    Kept beside the store (``<store>.sweep/``, a folder or an fsspec URL), never
+    inside it, so Zarr readers see only the store's own groups. Each marker is
+    written once, by the driver, after the task's records were appended.
+    """
+
+    def __init__(self, store: str) -> None:
+        self.root = _ledger(store)
+        self.remote = is_url(store)
+
+    def _name(self, key: str) -> str:
+        return key.replace("sha256:", "") + ".json"
+
+    def _fs(self) -> tuple[Any, str]:
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(self.root)
+        return fs, path
+
+    def done(self) -> set[str]:
+        """Keys of all finished tasks."""
+        if self.remote:
+            fs, path = self._fs()
+            names = [p.rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)] if fs.exists(path) else []
+        else:
+            root = Path(self.root)
+            names = [p.name for p in root.glob("*.json")] if root.is_dir() else []
+        return {"sha256:" + n[:-5] for n in names if n.endswith(".json")}
+
+    def mark(self, task: Task, outcome: TaskOutcome) -> None:
+        """Record a finished task (atomically: written under a temporary name, then renamed)."""
+        from alignkit.provenance import now_utc
+
+        body = json.dumps({"key": task.key, "task": task.name, "kind": task.kind,
+                           "finished": now_utc(), "seconds": round(outcome.seconds, 3),
+                           "records": len(outcome.records),
+                           "alignkit": __version__}, sort_keys=True).encode()
+        if self.remote:
+            fs, path = self._fs()
+            fs.pipe_file(f"{path}/{self._name(task.key)}", body)
+            return
+        root = Path(self.root)
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = root / f".{self._name(task.key)}.{os.getpid()}.tmp"
+        tmp.write_bytes(body)
+        os.replace(tmp, root / self._name(task.key))
+
+    def forget(self, key: str) -> None:
+        """Drop a marker (its outputs are gone)."""
+        if self.remote:
+            fs, path = self._fs()
+            target = f"{path}/{self._name(key)}"
+            if fs.exists(target):
+                fs.rm(target)
+            return
+        (Path(self.root) / self._name(key)).unlink(missing_ok=True)
