@@ -53,6 +53,15 @@ def test_score_ooo_per_triplet_and_concepts(store, tmp_path):
     assert z["spose/49d/choices"].dtype == np.int8
     assert int(z["spose/49d/correct"].sum()) == 12695
     assert "food-related" in r.output or "animal-related" in r.output
+    csv_out = tmp_path / "pt.csv"
+    r = run("score", "ooo", store, "--triplets", "things-test20k", "--model", "spose",
+            "--similarity", "dot", "--per-triplet", str(csv_out), "--no-record")
+    assert r.exit_code == 0, r.output
+    table = np.loadtxt(csv_out, delimiter=",", skiprows=1, usecols=range(2, 8), dtype=np.int64)
+    np.testing.assert_array_equal(table[:, 0], np.arange(1, 20001))
+    np.testing.assert_array_equal(table[:, 1:4], z["triplets"])
+    np.testing.assert_array_equal(table[:, 4], z["spose/49d/choices"])
+    np.testing.assert_array_equal(table[:, 5], z["spose/49d/correct"])
 
 
 def test_score_rsa_store_and_rdm_vs_rdm(store, tmp_path):

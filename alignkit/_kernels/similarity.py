@@ -152,25 +152,11 @@ def check_triplets(T: np.ndarray, n: int | None = None) -> np.ndarray:
     if T.dtype.itemsize == 8 and T.dtype.kind == "u":
         T = T.astype(np.int64)
     if n is not None and T.shape[0] > 0:
-        lo, hi = _min_max(T)
+        lo, hi = int(T.min()), int(T.max())  # numpy's SIMD reductions beat one Numba pass
         if lo < 0 or hi >= n:
             bad = lo if lo < 0 else hi
             raise ValueError(f"triplet index {bad} out of range for {n} objects")
     return T
-
-
-@njit(cache=True)
-def _min_max(T: np.ndarray) -> tuple[int, int]:
-    lo = np.int64(T[0, 0])
-    hi = lo
-    for t in range(T.shape[0]):
-        for c in range(3):
-            v = np.int64(T[t, c])
-            if v < lo:
-                lo = v
-            if v > hi:
-                hi = v
-    return lo, hi
 
 
 @njit(cache=True, inline="always")

@@ -93,12 +93,14 @@ def probe() -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True)
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr.")
+@click.option("--record/--no-record", default=True, show_default=True,
+              help="Append the result, with provenance, to the store's results table.")
 def fit_cmd(store: str, model: str, layer: str, triplets_src: str, folds: int, lambdas: str,
             lrs: str, objective: str, protocol: str, solver: str, inner: str,
             val_fraction: float, bias: bool, reference_layer: str | None,
             reference_model: str | None, alphas: str, taus: str, sigma: float,
             name: str | None, save: bool, overwrite: bool, device: str, dtype: str, seed: int,
-            fmt: str, progress: bool | None) -> None:
+            fmt: str, progress: bool | None, record: bool) -> None:
     """Cross-validate a probe over objects and save the chosen transform.
 
     \b
@@ -146,6 +148,16 @@ def fit_cmd(store: str, model: str, layer: str, triplets_src: str, folds: int, l
     bar.close()
     if save:
         res.transform.save(entry, name, overwrite=overwrite)
+    if record:
+        from alignkit.results import ResultsTable, record_from_result
+        from alignkit.score import odd_one_out
+
+        zero_shot = odd_one_out(feats, trip, similarity="dot").accuracy
+        summary = res.summary(model=model, layer=layer, dataset=trip.source,
+                              zero_shot_accuracy=zero_shot, probe=name if save else None)
+        table = ResultsTable.for_store(store)
+        table.append(record_from_result("probe", summary, store=str(store)))
+        click.echo(f"result recorded in {table.path}", err=True)
     _print_result(res, fmt, name if save else None)
 
 

@@ -158,13 +158,15 @@ def _write_per_triplet(path: str, triplets: Any, results: list[Any]) -> None:
         sep = "," if ext == ".csv" else "\t"
 
         def write(tmp: str) -> None:
+            T = np.asarray(triplets, dtype=np.int64)
+            rows = np.arange(1, len(T) + 1, dtype=np.int64)[:, None]
             with open(tmp, "w", encoding="utf-8") as fh:
                 fh.write(sep.join(["model", "layer", "row", "i", "j", "k", "choice", "correct"]) + "\n")
-                T = np.asarray(triplets)
                 for r in results:
-                    for t in range(len(T)):
-                        fh.write(sep.join(map(str, (r.model, r.layer, t + 1, *T[t],
-                                                     int(r.choices[t]), int(r.correct[t])))) + "\n")
+                    block = np.hstack([rows, T, r.choices[:, None].astype(np.int64),
+                                       r.correct[:, None].astype(np.int64)])
+                    prefix = f"{r.model}{sep}{r.layer}{sep}".replace("%", "%%")
+                    np.savetxt(fh, block, fmt=prefix + sep.join(["%d"] * 6))
 
         atomic_write(path, write)
     else:

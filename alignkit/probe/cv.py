@@ -189,6 +189,27 @@ class CVResult:
     probing_nll: float
     provenance: dict[str, Any] = field(default_factory=dict)
 
+    def summary(self, **extra: Any) -> dict[str, Any]:
+        """The chosen configuration's figures as a flat dict (for results tables).
+
+        Keys: ``accuracy`` (probing accuracy, mean over outer folds),
+        ``accuracy_sd``, ``nll``, ``lambda``, ``lr``, ``k``, ``objective``,
+        ``protocol``, ``solver``, plus ``extra`` (e.g. ``model``, ``layer``,
+        ``zero_shot_accuracy``) and the provenance.
+        """
+        best = self.summaries[self.chosen]
+        out: dict[str, Any] = {
+            "accuracy": self.probing_accuracy, "accuracy_sd": best.acc_sd,
+            "nll": self.probing_nll, "lambda": best.config.lam, "lr": best.config.lr,
+            "k": self.folds, "objective": self.objective, "protocol": self.protocol,
+            "solver": self.solver, "config": best.label,
+        }
+        if self.objective == "glocal":
+            out.update(alpha=best.config.alpha, tau=best.config.tau)
+        out.update(extra)
+        out["provenance"] = self.provenance
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able summary (no weights)."""
         return {
