@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from alignkit.errors import InputError
 
-__all__ = ["BundledItem", "BUNDLED", "BUNDLED_DIR", "bundled_path", "resolve_source"]
+__all__ = ["BundledItem", "BUNDLED", "BUNDLED_DIR", "SAMPLE_IMAGES", "bundled_path", "resolve_source"]
 
 #: Folder holding the bundled files.
 BUNDLED_DIR = Path(__file__).resolve().parent / "sample_data"
@@ -120,6 +120,9 @@ BUNDLED: dict[str, BundledItem] = {
         "CC-BY 4.0",
     ),
 }
+
+#: Folder of nine small sample photographs (scikit-image's, downscaled) used by the demo.
+SAMPLE_IMAGES = BUNDLED_DIR / "images"
 
 #: Aliases accepted wherever a bundled name is.
 ALIASES: dict[str, str] = {"things": "things-concepts"}
