@@ -182,3 +182,13 @@ def test_several_triplet_files_are_scored_together(store, tmp_path, shared_data)
                             load_triplets(tmp_path / "b.txt", n_objects=1854)])
     assert res["provenance"]["triplets"]["checksum"] == both.checksum
     assert " + " in both.source
+
+
+def test_mismatched_entry_is_named(tmp_path):
+    from alignkit.store import EmbeddingStore
+
+    path = str(tmp_path / "m.zarr")
+    EmbeddingStore(path, mode="a").write("tiny", "fc", np.ones((9, 4), dtype=np.float32),
+                                         [f"img{i}" for i in range(9)])
+    msg = _err(run("score", "ooo", path, "--triplets", "things-test20k"))
+    assert "tiny/fc" in msg and "9 rows" in msg

@@ -94,6 +94,15 @@ def triplet_rows_for_entry(
     return rows
 
 
+def _check_positional(n_rows: int, triplets: Any) -> None:
+    T = np.asarray(getattr(triplets, "array", triplets))
+    if T.size and int(T.max()) >= n_rows:
+        raise MismatchError(
+            f"the triplets index object {int(T.max())} but the features have {n_rows} rows "
+            "and their ids do not name the triplets' objects (give --object-ids)"
+        )
+
+
 def iter_entries(store: Any, model: str | None, layer: str | None) -> Iterator[Any]:
     """The store's entries, optionally restricted to one model and/or layer."""
     pairs = [
@@ -131,7 +140,14 @@ def score_store_ooo(
     results = []
     for entry in iter_entries(st, model, layer):
         X = entry.features()
-        rows = triplet_rows_for_entry(entry.ids, triplets, object_ids)
+        try:
+            rows = triplet_rows_for_entry(entry.ids, triplets, object_ids)
+            if rows is None:
+                _check_positional(X.shape[0], triplets)
+        except MismatchError as exc:
+            raise MismatchError(
+                f"entry {entry.model}/{entry.layer}: {exc} (use --model/--layer to pick entries)"
+            ) from exc
         if rows is not None:
             X = np.where((rows >= 0)[:, None], X[np.maximum(rows, 0)], 0)
         if transform is not None:
