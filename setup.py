@@ -48,7 +48,6 @@ setup(
     entry_points={"console_scripts": ["alignkit=alignkit.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
-        "License :: OSI Approved :: MIT License",
         "Intended Audience :: Science/Research",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ],
