@@ -383,3 +383,16 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_store(tmp_path: Path
         assert fa.tobytes() == fb.tobytes()  # bit-identical
         assert ea.checksum == eb.checksum
         assert ea.attrs["fingerprint"] == eb.attrs["fingerprint"]
+
+
+def test_default_loader_workers(monkeypatch):
+    import os
+
+    import torch
+
+    from alignkit.extract.runner import default_workers
+
+    for cores, cpu, gpu in ((2, 0, 1), (4, 0, 3), (8, 1, 7), (32, 4, 16)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, c=cores: set(range(c)))
+        assert default_workers(torch.device("cpu")) == cpu, cores
+        assert default_workers(torch.device("cuda")) == gpu, cores
