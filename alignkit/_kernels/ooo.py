@@ -96,19 +96,11 @@ def _gather_kernel(S: np.ndarray, T: np.ndarray) -> np.ndarray:
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def _scan_kernel(S: np.ndarray, T: np.ndarray, mode: int, out: np.ndarray) -> tuple[int, int]:
-    """Counts ``(n_correct, n_ties)``; also writes the choices when ``out`` is not empty."""
-    write = out.shape[0] > 0
-    n_correct = 0
-    n_ties = 0
+def _choices_kernel(S: np.ndarray, T: np.ndarray, mode: int, out: np.ndarray) -> None:
+    """Writes each triplet's choice into ``out`` (counts come from :func:`_counts_kernel`)."""
     for t in prange(T.shape[0]):
         a, b, c = _gather(S, T, t)
-        choice = _choice(a, b, c, mode)
-        if write:
-            out[t] = choice
-        n_correct += choice == 2
-        n_ties += _is_tie(a, b, c)
-    return n_correct, n_ties
+        out[t] = _choice(a, b, c, mode)
 
 
 @njit(cache=True, inline="always")
@@ -155,21 +147,10 @@ def _counts_sims_kernel(sims: np.ndarray, mode: int, out: np.ndarray) -> tuple[i
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def _scan_sims_kernel(sims: np.ndarray, mode: int, out: np.ndarray) -> tuple[int, int]:
-    """:func:`_scan_kernel` over precomputed similarities ``(N, 3)``."""
-    write = out.shape[0] > 0
-    n_correct = 0
-    n_ties = 0
+def _choices_sims_kernel(sims: np.ndarray, mode: int, out: np.ndarray) -> None:
+    """:func:`_choices_kernel` over precomputed similarities ``(N, 3)``."""
     for t in prange(sims.shape[0]):
-        a = sims[t, 0]
-        b = sims[t, 1]
-        c = sims[t, 2]
-        choice = _choice(a, b, c, mode)
-        if write:
-            out[t] = choice
-        n_correct += choice == 2
-        n_ties += _is_tie(a, b, c)
-    return n_correct, n_ties
+        out[t] = _choice(sims[t, 0], sims[t, 1], sims[t, 2], mode)
 
 
 @njit(cache=True, inline="always")
@@ -266,16 +247,6 @@ def _inputs(S: np.ndarray, T: np.ndarray | None) -> tuple[np.ndarray, np.ndarray
     return S, check_triplets(T, S.shape[0])
 
 
-def _scan(S: np.ndarray, T: np.ndarray | None, mode: int, out: np.ndarray) -> tuple[int, int]:
-    if (S.shape[0] if T is None else T.shape[0]) == 0:
-        return 0, 0
-    if T is None:
-        n_correct, n_ties = _scan_sims_kernel(S, mode, out)
-    else:
-        n_correct, n_ties = _scan_kernel(S, T, mode, out)
-    return int(n_correct), int(n_ties)
-
-
 def _counts(S: np.ndarray, T: np.ndarray | None, mode: int, out: np.ndarray) -> tuple[int, int]:
     if (S.shape[0] if T is None else T.shape[0]) == 0:
         return 0, 0
@@ -329,7 +300,12 @@ def ooo_choices(S: np.ndarray, T: np.ndarray | None, ties: str = "wrong") -> np.
     mode = _tie_mode(ties)
     S, T = _inputs(S, T)
     out = np.empty(S.shape[0] if T is None else T.shape[0], dtype=np.int8)
-    _scan(S, T, mode, out)
+    if out.shape[0] == 0:
+        return out
+    if T is None:
+        _choices_sims_kernel(S, mode, out)
+    else:
+        _choices_kernel(S, T, mode, out)
     return out
 
 
