@@ -41,6 +41,17 @@ def sha256_array(array: np.ndarray) -> str:
     return "sha256:" + h.hexdigest()
 
 
+def features_checksum(features: np.ndarray) -> str:
+    """``"sha256:<hex>"`` of features as little-endian float32 in C order.
+
+    The checksum an embedding-store entry records for its features, so a result computed
+    from an entry's features carries the entry's checksum and links to it.
+    """
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(features, dtype="<f4"))
+    return "sha256:" + h.hexdigest()
+
+
 def _version_of(dist: str) -> str | None:
     try:
         return metadata.version(dist)

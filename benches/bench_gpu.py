@@ -100,10 +100,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # odd-one-out, Gram path (the Gram matrix itself is built once, on the CPU, as in `score`)
     S = similarity.gram(X, "cosine")
-    cpu_t, cpu_counts = best_of(lambda: ooo.ooo_counts(S, T, "wrong"), repeats)
-    gpu_t, gpu_counts = best_of(lambda: kc.ooo_counts_cuda(S, T, "wrong"), repeats)
+    cpu_t, cpu_counts = best_of(lambda: ooo.ooo_counts(S, T, "paper"), repeats)
+    gpu_t, gpu_counts = best_of(lambda: kc.ooo_counts_cuda(S, T, "paper"), repeats)
     dS, dT = cuda.to_device(S), cuda.to_device(T)
-    res_t, res_counts = best_of(lambda: kc.ooo_counts_cuda(dS, dT, "wrong"), repeats)
+    res_t, res_counts = best_of(lambda: kc.ooo_counts_cuda(dS, dT, "paper"), repeats)
     record(
         "ooo counts, Gram (cosine)",
         cpu_t,
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # odd-one-out, direct path
     def cpu_direct() -> tuple[int, int]:
-        return ooo.ooo_counts(similarity.triplet_sims_direct(X, T, "cosine"), None, "wrong")
+        return ooo.ooo_counts(similarity.triplet_sims_direct(X, T, "cosine"), None, "paper")
 
     cpu_t, cpu_counts = best_of(cpu_direct, repeats)
     gpu_t, gpu_counts = best_of(lambda: kc.ooo_counts_direct_cuda(X, T, "cosine"), repeats)
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     # bootstrap of the accuracy
-    correct = ooo.ooo_correct(S, T, "wrong")
+    correct = ooo.ooo_correct(S, T, "paper")
     cpu_t, cpu_b = best_of(lambda: bootstrap.bootstrap_means(correct, sc["n_boot"], 1), repeats)
     gpu_t, gpu_b = best_of(lambda: kc.bootstrap_means_cuda(correct, sc["n_boot"], 1), repeats)
     record(f"bootstrap x{sc['n_boot']}", cpu_t, gpu_t, bool(np.array_equal(cpu_b, gpu_b)))

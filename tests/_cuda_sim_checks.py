@@ -106,10 +106,17 @@ def ref_choices(sims: np.ndarray, ties: str) -> np.ndarray:
     is_max = sims == m
     first = np.argmax(is_max, axis=1)
     choice = (2 - first).astype(np.int8)
-    tie = is_max.sum(axis=1) > 1
-    if ties == "wrong":
-        choice[tie] = -1
+    n_top = is_max.sum(axis=1)
+    if ties == "any-tie-wrong":
+        choice[n_top > 1] = -1
+    elif ties == "paper":
+        choice[n_top == 3] = -1
     return choice
+
+
+def ref_tie_counts(sims: np.ndarray) -> tuple[int, int]:
+    n_top = (sims == sims.max(axis=1, keepdims=True)).sum(axis=1)
+    return int((n_top == 2).sum()), int((n_top == 3).sum())
 
 
 def ref_logprobs(sims: np.ndarray, temp: float) -> np.ndarray:
@@ -153,17 +160,17 @@ def check_gram(rng: np.random.Generator) -> None:
             sims = np.stack(
                 [S64[t[:, 0], t[:, 1]], S64[t[:, 0], t[:, 2]], S64[t[:, 1], t[:, 2]]], 1
             )
-            for ties in ("wrong", "first"):
+            for ties in ("paper", "first", "any-tie-wrong"):
                 want = ref_choices(sims, ties)
                 got = kc.ooo_choices_cuda(S, T, ties)
                 assert got.dtype == np.int8 and np.array_equal(got, want), (N, ties)
                 assert np.array_equal(got, ooo.ooo_choices(S, T, ties))
-                n_ties = int(((sims == sims.max(axis=1, keepdims=True)).sum(axis=1) > 1).sum())
+                n2, n3 = ref_tie_counts(sims)
                 counts = kc.ooo_counts_cuda(S, T, ties)
-                assert counts == (int((want == 2).sum()), n_ties), (counts, N, ties)
+                assert counts == (int((want == 2).sum()), n2, n3), (counts, N, ties)
                 assert counts == ooo.ooo_counts(S, T, ties)
                 if N > 100:
-                    assert n_ties >= 50
+                    assert n3 >= 50 and n2 > 0
             if N < 2000 or S.dtype != np.float64:
                 continue
             for temp in (0.37, 1e150):  # 1e150: huge logits stay finite
@@ -200,12 +207,12 @@ def check_direct(rng: np.random.Generator) -> None:
         for name in similarity.SIMILARITIES:
             cpu_sims = similarity.triplet_sims_direct(X, T, name)
             np.testing.assert_allclose(cpu_sims, ref_sims(X, T, name), rtol=1e-12, atol=1e-12)
-            for ties in ("wrong", "first") if label == "int" else ("wrong",):
+            for ties in ("paper", "first", "any-tie-wrong") if label == "int" else ("paper",):
                 counts, choices = kc._direct(X, T, name, ties, want_choices=True)
                 assert np.array_equal(choices, ooo.ooo_choices(cpu_sims, None, ties)), (label, name)
                 assert tuple(counts) == ooo.ooo_counts(cpu_sims, None, ties), (label, name)
             if label == "int":
-                n_ties += ooo.ooo_counts(cpu_sims, None, "wrong")[1]
+                n_ties += sum(ooo.ooo_counts(cpu_sims, None, "paper")[1:])
     assert n_ties >= 20, n_ties
     X = cases["float"]
     # inputs already on the device are used in place
@@ -213,12 +220,12 @@ def check_direct(rng: np.random.Generator) -> None:
 
     T = random_triplets(rng, n_obj, 40, np.int32)
     for name in ("dot", "cosine"):
-        want = ooo.ooo_counts(similarity.triplet_sims_direct(X, T, name), None, "wrong")
+        want = ooo.ooo_counts(similarity.triplet_sims_direct(X, T, name), None, "paper")
         assert kc.ooo_counts_direct_cuda(cuda.to_device(X), cuda.to_device(T), name) == want
     S = similarity.gram(X, "cosine")
     assert kc.ooo_counts_cuda(cuda.to_device(S), cuda.to_device(T)) == ooo.ooo_counts(S, T)
     T0 = np.empty((0, 3), np.int32)
-    assert kc.ooo_counts_direct_cuda(X, T0, "cosine") == (0, 0)
+    assert kc.ooo_counts_direct_cuda(X, T0, "cosine") == (0, 0, 0)
     assert kc.ooo_choices_direct_cuda(X, T0, "dot").shape == (0,)
 
 

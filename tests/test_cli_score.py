@@ -90,8 +90,9 @@ def _err(r) -> str:
 
 def test_bad_inputs_exit_2(store, tmp_path):
     np.savetxt(tmp_path / "big.txt", np.array([[0, 1, 2], [0, 1, 5000]]), fmt="%d")
-    msg = _err(run("score", "ooo", store, "--triplets", str(tmp_path / "big.txt")))
-    assert "5000" in msg
+    msg = _err(run("score", "ooo", store, "--triplets", str(tmp_path / "big.txt"),
+                   "--object-ids", "things"))
+    assert "5001" in msg and "1854" in msg
     # ids that do not match the RDM's
     np.save(tmp_path / "r.npy", np.ones((3, 3)) - np.eye(3))
     (tmp_path / "rid.txt").write_text("x\ny\nz\n")
@@ -174,7 +175,7 @@ def test_several_triplet_files_are_scored_together(store, tmp_path, shared_data)
     np.savetxt(tmp_path / "b.txt", T[12000:], fmt="%d")
     r = run("score", "ooo", store, "--model", "spose", "--similarity", "dot", "--no-record",
             "--triplets", str(tmp_path / "a.npy"), "--triplets", str(tmp_path / "b.txt"),
-            "--format", "json")
+            "--object-ids", "things", "--format", "json")
     assert r.exit_code == 0, r.output
     (res,) = json.loads(r.stdout)
     assert res["n_triplets"] == 20000 and res["accuracy"] == pytest.approx(0.63475)
@@ -191,4 +192,4 @@ def test_mismatched_entry_is_named(tmp_path):
     EmbeddingStore(path, mode="a").write("tiny", "fc", np.ones((9, 4), dtype=np.float32),
                                          [f"img{i}" for i in range(9)])
     msg = _err(run("score", "ooo", path, "--triplets", "things-test20k"))
-    assert "tiny/fc" in msg and "9 rows" in msg
+    assert "tiny/fc" in msg and "no features" in msg and "--subset covered" in msg

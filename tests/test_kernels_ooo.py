@@ -46,15 +46,33 @@ def ref_sims(S: np.ndarray, T: np.ndarray) -> np.ndarray:
     return np.stack([S[i, j], S[i, k], S[j, k]], axis=1).astype(np.float64)
 
 
+TIES = ("paper", "first", "any-tie-wrong")
+
+
 def ref_choices(sims: np.ndarray, ties: str) -> np.ndarray:
+    """The three tie rules as their references state them, one triplet at a time.
+
+    paper: the published code's ``argmin`` over the distances ``-s`` (first minimum), -1 only
+    when all three are equal; first: Brain-Score's ``argmax`` (first maximum); any-tie-wrong:
+    -1 whenever the maximum is attained more than once.
+    """
     out = np.empty(len(sims), dtype=np.int8)
     for t, row in enumerate(sims):
         m = row.max()
-        if ties == "wrong" and np.count_nonzero(row == m) > 1:
-            out[t] = -1
+        n_top = np.count_nonzero(row == m)
+        if ties == "paper":
+            pair = int(np.argmin(-row))
+            out[t] = -1 if row[0] == row[1] == row[2] else 2 - pair
+        elif ties == "first":
+            out[t] = 2 - int(np.argmax(row))  # pair 0 -> 2, 1 -> 1, 2 -> 0
         else:
-            out[t] = 2 - int(np.flatnonzero(row == m)[0])  # pair 0 -> 2, 1 -> 1, 2 -> 0
+            out[t] = -1 if n_top > 1 else 2 - int(np.argmax(row))
     return out
+
+
+def ref_tie_counts(sims: np.ndarray) -> tuple[int, int]:
+    tops = [int(np.count_nonzero(row == row.max())) for row in sims]
+    return tops.count(2), tops.count(3)
 
 
 def random_triplets(rng: np.random.Generator, n: int, N: int, dtype=np.int64) -> np.ndarray:
@@ -72,7 +90,7 @@ def tie_cases(draw):
     A = rng.integers(-2, 3, size=(n, n)).astype(np.float64)
     S = np.triu(A) + np.triu(A, 1).T
     T = random_triplets(rng, n, N, draw(st.sampled_from(INT_TYPES)))
-    return S, T, draw(st.sampled_from(["wrong", "first"]))
+    return S, T, draw(st.sampled_from(TIES))
 
 
 # ----------------------------------------------------------------------------- choices
@@ -86,8 +104,7 @@ def test_choices_counts_correct_match_reference(case):
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(ooo.ooo_correct(S, T, ties), (expected == 2).astype(np.uint8))
     sims = ref_sims(S, T)
-    n_ties = sum(np.count_nonzero(row == row.max()) > 1 for row in sims)
-    assert ooo.ooo_counts(S, T, ties) == (int(np.count_nonzero(expected == 2)), n_ties)
+    assert ooo.ooo_counts(S, T, ties) == (int(np.count_nonzero(expected == 2)), *ref_tie_counts(sims))
     # the same through precomputed similarities (the direct path's entry point)
     np.testing.assert_array_equal(ooo.ooo_choices(sims, None, ties), expected)
     np.testing.assert_array_equal(ooo.ooo_choices_sims(sims, ties), expected)
@@ -97,23 +114,36 @@ def test_choices_counts_correct_match_reference(case):
 
 
 @pytest.mark.parametrize(
-    ("row", "wrong", "first"),
+    ("row", "paper", "first", "any_tie_wrong", "tie2", "tie3"),
     [
-        ([3.0, 1.0, 2.0], 2, 2),
-        ([1.0, 3.0, 2.0], 1, 1),
-        ([1.0, 2.0, 3.0], 0, 0),
-        ([3.0, 3.0, 1.0], -1, 2),
-        ([1.0, 3.0, 3.0], -1, 1),
-        ([3.0, 1.0, 3.0], -1, 2),
-        ([2.0, 2.0, 2.0], -1, 2),
-        ([-0.0, 0.0, -1.0], -1, 2),
+        ([3.0, 1.0, 2.0], 2, 2, 2, 0, 0),
+        ([1.0, 3.0, 2.0], 1, 1, 1, 0, 0),
+        ([1.0, 2.0, 3.0], 0, 0, 0, 0, 0),
+        ([3.0, 3.0, 1.0], 2, 2, -1, 1, 0),
+        ([1.0, 3.0, 3.0], 1, 1, -1, 1, 0),
+        ([3.0, 1.0, 3.0], 2, 2, -1, 1, 0),
+        ([2.0, 2.0, 2.0], -1, 2, -1, 0, 1),
+        ([-0.0, 0.0, -1.0], 2, 2, -1, 1, 0),
+        ([1.0, 1.0, 3.0], 0, 0, 0, 0, 0),  # a tie below the maximum is no tie
     ],
 )
-def test_choice_rule_by_hand(row, wrong, first):
+def test_choice_rule_by_hand(row, paper, first, any_tie_wrong, tie2, tie3):
     sims = np.array([row])
-    assert ooo.ooo_choices_sims(sims, "wrong")[0] == wrong
-    assert ooo.ooo_choices_sims(sims, "first")[0] == first
-    assert ooo.ooo_counts_sims(sims, "first")[1] == (wrong == -1)
+    for rule, want in (("paper", paper), ("first", first), ("any-tie-wrong", any_tie_wrong)):
+        assert ooo.ooo_choices_sims(sims, rule)[0] == want, rule
+        assert ooo.ooo_counts_sims(sims, rule) == (int(want == 2), tie2, tie3), rule
+    assert ooo.ooo_choices_sims(sims, "wrong")[0] == any_tie_wrong  # the deprecated alias
+
+
+def test_branch_free_hit_agrees_with_choice_on_every_tie_pattern():
+    from itertools import product
+
+    from alignkit._kernels import ties
+
+    for a, b, c in product([-1.0, 0.0, 1.0], repeat=3):
+        for rule in ties.TIE_RULES.values():
+            assert bool(ties.hit(a, b, c, rule.mode)) == (ties.choice(a, b, c, rule.mode) == 2)
+            assert bool(ooo._hit(a, b, c, rule.mode)) == (ooo._choice(a, b, c, rule.mode) == 2)
 
 
 def test_duplicated_rows_tie_on_both_paths():
@@ -126,10 +156,12 @@ def test_duplicated_rows_tie_on_both_paths():
         S = ksim.gram(X, sim)
         direct = ksim.triplet_sims_direct(X, T, sim)
         for src, tri in ((S, T), (direct, None)):
-            np.testing.assert_array_equal(ooo.ooo_choices(src, tri, "wrong")[:3], -1)
+            np.testing.assert_array_equal(ooo.ooo_choices(src, tri, "any-tie-wrong")[:3], -1)
+            np.testing.assert_array_equal(ooo.ooo_choices(src, tri, "paper")[:3], -1)
             np.testing.assert_array_equal(ooo.ooo_choices(src, tri, "first")[:3], 2)
-            assert ooo.ooo_counts(src, tri, "wrong")[1] == 3
-            assert ooo.ooo_counts(src, tri, "first") == (3 + (ooo.ooo_choices(src, tri)[3] == 2), 3)
+            last = int(ooo.ooo_choices(src, tri)[3] == 2)
+            assert ooo.ooo_counts(src, tri, "any-tie-wrong")[1:] == (0, 3)
+            assert ooo.ooo_counts(src, tri, "first") == (3 + last, 0, 3)
 
 
 def test_empty_and_three_objects():
@@ -138,13 +170,13 @@ def test_empty_and_three_objects():
         E = np.zeros((0, 3), dtype=dtype)
         assert ooo.ooo_choices(S, E).shape == (0,)
         assert ooo.ooo_correct(S, E).shape == (0,)
-        assert ooo.ooo_counts(S, E, "first") == (0, 0)
+        assert ooo.ooo_counts(S, E, "first") == (0, 0, 0)
         assert ooo.triplet_sims(S, E).shape == (0, 3)
         assert ooo.choice_logprobs(S, E).shape == (0, 3)
         assert np.isnan(ooo.triplet_nll(S, E))
         T = np.array([[0, 1, 2], [2, 0, 1], [1, 2, 0]], dtype=dtype)
         np.testing.assert_array_equal(ooo.ooo_choices(S, T), [2, 0, 1])
-    assert ooo.ooo_counts_sims(np.zeros((0, 3))) == (0, 0)
+    assert ooo.ooo_counts_sims(np.zeros((0, 3))) == (0, 0, 0)
     X = np.eye(3)
     assert ksim.triplet_sims_direct(X, np.zeros((0, 3), np.int16), "cosine").shape == (0, 3)
 
@@ -281,9 +313,9 @@ def test_spose_accuracy_on_real_things_triplets():
     assert T.shape == (20000, 3)
     for sim, expected in (("dot", 0.63475), ("cosine", 0.6318)):
         for dtype in INT_TYPES:
-            for ties in ("wrong", "first"):
-                n_correct, n_ties = ooo.ooo_counts(ksim.gram(E, sim), T.astype(dtype), ties)
-                assert n_ties == 0
+            for ties in TIES:
+                n_correct, n2, n3 = ooo.ooo_counts(ksim.gram(E, sim), T.astype(dtype), ties)
+                assert (n2, n3) == (0, 0)
                 assert n_correct == round(expected * 20000)
         direct = ksim.triplet_sims_direct(E, T, sim)
-        assert ooo.ooo_counts(direct, None, "wrong") == (round(expected * 20000), 0)
+        assert ooo.ooo_counts(direct, None, "any-tie-wrong") == (round(expected * 20000), 0, 0)

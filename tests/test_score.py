@@ -27,9 +27,11 @@ def _reference_choices(X: np.ndarray, T: np.ndarray, similarity: str, ties: str)
     sims = np.stack([S[T[:, 0], T[:, 1]], S[T[:, 0], T[:, 2]], S[T[:, 1], T[:, 2]]], axis=1)
     first = np.argmax(sims, axis=1)  # pair 0 -> odd 2, pair 1 -> odd 1, pair 2 -> odd 0
     choice = (2 - first).astype(np.int8)
-    if ties == "wrong":
-        n_max = (sims == sims.max(axis=1, keepdims=True)).sum(axis=1)
+    n_max = (sims == sims.max(axis=1, keepdims=True)).sum(axis=1)
+    if ties == "any-tie-wrong":
         choice[n_max > 1] = -1
+    elif ties == "paper":
+        choice[n_max == 3] = -1
     return choice
 
 
@@ -45,11 +47,19 @@ def test20k(shared_data):
 
 @pytest.mark.parametrize(("similarity", "expected"), [("dot", 0.63475), ("cosine", 0.6318)])
 def test_real_spose_accuracy(spose, test20k, similarity, expected):
-    res = odd_one_out(spose, test20k, similarity=similarity)
+    from alignkit.data import load_triplets
+
+    res = odd_one_out(spose, load_triplets(test20k, object_ids="things"), similarity=similarity)
     assert res.n_triplets == 20000
-    assert res.n_ties == 0
+    assert (res.n_ties, res.n_ties2, res.n_ties3) == (0, 0, 0)
     assert res.accuracy == pytest.approx(expected, abs=1e-12)
+    assert res.ceiling == 0.673 and "THINGS" in res.ceiling_source
     assert res.normalised == pytest.approx((expected - 1 / 3) / (0.673 - 1 / 3))
+    # the same triplets without object ids are not known to be THINGS: no ceiling
+    bare = odd_one_out(spose, test20k, similarity=similarity)
+    assert bare.accuracy == res.accuracy
+    assert bare.ceiling is None and bare.normalised is None
+    assert any("not THINGS" in n for n in bare.notes)
 
 
 def test_bundled_inputs_give_the_same_figures(spose, test20k):
@@ -65,7 +75,7 @@ def test_bundled_inputs_give_the_same_figures(spose, test20k):
 
 
 @pytest.mark.parametrize("similarity", ["cosine", "dot"])
-@pytest.mark.parametrize("ties", ["wrong", "first"])
+@pytest.mark.parametrize("ties", ["paper", "first", "any-tie-wrong"])
 def test_per_triplet_choices_match_numpy(similarity, ties):
     rng = np.random.default_rng(3)
     X = rng.integers(-2, 3, size=(40, 4)).astype(np.float32)  # small integers: exact ties happen
@@ -81,7 +91,7 @@ def test_per_triplet_choices_match_numpy(similarity, ties):
         assert (res.choices != ref).mean() < 0.01  # cosine rounding may split near-ties
     assert res.n_correct == int((res.choices == 2).sum())
     np.testing.assert_array_equal(res.correct, (res.choices == 2).astype(np.uint8))
-    ref_ties = _reference_choices(X, T, similarity, "wrong") == -1
+    ref_ties = _reference_choices(X, T, similarity, "any-tie-wrong") == -1
     if similarity == "dot":
         assert res.n_ties == int(ref_ties.sum()) > 0
 
@@ -151,7 +161,7 @@ def test_float16_features_and_index_dtypes():
     rng = np.random.default_rng(2)
     X = rng.normal(size=(50, 8)).astype(np.float16)
     T = np.array([rng.choice(50, 3, replace=False) for _ in range(1000)])
-    ref = _reference_choices(X.astype(np.float32), T, "dot", "wrong")
+    ref = _reference_choices(X.astype(np.float32), T, "dot", "paper")
     for dt in (np.int16, np.int32, np.int64):
         res = odd_one_out(X, T.astype(dt), similarity="dot", per_triplet=True)
         np.testing.assert_array_equal(res.choices, ref)

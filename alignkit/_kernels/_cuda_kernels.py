@@ -30,6 +30,8 @@ from types import SimpleNamespace
 import numpy as np
 from numba import config, cuda, float64, int32, int64, uint64
 
+from alignkit._kernels import ties as _ties
+
 __all__ = [
     "MAX_THREADS",
     "LANES",
@@ -126,40 +128,9 @@ def _block_sum(buf, val):
     return total
 
 
-@cuda.jit(device=True)
-def _choice(a, b, c, ties_first):
-    """Odd-one-out position for ``a=s_ij, b=s_ik, c=s_jk`` (as ``ooo._choice``)."""
-    if ties_first == 0:
-        if a > b and a > c:
-            return 2
-        if b > a and b > c:
-            return 1
-        if c > a and c > b:
-            return 0
-        return -1
-    if a >= b and a >= c:
-        return 2
-    if b >= c:
-        return 1
-    return 0
-
-
-@cuda.jit(device=True)
-def _is_tie(a, b, c):
-    """1 when the maximum of the three similarities is attained at least twice, else 0."""
-    m = a
-    if b > m:
-        m = b
-    if c > m:
-        m = c
-    k = 0
-    if a == m:
-        k += 1
-    if b == m:
-        k += 1
-    if c == m:
-        k += 1
-    return 1 if k > 1 else 0
+# The tie rules' scalar definitions, compiled from the same Python source as the CPU's.
+_choice = cuda.jit(device=True)(_ties.choice)
+_top_count = cuda.jit(device=True)(_ties.top_count)
 
 
 @cuda.jit(device=True)
@@ -264,11 +235,13 @@ def _make(ity):
     """Build the kernel family whose loop indices have the numpy integer type ``ity``."""
 
     @cuda.jit
-    def ooo_counts_gram(S, T, n, ties_first, out):
-        """``out[0] += #correct``, ``out[1] += #ties`` over triplets ``0..n-1``."""
+    def ooo_counts_gram(S, T, n, mode, out):
+        """``out[0] += #correct``, ``out[1] += #two-way ties``, ``out[2] += #three-way ties``
+        over triplets ``0..n-1``."""
         buf = cuda.shared.array(MAX_THREADS, int64)
         ok = np.int64(0)
-        nt = np.int64(0)
+        n2 = np.int64(0)
+        n3 = np.int64(0)
         for r in range(ity(cuda.grid(1)), n, ity(cuda.gridsize(1))):
             i = T[r, 0]
             j = T[r, 1]
@@ -276,28 +249,34 @@ def _make(ity):
             a = np.float64(S[i, j])
             b = np.float64(S[i, k])
             c = np.float64(S[j, k])
-            if _choice(a, b, c, ties_first) == 2:
+            if _choice(a, b, c, mode) == 2:
                 ok += 1
-            nt += _is_tie(a, b, c)
+            top = _top_count(a, b, c)
+            if top == 2:
+                n2 += 1
+            elif top == 3:
+                n3 += 1
         ok = _block_sum(buf, ok)
-        nt = _block_sum(buf, nt)
+        n2 = _block_sum(buf, n2)
+        n3 = _block_sum(buf, n3)
         if cuda.threadIdx.x == 0:
             cuda.atomic.add(out, 0, ok)
-            cuda.atomic.add(out, 1, nt)
+            cuda.atomic.add(out, 1, n2)
+            cuda.atomic.add(out, 2, n3)
 
     @cuda.jit
-    def ooo_choices_gram(S, T, n, ties_first, choices):
+    def ooo_choices_gram(S, T, n, mode, choices):
         """``choices[r]`` = odd-one-out position of triplet ``r`` (int8; -1 = tie)."""
         for r in range(ity(cuda.grid(1)), n, ity(cuda.gridsize(1))):
             i = T[r, 0]
             j = T[r, 1]
             k = T[r, 2]
             choices[r] = _choice(
-                np.float64(S[i, j]), np.float64(S[i, k]), np.float64(S[j, k]), ties_first
+                np.float64(S[i, j]), np.float64(S[i, k]), np.float64(S[j, k]), mode
             )
 
     @cuda.jit
-    def ooo_direct(X, f, T, n, kind, ties_first, choices, out):
+    def ooo_direct(X, f, T, n, kind, mode, choices, out):
         """Odd-one-out counts (and optionally choices) straight from feature rows.
 
         A team of :data:`LANES` consecutive threads shares one triplet. Lane ``l`` sums the
@@ -324,7 +303,8 @@ def _make(ity):
         main = p - p % LANES
         write = choices.shape[0] > 0
         ok = np.int64(0)
-        nt = np.int64(0)
+        ties2 = np.int64(0)
+        ties3 = np.int64(0)
         n_groups = ity((n + per_block - 1) // per_block)
         for g in range(ity(cuda.blockIdx.x), n_groups, ity(cuda.gridDim.x)):
             r = g * per_block + slot
@@ -401,18 +381,24 @@ def _make(ity):
                     sa = _neg_dist(na, nb, sa, i == j)
                     sb = _neg_dist(na, nc, sb, i == k)
                     sc = _neg_dist(nb, nc, sc, j == k)
-                ch = _choice(sa, sb, sc, ties_first)
+                ch = _choice(sa, sb, sc, mode)
                 if write:
                     choices[r] = ch
                 if ch == 2:
                     ok += 1
-                nt += _is_tie(sa, sb, sc)
+                top = _top_count(sa, sb, sc)
+                if top == 2:
+                    ties2 += 1
+                elif top == 3:
+                    ties3 += 1
             cuda.syncthreads()
         ok = _block_sum(cnt, ok)
-        nt = _block_sum(cnt, nt)
+        ties2 = _block_sum(cnt, ties2)
+        ties3 = _block_sum(cnt, ties3)
         if tid == 0:
             cuda.atomic.add(out, 0, ok)
-            cuda.atomic.add(out, 1, nt)
+            cuda.atomic.add(out, 1, ties2)
+            cuda.atomic.add(out, 2, ties3)
 
     @cuda.jit
     def nll_gram(S, T, n, temp, partial):

@@ -43,6 +43,7 @@ from numba import config as _numba_config
 from numba import cuda
 
 from alignkit._kernels import _cuda_kernels as _K
+from alignkit._kernels import ties as _ties
 from alignkit._kernels._rng import as_seed
 from alignkit._kernels.similarity import SIMILARITIES, check_triplets, prepare_rows
 
@@ -61,7 +62,6 @@ __all__ = [
     "rsa_permutation_ranks_cuda",
 ]
 
-_TIE_RULES = ("wrong", "first")
 _INT32_LIMIT = 2**31 - 2**24  # counts below this loop in int32 (room for the grid stride)
 
 
@@ -127,9 +127,7 @@ def _grid(n_items: int, per_block: int) -> int:
 
 
 def _tie_mode(ties: str) -> int:
-    if ties not in _TIE_RULES:
-        raise ValueError(f"unknown tie rule {ties!r}; choose one of {', '.join(_TIE_RULES)}")
-    return 0 if ties == "wrong" else 1
+    return _ties.tie_mode(ties)
 
 
 def _square(S: Any) -> Any:
@@ -160,40 +158,41 @@ def _triplets(T: Any, n: int) -> Any:
 
 
 def _counts_out() -> Any:
-    return cuda.to_device(np.zeros(2, dtype=np.int64))
+    """``[n_correct, n_two_way_ties, n_three_way_ties]`` on the device."""
+    return cuda.to_device(np.zeros(3, dtype=np.int64))
 
 
 # --------------------------------------------------------------------------- odd-one-out
 
 
-def ooo_counts_cuda(S: Any, T: Any, ties: str = "wrong") -> tuple[int, int]:
-    """Number of triplets the model gets right and number of ties, on the GPU.
+def ooo_counts_cuda(S: Any, T: Any, ties: str = "paper") -> tuple[int, int, int]:
+    """Triplets the model gets right, two-way and three-way ties, on the GPU.
 
     Args:
         S: similarity matrix ``(n, n)``, float32 or float64 (host or device array).
         T: triplets ``(N, 3)``, int16/int32/int64, 0-based, odd one out last.
-        ties: ``"wrong"`` (a tie counts as wrong) or ``"first"`` (first maximum in the
-            order ``[s_ij, s_ik, s_jk]``).
+        ties: a tie rule of :data:`alignkit._kernels.ties.TIE_RULES` (``"paper"``,
+            ``"first"``, ``"any-tie-wrong"``).
 
     Returns:
-        ``(n_correct, n_ties)``, equal to ``ooo.ooo_counts(S, T, ties)``; ties are counted
-        under both rules.
+        ``(n_correct, n_two_way_ties, n_three_way_ties)``, equal to
+        ``ooo.ooo_counts(S, T, ties)``; ties are counted whatever the rule.
     """
     mode = _tie_mode(ties)
     dS = _square(S)
     dT = _triplets(T, dS.shape[0])
     N = dT.shape[0]
     if N == 0:
-        return 0, 0
+        return 0, 0, 0
     n, bits = _index(N)
     cfg = launch_config()
     out = _counts_out()
     _K.kernels(bits).ooo_counts_gram[_grid(N, cfg.threads), cfg.threads](dS, dT, n, mode, out)
     res = out.copy_to_host()
-    return int(res[0]), int(res[1])
+    return int(res[0]), int(res[1]), int(res[2])
 
 
-def ooo_choices_cuda(S: Any, T: Any, ties: str = "wrong") -> np.ndarray:
+def ooo_choices_cuda(S: Any, T: Any, ties: str = "paper") -> np.ndarray:
     """The model's odd one out per triplet (int8 position 0, 1, 2; -1 = tie), on the GPU.
 
     Arguments as in :func:`ooo_counts_cuda`; equal to ``ooo.ooo_choices(S, T, ties)``.
@@ -254,7 +253,7 @@ def _direct(X: Any, T: Any, similarity: str, ties: str, want_choices: bool) -> t
     dT = _triplets(T, dX.shape[0])
     N = dT.shape[0]
     if N == 0:
-        return np.zeros(2, dtype=np.int64), np.empty(0, dtype=np.int8)
+        return np.zeros(3, dtype=np.int64), np.empty(0, dtype=np.int8)
     n, bits = _index(N)
     cfg = launch_config()
     per_block = cfg.threads // _K.LANES
@@ -267,8 +266,8 @@ def _direct(X: Any, T: Any, similarity: str, ties: str, want_choices: bool) -> t
 
 
 def ooo_counts_direct_cuda(
-    X: Any, T: Any, similarity: str = "dot", ties: str = "wrong"
-) -> tuple[int, int]:
+    X: Any, T: Any, similarity: str = "dot", ties: str = "paper"
+) -> tuple[int, int, int]:
     """Odd-one-out counts straight from features, without an ``n x n`` matrix, on the GPU.
 
     Each triplet's three similarities are float64 dot products of feature rows computed by a
@@ -280,20 +279,20 @@ def ooo_counts_direct_cuda(
         T: triplets ``(N, 3)``, int16/int32/int64.
         similarity: ``"dot"``, ``"cosine"``, ``"euclidean"`` (negative distance) or
             ``"correlation"``.
-        ties: ``"wrong"`` or ``"first"``.
+        ties: a tie rule (``"paper"``, ``"first"``, ``"any-tie-wrong"``).
 
     Returns:
-        ``(n_correct, n_ties)``, equal to the CPU's
+        ``(n_correct, n_two_way_ties, n_three_way_ties)``, equal to the CPU's
         ``ooo_counts(triplet_sims_direct(X, T, similarity), None, ties)``: the dot products
         are summed in the CPU's order with unfused multiplies, so the similarities, and the
         ties, are the CPU's bit for bit.
     """
     counts, _ = _direct(X, T, similarity, ties, want_choices=False)
-    return int(counts[0]), int(counts[1])
+    return int(counts[0]), int(counts[1]), int(counts[2])
 
 
 def ooo_choices_direct_cuda(
-    X: Any, T: Any, similarity: str = "dot", ties: str = "wrong"
+    X: Any, T: Any, similarity: str = "dot", ties: str = "paper"
 ) -> np.ndarray:
     """Per-triplet choices (int8) from features; arguments as in :func:`ooo_counts_direct_cuda`."""
     _, choices = _direct(X, T, similarity, ties, want_choices=True)

@@ -7,10 +7,10 @@ is reported as a position in the row: pair ``(i, j)`` most similar -> ``2``, ``(
 ``1``, ``(j, k)`` -> ``0``; the model agrees with the human when the choice is ``2``.
 
 Tie rules (a tie = the maximum similarity attained by two or three pairs, exact float64
-equality):
-
-* ``"wrong"`` (the paper): a tie gives choice ``-1``, counted as wrong.
-* ``"first"`` (Brain-Score): the first maximum in the order ``[s_ij, s_ik, s_jk]``.
+equality) are defined once in :mod:`alignkit._kernels.ties`: ``"paper"`` (the paper's code:
+only a three-way tie is wrong), ``"first"`` (Brain-Score: first maximum) and
+``"any-tie-wrong"`` (every tie is wrong; ``"wrong"`` is its deprecated alias). Counting
+functions report two-way and three-way ties separately.
 
 Every function takes either a similarity matrix ``S`` (``n x n``, float32/float64, e.g. from
 :func:`alignkit._kernels.similarity.gram`) together with the triplets ``T``, or, with
@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from alignkit._kernels import ties as _ties
 from alignkit._kernels.similarity import check_triplets
 
 __all__ = [
@@ -41,38 +42,17 @@ __all__ = [
     "triplet_nll_sims",
 ]
 
-TIE_RULES = ("wrong", "first")
+TIE_RULES = tuple(_ties.TIE_RULES)
 _BLOCK = 1 << 14  # fixed reduction block: float sums do not depend on the thread count
 
 
 def _tie_mode(ties: str) -> int:
-    if ties not in TIE_RULES:
-        raise ValueError(f"unknown tie rule {ties!r}; choose one of {', '.join(TIE_RULES)}")
-    return 0 if ties == "wrong" else 1
+    return _ties.tie_mode(ties)
 
 
-@njit(cache=True, inline="always")
-def _choice(a: float, b: float, c: float, mode: int) -> int:
-    """Position of the odd one out for pair similarities ``a=s_ij, b=s_ik, c=s_jk``."""
-    if mode == 0:
-        if a > b and a > c:
-            return 2
-        if b > a and b > c:
-            return 1
-        if c > a and c > b:
-            return 0
-        return -1
-    if a >= b and a >= c:
-        return 2
-    if b >= c:
-        return 1
-    return 0
-
-
-@njit(cache=True, inline="always")
-def _is_tie(a: float, b: float, c: float) -> bool:
-    m = max(a, max(b, c))
-    return (a == m) + (b == m) + (c == m) > 1
+_choice = njit(cache=True, inline="always")(_ties.choice)
+_top_count = njit(cache=True, inline="always")(_ties.top_count)
+_hit = njit(cache=True, inline="always")(_ties.hit)
 
 
 @njit(cache=True, inline="always")
@@ -103,47 +83,46 @@ def _choices_kernel(S: np.ndarray, T: np.ndarray, mode: int, out: np.ndarray) ->
         out[t] = _choice(a, b, c, mode)
 
 
-@njit(cache=True, inline="always")
-def _hit_tie(a: float, b: float, c: float, mode: int) -> tuple[bool, bool]:
-    """Branch-free ``(choice == 2, tie)``: the same answers as :func:`_choice` and
-    :func:`_is_tie`, but without data-dependent branches, whose mispredictions
-    would stall the random gathers from ``S`` (1.8x faster on 4.7M triplets)."""
-    if mode == 0:
-        hit = (a > b) & (a > c)
-    else:
-        hit = (a >= b) & (a >= c)
-    return hit, _is_tie(a, b, c)
-
-
 @njit(parallel=True, cache=True, fastmath=False)
-def _counts_kernel(S: np.ndarray, T: np.ndarray, mode: int, out: np.ndarray) -> tuple[int, int]:
-    """Counts ``(n_correct, n_ties)``; writes per-triplet correctness when ``out`` is not empty."""
+def _counts_kernel(S: np.ndarray, T: np.ndarray, mode: int, out: np.ndarray) -> tuple[int, int, int]:
+    """Counts ``(n_correct, n_two_way_ties, n_three_way_ties)``; writes per-triplet correctness
+    when ``out`` is not empty. Branch-free (:func:`alignkit._kernels.ties.hit`): mispredicted
+    branches would stall the random gathers from ``S`` (1.8x faster on 4.7M triplets)."""
     write = out.shape[0] > 0
     n_correct = 0
-    n_ties = 0
+    n_tie2 = 0
+    n_tie3 = 0
     for t in prange(T.shape[0]):
         a, b, c = _gather(S, T, t)
-        hit, tie = _hit_tie(a, b, c, mode)
+        h = _hit(a, b, c, mode)
+        n_top = _top_count(a, b, c)
         if write:
-            out[t] = hit
-        n_correct += np.int64(hit)
-        n_ties += np.int64(tie)
-    return n_correct, n_ties
+            out[t] = h
+        n_correct += np.int64(h)
+        n_tie2 += np.int64(n_top == 2)
+        n_tie3 += np.int64(n_top == 3)
+    return n_correct, n_tie2, n_tie3
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def _counts_sims_kernel(sims: np.ndarray, mode: int, out: np.ndarray) -> tuple[int, int]:
+def _counts_sims_kernel(sims: np.ndarray, mode: int, out: np.ndarray) -> tuple[int, int, int]:
     """:func:`_counts_kernel` over precomputed similarities ``(N, 3)``."""
     write = out.shape[0] > 0
     n_correct = 0
-    n_ties = 0
+    n_tie2 = 0
+    n_tie3 = 0
     for t in prange(sims.shape[0]):
-        hit, tie = _hit_tie(sims[t, 0], sims[t, 1], sims[t, 2], mode)
+        a = sims[t, 0]
+        b = sims[t, 1]
+        c = sims[t, 2]
+        h = _hit(a, b, c, mode)
+        n_top = _top_count(a, b, c)
         if write:
-            out[t] = hit
-        n_correct += np.int64(hit)
-        n_ties += np.int64(tie)
-    return n_correct, n_ties
+            out[t] = h
+        n_correct += np.int64(h)
+        n_tie2 += np.int64(n_top == 2)
+        n_tie3 += np.int64(n_top == 3)
+    return n_correct, n_tie2, n_tie3
 
 
 @njit(parallel=True, cache=True, fastmath=False)
@@ -247,14 +226,16 @@ def _inputs(S: np.ndarray, T: np.ndarray | None) -> tuple[np.ndarray, np.ndarray
     return S, check_triplets(T, S.shape[0])
 
 
-def _counts(S: np.ndarray, T: np.ndarray | None, mode: int, out: np.ndarray) -> tuple[int, int]:
+def _counts(
+    S: np.ndarray, T: np.ndarray | None, mode: int, out: np.ndarray
+) -> tuple[int, int, int]:
     if (S.shape[0] if T is None else T.shape[0]) == 0:
-        return 0, 0
+        return 0, 0, 0
     if T is None:
-        n_correct, n_ties = _counts_sims_kernel(S, mode, out)
+        n_correct, n_tie2, n_tie3 = _counts_sims_kernel(S, mode, out)
     else:
-        n_correct, n_ties = _counts_kernel(S, T, mode, out)
-    return int(n_correct), int(n_ties)
+        n_correct, n_tie2, n_tie3 = _counts_kernel(S, T, mode, out)
+    return int(n_correct), int(n_tie2), int(n_tie3)
 
 
 def _logprob(S: np.ndarray, T: np.ndarray | None, temperature: float, out: np.ndarray) -> float:
@@ -279,14 +260,16 @@ def triplet_sims(S: np.ndarray, T: np.ndarray) -> np.ndarray:
     return _gather_kernel(S, T)
 
 
-def ooo_choices(S: np.ndarray, T: np.ndarray | None, ties: str = "wrong") -> np.ndarray:
+def ooo_choices(S: np.ndarray, T: np.ndarray | None, ties: str = "paper") -> np.ndarray:
     """The model's odd one out per triplet, as a position ``0``, ``1``, ``2`` (``-1``: tie).
 
     Args:
         S: similarity matrix ``(n, n)``, or per-triplet similarities ``(N, 3)`` when ``T``
             is None.
         T: triplets ``(N, 3)`` or None.
-        ties: ``"wrong"`` (ties give ``-1``) or ``"first"`` (first maximum).
+        ties: a tie rule of :data:`alignkit._kernels.ties.TIE_RULES`: ``"paper"`` (a
+            three-way tie gives ``-1``, a two-way tie the first pair), ``"first"`` (first
+            maximum) or ``"any-tie-wrong"`` (every tie gives ``-1``).
 
     Returns:
         int8 ``(N,)``.
@@ -309,7 +292,7 @@ def ooo_choices(S: np.ndarray, T: np.ndarray | None, ties: str = "wrong") -> np.
     return out
 
 
-def ooo_correct(S: np.ndarray, T: np.ndarray | None, ties: str = "wrong") -> np.ndarray:
+def ooo_correct(S: np.ndarray, T: np.ndarray | None, ties: str = "paper") -> np.ndarray:
     """Per-triplet agreement with the human (choice == 2) as uint8 ``(N,)`` of 0/1.
 
     Arguments as in :func:`ooo_choices`.
@@ -321,32 +304,35 @@ def ooo_correct(S: np.ndarray, T: np.ndarray | None, ties: str = "wrong") -> np.
     return out
 
 
-def ooo_counts(S: np.ndarray, T: np.ndarray | None, ties: str = "wrong") -> tuple[int, int]:
-    """Number of triplets the model gets right and number of ties, in one fused pass.
+def ooo_counts(
+    S: np.ndarray, T: np.ndarray | None, ties: str = "paper"
+) -> tuple[int, int, int]:
+    """Triplets the model gets right, two-way ties and three-way ties, in one fused pass.
 
-    Ties (the maximum attained by two or three pairs) are counted under both tie rules;
-    under ``"first"`` some of them can still count as correct. No per-triplet array is
+    A two-way tie is a maximum similarity attained by exactly two pairs, a three-way tie one
+    attained by all three; they are counted whatever the tie rule (under ``"paper"`` and
+    ``"first"`` a two-way tie can still count as correct). No per-triplet array is
     allocated. Arguments as in :func:`ooo_choices`.
 
     Returns:
-        ``(n_correct, n_ties)``; ``(0, 0)`` for no triplets.
+        ``(n_correct, n_two_way_ties, n_three_way_ties)``; zeros for no triplets.
     """
     mode = _tie_mode(ties)
     S, T = _inputs(S, T)
     return _counts(S, T, mode, np.empty(0, dtype=np.uint8))
 
 
-def ooo_choices_sims(sims: np.ndarray, ties: str = "wrong") -> np.ndarray:
+def ooo_choices_sims(sims: np.ndarray, ties: str = "paper") -> np.ndarray:
     """:func:`ooo_choices` from per-triplet similarities ``(N, 3)``."""
     return ooo_choices(sims, None, ties)
 
 
-def ooo_correct_sims(sims: np.ndarray, ties: str = "wrong") -> np.ndarray:
+def ooo_correct_sims(sims: np.ndarray, ties: str = "paper") -> np.ndarray:
     """:func:`ooo_correct` from per-triplet similarities ``(N, 3)``."""
     return ooo_correct(sims, None, ties)
 
 
-def ooo_counts_sims(sims: np.ndarray, ties: str = "wrong") -> tuple[int, int]:
+def ooo_counts_sims(sims: np.ndarray, ties: str = "paper") -> tuple[int, int, int]:
     """:func:`ooo_counts` from per-triplet similarities ``(N, 3)``."""
     return ooo_counts(sims, None, ties)
 

@@ -12,13 +12,46 @@ from alignkit.commands._output import atomic_write, emit, format_option
 SIMILARITIES = ("cosine", "dot", "euclidean", "correlation")
 
 
-def _ceiling(value: str) -> float | None:
+def _tie_choices() -> list[str]:
+    from alignkit._kernels.ties import DEPRECATED_TIE_RULES, TIE_RULES
+
+    return [*TIE_RULES, *DEPRECATED_TIE_RULES]
+
+
+def _tie_help() -> str:
+    from alignkit._kernels.ties import DEPRECATED_TIE_RULES, TIE_RULES
+
+    rules = "; ".join(f"{r.name}: {r.summary} ({r.reference})" for r in TIE_RULES.values())
+    old = ", ".join(f"{a} = {b}" for a, b in DEPRECATED_TIE_RULES.items())
+    return f"Exact ties at the top. {rules}. Deprecated: {old}. Default: the preset's (paper)."
+
+
+def _preset_names() -> list[str]:
+    from alignkit.score.presets import PRESETS
+
+    return list(PRESETS)
+
+
+def _preset_help() -> str:
+    from alignkit.score.presets import PRESETS
+
+    return "Published protocol: " + "; ".join(
+        f"{p.name} = {p.similarity} similarity, {p.ties} ties, THINGS ceiling "
+        f"{p.things_ceiling}{', normalised score clipped to [0, 1]' if p.clip_normalised else ''}"
+        f" ({p.reference})"
+        for p in PRESETS.values()
+    ) + ". Options given beside it override it and are recorded."
+
+
+def _ceiling(value: str) -> float | str | None:
+    if value.lower() == "auto":
+        return "auto"
     if value.lower() in ("none", "off"):
         return None
     try:
         return float(value)
     except ValueError as exc:
-        raise click.BadParameter(f"expected a number or 'none', got {value!r}") from exc
+        raise click.BadParameter(f"expected a number, 'auto' or 'none', got {value!r}") from exc
 
 
 def _is_store(path: str) -> bool:
@@ -45,18 +78,21 @@ def score() -> None:
                    "zero-shot accuracy uses train_90 and test_10 together).")
 @click.option("--model", default=None, help="Only this model (default: every model in the store).")
 @click.option("--layer", default=None, help="Only this layer (default: every layer).")
-@click.option("--similarity", type=click.Choice(SIMILARITIES), default="cosine", show_default=True,
-              help="Pair similarity; cosine is the paper code's default, dot is Brain-Score's.")
-@click.option("--ties", type=click.Choice(["wrong", "first"]), default="wrong", show_default=True,
-              help="wrong: a tie between the most similar pairs counts as an error (the paper); "
-                   "first: the first maximum wins (Brain-Score).")
+@click.option("--preset", type=click.Choice(_preset_names()), default=None,
+              help=_preset_help())
+@click.option("--similarity", type=click.Choice(SIMILARITIES), default=None,
+              help="Pair similarity; cosine is the paper code's default, dot is Brain-Score's "
+                   "(default: the preset's, cosine).")
+@click.option("--ties", type=click.Choice(_tie_choices()), default=None, help=_tie_help())
 @click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
               help="Bootstrap resamples of the triplets for a confidence interval.")
 @click.option("--ci-level", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               default=0.95, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
-@click.option("--ceiling", default="0.673", show_default=True,
-              help="Noise ceiling for the normalised score (THINGS: 0.673), or 'none'.")
+@click.option("--ceiling", default="auto", show_default=True,
+              help="Noise ceiling for the normalised score: 'auto' (the preset's THINGS ceiling, "
+                   "0.673 by default, for THINGS triplets only; none for other data), a number, "
+                   "or 'none'.")
 @click.option("--per-triplet", "per_triplet_out", type=click.Path(dir_okay=False), default=None,
               help="Write per-triplet choices (-1 tie, 0-2 position of the model's odd one out) "
                    "and correctness to a .npz or .csv file.")
@@ -64,9 +100,17 @@ def score() -> None:
               help="Break accuracy down by the human concept dimension of each triplet.")
 @click.option("--concepts", default=None,
               help="Concept embedding for --per-concept (file or bundled name; default spose-49d).")
-@click.option("--object-ids", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Ids of the triplets' objects 0..n-1, one a line, to match features by id "
-                   "(THINGS triplets are matched to THINGS uniqueIDs automatically).")
+@click.option("--object-ids", default=None,
+              help="Ids of the triplets' objects 0..n-1: a file, one id a line, or 'things' for "
+                   "the 1854 THINGS concepts in canonical order. THINGS releases (bundled names, "
+                   "validationset.csv, the raw format) carry them already; features are always "
+                   "matched to triplets by id.")
+@click.option("--by-position", is_flag=True,
+              help="Pair object t of the triplets with feature row t instead of matching ids "
+                   "(recorded in the result).")
+@click.option("--subset", type=click.Choice(["all", "covered"]), default="all", show_default=True,
+              help="all: refuse when objects lack features; covered: score only the triplets "
+                   "whose objects all have features (the count kept is reported).")
 @click.option("--transform", default=None,
               help="Apply a probe transform stored under the entry (by name) or from a .npz first.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -75,9 +119,10 @@ def score() -> None:
                    "(results.jsonl; see 'alignkit report').")
 @format_option
 def score_ooo(store: str, triplets_src: tuple[str, ...], model: str | None, layer: str | None,
-              similarity: str, ties: str, bootstrap: int, ci_level: float, seed: int,
-              ceiling: str, per_triplet_out: str | None, per_concept: bool,
-              concepts: str | None, object_ids: str | None, transform: str | None,
+              preset: str | None, similarity: str | None, ties: str | None, bootstrap: int,
+              ci_level: float, seed: int, ceiling: str, per_triplet_out: str | None,
+              per_concept: bool, concepts: str | None, object_ids: str | None,
+              by_position: bool, subset: str, transform: str | None,
               device: str, record: bool, fmt: str) -> None:
     """Zero-shot odd-one-out accuracy of every entry in STORE.
 
@@ -88,21 +133,36 @@ def score_ooo(store: str, triplets_src: tuple[str, ...], model: str | None, laye
     \b
     Examples:
       alignkit score ooo feats.zarr --triplets things-test20k
-      alignkit score ooo feats.zarr --triplets train_90.npy --triplets test_10.npy --bootstrap 1000
+      alignkit score ooo feats.zarr --triplets things-test20k --preset brainscore
+      alignkit score ooo feats.zarr --triplets train_90.npy --triplets test_10.npy \
+          --object-ids things --bootstrap 1000
       alignkit score ooo feats.zarr --triplets things-test20k --per-concept --format json
     """
-    from alignkit.data import concat_triplets, load_ids, load_triplets
+    import warnings
+
+    from alignkit.data import concat_triplets, load_triplets
     from alignkit.score import score_store_ooo
 
-    trip = concat_triplets([load_triplets(src) for src in triplets_src])
-    obj_ids = load_ids(object_ids) if object_ids else None
+    kw = {"object_ids": object_ids} if object_ids else {}
+    trip = concat_triplets([load_triplets(src, **kw) for src in triplets_src])
     want_concepts = per_concept or concepts is not None
-    results = score_store_ooo(
-        store, trip, model=model, layer=layer, object_ids=obj_ids, transform=transform,
-        similarity=similarity, ties=ties, bootstrap=bootstrap, seed=seed, ci_level=ci_level,
-        ceiling=_ceiling(ceiling), per_triplet=per_triplet_out is not None,
-        concepts=(concepts or "spose-49d") if want_concepts else None, device=device,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeprecationWarning)
+        results = score_store_ooo(
+            store, trip, model=model, layer=layer, by_position=by_position, subset=subset,
+            transform=transform, preset=preset, similarity=similarity, ties=ties,
+            bootstrap=bootstrap, seed=seed, ci_level=ci_level, ceiling=_ceiling(ceiling),
+            per_triplet=per_triplet_out is not None,
+            concepts=(concepts or "spose-49d") if want_concepts else None, device=device,
+        )
+    for w in {str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)}:
+        click.echo(f"warning: {w}", err=True)
+    for r in results:
+        for note in r.notes:
+            click.echo(f"note: {r.model}/{r.layer}: {note}", err=True)
+        if r.overrides:
+            click.echo(f"note: --preset {r.preset} with {', '.join('--' + o for o in r.overrides)} "
+                       "given explicitly (recorded)", err=True)
     if record:
         record_results(store, "ooo", results)
     if per_triplet_out:

@@ -67,6 +67,11 @@ class Triplets:
         checksum: ``"sha256:..."`` of the source file (of the array's bytes for
             in-memory data).
         convention: a sentence saying how the source was read.
+        object_ids: the stimulus ids of objects ``0..n_objects-1`` (a ``str`` array), or
+            None when the source does not say which objects its indices mean. THINGS
+            releases carry the THINGS uniqueIDs in canonical order; other files get them
+            from ``object_ids=`` (``--object-ids``). Scoring matches features to triplets
+            by these ids.
     """
 
     array: np.ndarray
@@ -74,6 +79,7 @@ class Triplets:
     source: str
     checksum: str
     convention: str
+    object_ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         a = self.array
@@ -84,6 +90,39 @@ class Triplets:
             )
         if int(self.n_objects) < 3:
             raise InputError(f"{self.source}: n_objects must be at least 3, got {self.n_objects}")
+        ids = self.object_ids
+        if ids is not None and (not isinstance(ids, np.ndarray) or len(ids) != int(self.n_objects)):
+            raise MismatchError(
+                f"{self.source}: {len(ids)} object ids for {self.n_objects} objects; "
+                "give one id per object 0..n-1"
+            )
+
+    @property
+    def is_things(self) -> bool:
+        """True when the object ids are THINGS uniqueIDs (checked id by id, any order)."""
+        if self.object_ids is None:
+            return False
+        from alignkit.data.concepts import things_ids
+
+        return bool(np.isin(self.object_ids, things_ids()).all())
+
+    def with_object_ids(self, ids: Any, *, label: str | None = None) -> Triplets:
+        """The same triplets with the ids of their objects (``"things"``, a file or a list).
+
+        Raises:
+            MismatchError: fewer ids than the objects the triplets index.
+            DataError: repeated or empty ids.
+        """
+        arr, label = _object_ids(ids, label)
+        if len(arr) < int(self.n_objects):
+            raise MismatchError(
+                f"{self.source}: {label} names {len(arr)} objects but the triplets index "
+                f"{self.n_objects} (objects 0..{int(self.n_objects) - 1})"
+            )
+        return Triplets(
+            self.array, len(arr), self.source, self.checksum,
+            f"{self.convention}; object ids from {label}", arr,
+        )
 
     def __len__(self) -> int:
         return int(self.array.shape[0])
@@ -148,6 +187,7 @@ class Triplets:
             "objects_used": int(np.count_nonzero(np.bincount(self.array.ravel(), minlength=1))),
             "convention": self.convention,
             "checksum": self.checksum,
+            "object_ids": _ids_note(self.object_ids),
         }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -201,6 +241,13 @@ def concat_triplets(parts: Sequence[Triplets]) -> Triplets:
             "the triplet sets index different numbers of objects: "
             + ", ".join(f"{p.source} ({p.n_objects})" for p in parts)
         )
+    ids = [p.object_ids for p in parts]
+    if any((a is None) != (ids[0] is None) or (a is not None and not np.array_equal(a, ids[0]))
+           for a in ids):
+        raise MismatchError(
+            "the triplet sets name their objects differently: "
+            + ", ".join(f"{p.source} ({_ids_note(p.object_ids) or 'no object ids'})" for p in parts)
+        )
     digest = hashlib.sha256("|".join(p.checksum for p in parts).encode()).hexdigest()
     conventions = list(dict.fromkeys(p.convention for p in parts))
     return Triplets(
@@ -209,6 +256,7 @@ def concat_triplets(parts: Sequence[Triplets]) -> Triplets:
         " + ".join(p.source for p in parts),
         "sha256:" + digest,
         "; ".join(conventions),
+        ids[0],
     )
 
 
@@ -260,6 +308,7 @@ def load_triplets(
     format: str = "auto",
     n_objects: int | None = None,
     sortindex: Any = None,
+    object_ids: Any = None,
 ) -> Triplets:
     """Read odd-one-out triplets into the canonical convention.
 
@@ -273,6 +322,11 @@ def load_triplets(
         sortindex: for the raw format only: an array, a file or a bundled name;
             default the bundled THINGS sortindex (when ``n_objects`` is 1854 or
             unspecified).
+        object_ids: the stimulus ids of objects ``0..n-1``: ``"things"`` (the 1854 THINGS
+            uniqueIDs in canonical order), a text file (one id a line) or a sequence.
+            Bundled THINGS triplets, the THINGS validation release and raw files read with
+            the THINGS sortindex carry the THINGS ids without it; any other file has no
+            object ids unless given, and scoring it against stored features needs them.
 
     Returns:
         :class:`Triplets` (``int32 (N, 3)``, 0-based canonical, odd one out last).
@@ -294,7 +348,8 @@ def load_triplets(
     if not isinstance(source, (str, os.PathLike)):
         if format not in ("auto", "npy"):
             raise InputError(f"format={format!r} applies to files, not to an in-memory array")
-        return Triplets.from_array(source, n_objects=n_objects)
+        out = Triplets.from_array(source, n_objects=n_objects)
+        return out if object_ids is None else out.with_object_ids(object_ids)
     path, name = resolve_source(source)
     if name is not None and BUNDLED[name].kind != "triplets":
         raise InputError(f"bundled data set {name!r} is not a triplet set (it is {BUNDLED[name].kind})")
@@ -306,9 +361,11 @@ def load_triplets(
         desc = "NumPy .npy array (N x 3): 0-based indices, odd one out in column 3 (as stored)"
     else:
         arr, fmt, row_of, desc = _read_text_triplets(path, fmt, auto=format == "auto")
+    things = False
     if fmt == "raw":
         arr, n, desc = _from_raw(arr, path, row_of, n_objects, sortindex)
         note = f"n_objects = {n} (" + ("given)" if n_objects is not None else "length of the sortindex)")
+        things = sortindex is None  # canonical THINGS order via the bundled sortindex
     else:
         if sortindex is not None:
             raise InputError(f"{where}: sortindex applies to the raw format only, not to {fmt}")
@@ -317,8 +374,13 @@ def load_triplets(
         note = _n_note(n_objects, n, things=things)
     if name is not None:
         desc = f"bundled {name!r}: " + desc
-    out = np.ascontiguousarray(arr, dtype=np.int32)
-    return Triplets(out, n, where, sha256_file(path), f"{desc}; {note}")
+    out = Triplets(np.ascontiguousarray(arr, dtype=np.int32), n, where, sha256_file(path),
+                   f"{desc}; {note}")
+    if object_ids is not None:
+        return out.with_object_ids(object_ids)
+    if things and n == THINGS_N_OBJECTS:
+        return out.with_object_ids("things", label="the THINGS release (canonical order)")
+    return out
 
 
 def _resolve_format(format: str, path: Path, name: str | None) -> str:
@@ -391,6 +453,40 @@ def _read_text_triplets(path: Path, fmt: str, *, auto: bool) -> tuple[np.ndarray
 
 # ---------------------------------------------------------------------------
 # helpers
+
+
+def _object_ids(ids: Any, label: str | None) -> tuple[np.ndarray, str]:
+    """Object ids from ``"things"``, a file or a sequence, checked unique and non-empty."""
+    if isinstance(ids, str) and ids == "things":
+        from alignkit.data.concepts import things_ids
+
+        return things_ids().astype(str), label or "THINGS uniqueIDs (canonical order)"
+    if isinstance(ids, (str, os.PathLike)):
+        from alignkit.data.features import load_ids
+
+        return np.asarray(load_ids(ids)).astype(str), label or f"ids file {ids}"
+    arr = np.asarray(ids).astype(str)
+    if arr.ndim != 1:
+        raise FormatError(f"object ids must be a 1-D list, got shape {arr.shape}")
+    where = label or "the given object ids"
+    if (np.char.str_len(np.char.strip(arr)) == 0).any():
+        r = int(np.flatnonzero(np.char.str_len(np.char.strip(arr)) == 0)[0])
+        raise DataError(f"{where}: id {r + 1} is empty")
+    uniq, counts = np.unique(arr, return_counts=True)
+    if (counts > 1).any():
+        raise DataError(f"{where}: id {uniq[counts > 1][0]!r} occurs {counts[counts > 1][0]} times")
+    return arr, where
+
+
+def _ids_note(ids: np.ndarray | None) -> str | None:
+    if ids is None:
+        return None
+    from alignkit.data.concepts import things_ids
+
+    canon = things_ids()
+    if len(ids) == len(canon) and np.array_equal(ids, canon):
+        return f"THINGS uniqueIDs, canonical order ({len(ids)})"
+    return f"{len(ids)} ids ({', '.join(map(str, ids[:3]))}{', ...' if len(ids) > 3 else ''})"
 
 
 def _n_note(given: int | None, n: int, things: bool = False) -> str:

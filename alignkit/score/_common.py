@@ -13,7 +13,16 @@ CHANCE = 1.0 / 3.0
 #: Noise ceiling of THINGS odd-one-out accuracy used for the paper's figures.
 THINGS_CEILING = 0.673
 SIMILARITIES = ("cosine", "dot", "euclidean", "correlation")
-TIE_RULES = ("wrong", "first")
+
+
+def resolve_ties(name: str, option: str = "--ties") -> str:
+    """The canonical tie rule for a user's name (``wrong`` warns: it is ``any-tie-wrong``)."""
+    from alignkit._kernels.ties import resolve_tie_rule
+
+    try:
+        return resolve_tie_rule(name, option=option)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def as_features(features: Any, *, name: str = "features") -> np.ndarray:
@@ -67,7 +76,7 @@ __all__ = [
     "CHANCE",
     "THINGS_CEILING",
     "SIMILARITIES",
-    "TIE_RULES",
+    "resolve_ties",
     "as_features",
     "normalised_score",
     "check_choice",

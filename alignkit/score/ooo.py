@@ -2,10 +2,15 @@
 
 For a triplet ``(i, j, k)`` (the human chose ``k`` as the odd one out) the
 model's odd one out is the item outside its most similar pair. Accuracy is the
-fraction of triplets where the two agree. Ties between the most similar pairs
-count as wrong under the paper's rule (``ties="wrong"``) or are broken by the
-first maximum in the order ``[s_ij, s_ik, s_jk]`` (``ties="first"``, as
-Brain-Score does); their number is always reported.
+fraction of triplets where the two agree. Exact ties between the most similar
+pairs follow a named rule (:mod:`alignkit._kernels.ties`): ``paper`` (the
+paper's code: a two-way tie goes to the first pair in ``[s_ij, s_ik, s_jk]``,
+only a three-way tie is wrong; the default), ``first`` (Brain-Score: first
+maximum) or ``any-tie-wrong``; two-way and three-way ties are always counted.
+A named preset (:mod:`alignkit.score.presets`) sets the similarity, tie rule
+and ceiling of a published protocol at once. The noise ceiling belongs to the
+data: the THINGS ceiling applies only to triplets whose object ids are THINGS
+concepts.
 """
 
 from __future__ import annotations
@@ -20,13 +25,13 @@ from alignkit.provenance import base_provenance, sha256_array
 from alignkit.score._common import (
     CHANCE,
     SIMILARITIES,
-    THINGS_CEILING,
-    TIE_RULES,
     as_features,
     check_choice,
     jsonable,
-    normalised_score,
+    resolve_ties,
 )
+from alignkit.score.align import align_triplets
+from alignkit.score.presets import PRESETS, normalise
 
 __all__ = [
     "OddOneOutResult",
@@ -85,8 +90,19 @@ class OddOneOutResult:
 
     Attributes:
         accuracy: fraction of triplets where the model's odd one out is the human's.
-        n_triplets, n_correct, n_ties: counts (ties are counted under both tie rules).
-        normalised: ``max(0, (accuracy - 1/3) / (ceiling - 1/3))`` or None without a ceiling.
+        n_triplets, n_correct: counts.
+        n_ties2, n_ties3: two-way and three-way ties at the top (counted whatever the tie
+            rule); ``n_ties`` is their sum.
+        ties: the tie rule applied (``paper``, ``first`` or ``any-tie-wrong``).
+        preset: the named protocol used (None: the defaults), ``overrides`` the options
+            given explicitly beside it.
+        ceiling, ceiling_source: the noise ceiling and where it comes from (None: no
+            ceiling is known for these triplets).
+        normalised: ``max(0, (accuracy - 1/3) / (ceiling - 1/3))`` (clipped to 1 under the
+            ``brainscore`` preset) or None without a ceiling.
+        in_sample: True when a probe transform was scored on the triplets it was trained
+            on (None: no transform, or unknown).
+        notes: plain statements about the number (why there is no ceiling, ties, subsets).
         ci_low, ci_high: percentile bootstrap interval (None without bootstrap).
         choices: per-triplet int8 choices (0, 1, 2 = position of the model's odd one
             out, -1 = tie), only when requested.
@@ -102,6 +118,13 @@ class OddOneOutResult:
     ties: str
     ceiling: float | None
     normalised: float | None
+    n_ties2: int = 0
+    n_ties3: int = 0
+    preset: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    ceiling_source: str | None = None
+    in_sample: bool | None = None
+    notes: list[str] = field(default_factory=list)
     chance: float = CHANCE
     ci_low: float | None = None
     ci_high: float | None = None
@@ -135,21 +158,26 @@ class OddOneOutResult:
             "layer": self.layer,
             "similarity": self.similarity,
             "ties": self.ties,
+            "preset": self.preset,
             "triplets": self.n_triplets,
             "accuracy": self.accuracy,
             "ci_low": self.ci_low,
             "ci_high": self.ci_high,
-            "n_ties": self.n_ties,
+            "ties_2way": self.n_ties2,
+            "ties_3way": self.n_ties3,
             "normalised": self.normalised,
             "ceiling": self.ceiling,
         }
 
 
-def _triplet_array(triplets: Any) -> tuple[np.ndarray, dict[str, Any]]:
-    """Accept an ``alignkit.data.Triplets`` or an (N, 3) integer array."""
+def _triplet_array(triplets: Any) -> tuple[np.ndarray, dict[str, Any], np.ndarray | None]:
+    """Accept an ``alignkit.data.Triplets`` or an (N, 3) integer array; also return the
+    triplets' object ids (None when unknown)."""
     info: dict[str, Any] = {}
+    ids = None
     if hasattr(triplets, "array") and hasattr(triplets, "n_objects"):
         T = np.asarray(triplets.array)
+        ids = getattr(triplets, "object_ids", None)
         info = {
             "source": getattr(triplets, "source", None),
             "checksum": getattr(triplets, "checksum", None),
@@ -169,19 +197,10 @@ def _triplet_array(triplets: Any) -> tuple[np.ndarray, dict[str, Any]]:
         T = T.reshape(0, 3).astype(np.int32)
     if not T.flags.c_contiguous:
         T = np.ascontiguousarray(T)
-    return T, info
-
-
-def _check_range(T: np.ndarray, n: int) -> None:
-    if T.size == 0:
-        return
-    lo, hi = int(T.min()), int(T.max())
-    if lo < 0 or hi >= n:
-        bad = int(np.flatnonzero(((T < 0) | (T >= n)).any(axis=1))[0])
-        raise MismatchError(
-            f"triplet row {bad + 1} indexes object {int(T[bad].max()) if hi >= n else lo}, "
-            f"but the features have {n} rows (valid indices 0..{n - 1})"
-        )
+    if T.size and int(T.min()) < 0:
+        bad = int(np.flatnonzero((T < 0).any(axis=1))[0])
+        raise MismatchError(f"triplet row {bad + 1} has a negative object index {int(T[bad].min())}")
+    return T, info, ids
 
 
 def assign_concepts(triplets: np.ndarray, embedding: np.ndarray, top: int = 1) -> np.ndarray:
@@ -254,41 +273,60 @@ def odd_one_out(
     features: Any,
     triplets: Any,
     *,
-    similarity: str = "cosine",
-    ties: str = "wrong",
+    ids: Any = None,
+    object_ids: Any = None,
+    by_position: bool = False,
+    subset: str = "all",
+    preset: str | None = None,
+    similarity: str | None = None,
+    ties: str | None = None,
+    ceiling: float | str | None = "auto",
     bootstrap: int = 0,
     seed: int = 0,
     ci_level: float = 0.95,
-    ceiling: float | None = THINGS_CEILING,
     per_triplet: bool = False,
     concepts: Any = None,
     device: str = "auto",
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     model: str | None = None,
     layer: str | None = None,
+    features_checksum: str | None = None,
     provenance: dict[str, Any] | None = None,
 ) -> OddOneOutResult:
     """Zero-shot odd-one-out accuracy of ``features`` on human ``triplets``.
 
     Args:
-        features: (n, p) array; row ``t`` is the object that triplets call ``t``.
+        features: (n, p) array of feature rows.
         triplets: an :class:`alignkit.data.Triplets` or an (N, 3) integer array,
             odd one out last.
-        similarity: ``cosine`` (the paper code's default), ``dot``, ``euclidean``
-            (negative distance) or ``correlation``.
-        ties: ``wrong`` (the paper: a tie between the most similar pairs is an
-            error) or ``first`` (the first maximum wins, as Brain-Score).
+        ids: the stimulus ids of the feature rows. With ids, rows are matched to the
+            triplets' objects by id (the triplets' ``object_ids``, or ``object_ids=``);
+            without, row ``t`` is object ``t``.
+        object_ids: the ids of the triplets' objects 0..n-1, overriding the triplets' own.
+        by_position: pair object ``t`` with row ``t`` even when ``ids`` are given.
+        subset: ``"all"`` (refuse when objects lack features) or ``"covered"`` (score the
+            triplets whose objects all have features; the counts are recorded).
+        preset: a named protocol of :data:`alignkit.score.presets.PRESETS`
+            (``paper2023``, ``brainscore``) setting similarity, ties and ceiling; options
+            given explicitly override it and are recorded in ``overrides``.
+        similarity: ``cosine`` (the paper code's default), ``dot`` (Brain-Score),
+            ``euclidean`` (negative distance) or ``correlation``; default the preset's.
+        ties: ``paper`` (default), ``first`` or ``any-tie-wrong`` (``wrong`` is a
+            deprecated alias of the last); see :mod:`alignkit._kernels.ties`.
+        ceiling: ``"auto"`` (the preset's THINGS ceiling when the triplets' object ids are
+            THINGS concepts, else none), a number, or None (no normalised score).
         bootstrap: number of bootstrap resamples of the triplets for a
             percentile confidence interval (0: none).
         seed: seed of the bootstrap's counter-based generator.
         ci_level: coverage of the interval.
-        ceiling: noise ceiling for the normalised score (None: do not normalise).
         per_triplet: keep per-triplet choices and correctness in the result.
         concepts: a concept embedding (name such as ``"spose-49d"``, a
             ``ConceptEmbedding`` or an (n, d) array) for the per-dimension breakdown.
         device: ``auto``, ``cpu`` or ``cuda``.
         memory_budget: bytes allowed for the n x n similarity matrix; above it
             similarities are computed per triplet.
+        features_checksum: the features' checksum when the caller knows it (a store
+            entry's); computed otherwise, as :func:`alignkit.provenance.features_checksum`.
 
     Returns:
         An :class:`OddOneOutResult`.
@@ -299,81 +337,78 @@ def odd_one_out(
         >>> odd_one_out(emb.values, load_triplets("things-test20k"), similarity="dot").accuracy
         0.63475
     """
-    from alignkit._kernels import bootstrap as kboot
-    from alignkit._kernels import ooo as kooo
-    from alignkit._kernels import similarity as ksim
     from alignkit._kernels.device import resolve_device
+    from alignkit.provenance import features_checksum as _checksum
 
-    check_choice(similarity, SIMILARITIES, "--similarity")
-    check_choice(ties, TIE_RULES, "--ties")
+    if preset is not None and preset not in PRESETS:
+        raise InputError(f"--preset must be one of {', '.join(PRESETS)}; got {preset!r}")
+    base = PRESETS[preset or "paper2023"]
+    overrides = [
+        name
+        for name, value in (("similarity", similarity), ("ties", ties), ("ceiling", ceiling))
+        if preset is not None and value not in (None, "auto") and value != getattr(
+            base, "things_ceiling" if name == "ceiling" else name
+        )
+    ]
+    similarity = check_choice(similarity or base.similarity, SIMILARITIES, "--similarity")
+    ties = resolve_ties(ties or base.ties)
     if bootstrap < 0:
         raise InputError(f"--bootstrap must be >= 0, got {bootstrap}")
     if not 0.0 < ci_level < 1.0:
         raise InputError(f"the confidence level must lie in (0, 1), got {ci_level}")
     X = as_features(features)
-    T, tinfo = _triplet_array(triplets)
-    _check_range(T, X.shape[0])
+    T, tinfo, t_ids = _triplet_array(triplets)
+    if object_ids is not None:
+        t_ids = np.asarray(object_ids).astype(str)
+    where = f"entry {model}/{layer}" if model is not None else "features"
+    al = align_triplets(T, X.shape[0], feature_ids=ids, object_ids=t_ids,
+                        by_position=by_position, subset=subset, where=where)
+    checksum = features_checksum or _checksum(X)
+    if al.rows is not None:
+        X = X[np.maximum(al.rows, 0)]  # row t = object t; rows of absent objects are unused
+    if al.keep is not None:
+        T = np.ascontiguousarray(T[al.keep])
+    is_things = t_ids is not None and _all_things(t_ids[np.unique(T)] if T.size else t_ids)
+    ceiling, ceiling_source, notes = _resolve_ceiling(ceiling, base, preset, is_things)
     if concepts is not None:
         E, labels, csource = _concept_inputs(concepts)
     dev = resolve_device(device)
+    counts = _score(X, T, similarity, ties, dev, memory_budget,
+                    per_triplet, bootstrap > 0 or concepts is not None)
+    n_correct, n2, n3, choices, correct, method = counts
     N = len(T)
-    need_correct = per_triplet or bootstrap > 0 or concepts is not None
-    use_gram = ksim.gram_bytes(X.shape[0]) <= memory_budget
-    method = "gram" if use_gram else "direct"
-    correct = choices = None
-    if dev == "cuda":
-        from alignkit._kernels import cuda as kcuda
-
-        if use_gram:
-            S = ksim.gram(X, similarity)
-            n_correct, n_ties = kcuda.ooo_counts_cuda(S, T, ties)
-            if need_correct:
-                choices = kcuda.ooo_choices_cuda(S, T, ties)
-        else:
-            n_correct, n_ties = kcuda.ooo_counts_direct_cuda(X, T, similarity, ties)
-            if need_correct:
-                choices = kcuda.ooo_choices_direct_cuda(X, T, similarity, ties)
-        if choices is not None:
-            correct = (choices == 2).astype(np.uint8)
-    else:
-        src = ksim.gram(X, similarity) if use_gram else ksim.triplet_sims_direct(X, T, similarity)
-        tri = T if use_gram else None
-        if per_triplet:
-            choices = kooo.ooo_choices(src, tri, ties)
-            correct = (choices == 2).astype(np.uint8)
-            n_correct = int(correct.sum())
-            n_ties = int((choices == -1).sum()) if ties == "wrong" else int(
-                kooo.ooo_counts(src, tri, ties)[1]
-            )
-        elif need_correct:
-            correct = kooo.ooo_correct(src, tri, ties)
-            n_correct, n_ties = kooo.ooo_counts(src, tri, ties)
-        else:
-            n_correct, n_ties = kooo.ooo_counts(src, tri, ties)
-    n_correct, n_ties = int(n_correct), int(n_ties)
     accuracy = n_correct / N if N else float("nan")
+    if n2 + n3:
+        notes.append(
+            f"{n2} two-way and {n3} three-way exact ties at the top; the accuracy depends on "
+            f"the tie rule ({ties}: {_rule_summary(ties)})"
+        )
+    if al.keep is not None:
+        notes.append(
+            f"scored the {al.info['n_triplets_kept']} of {al.info['n_triplets_given']} triplets "
+            f"whose objects all have features ({al.info['n_objects_missing']} objects missing)"
+        )
     ci_low = ci_high = None
     if bootstrap > 0 and N > 0:
-        assert correct is not None
-        if dev == "cuda":
-            means = kcuda.bootstrap_means_cuda(correct, bootstrap, seed)
-        else:
-            means = kboot.bootstrap_means(correct, bootstrap, seed)
-        ci_low, ci_high = (float(v) for v in kboot.percentile_ci(means, ci_level))
+        ci_low, ci_high = _bootstrap_ci(correct, bootstrap, seed, ci_level, dev)
     breakdown = None
     if concepts is not None:
         assert correct is not None
         breakdown = concept_breakdown(T, correct, E, labels, source=csource)
     prov = base_provenance(
-        features_checksum=sha256_array(np.ascontiguousarray(X, dtype=np.float32)),
+        features_checksum=checksum,
         triplets=tinfo,
         similarity=similarity,
         ties=ties,
+        preset=preset,
+        overrides=overrides,
         bootstrap=bootstrap,
         seed=seed if bootstrap else None,
         ceiling=ceiling,
+        ceiling_source=ceiling_source,
         device=dev,
         method=method,
+        **al.info,
         protocol="zero-shot odd-one-out (Muttenthaler et al. 2023)",
     )
     if provenance:
@@ -382,11 +417,17 @@ def odd_one_out(
         accuracy=accuracy,
         n_triplets=N,
         n_correct=n_correct,
-        n_ties=n_ties,
+        n_ties=n2 + n3,
+        n_ties2=n2,
+        n_ties3=n3,
         similarity=similarity,
         ties=ties,
+        preset=preset,
+        overrides=overrides,
         ceiling=ceiling,
-        normalised=None if N == 0 else normalised_score(accuracy, ceiling),
+        ceiling_source=ceiling_source,
+        normalised=None if N == 0 else normalise(accuracy, ceiling, clip=base.clip_normalised),
+        notes=notes,
         ci_low=ci_low,
         ci_high=ci_high,
         ci_level=ci_level,
@@ -401,3 +442,91 @@ def odd_one_out(
         correct=correct if per_triplet else None,
         provenance=prov,
     )
+
+
+def _rule_summary(ties: str) -> str:
+    from alignkit._kernels.ties import TIE_RULES as RULES
+
+    return RULES[ties].summary
+
+
+def _all_things(ids: np.ndarray) -> bool:
+    from alignkit.data import things_ids
+
+    return bool(ids.size) and bool(np.isin(ids, things_ids()).all())
+
+
+def _resolve_ceiling(
+    ceiling: float | str | None, base: Any, preset: str | None, is_things: bool
+) -> tuple[float | None, str | None, list[str]]:
+    """The ceiling to normalise by, where it comes from, and a note when there is none."""
+    if isinstance(ceiling, str):
+        if ceiling != "auto":
+            raise InputError(f"--ceiling must be a number, 'auto' or 'none'; got {ceiling!r}")
+        if is_things:
+            return base.things_ceiling, f"{base.ceiling_source} ({preset or 'default'})", []
+        return None, None, [
+            "no noise ceiling: the triplets are not THINGS triplets (by their object ids), and "
+            "a ceiling belongs to its data set; give --ceiling or compute one with "
+            "'alignkit data ceiling'"
+        ]
+    if ceiling is None:
+        return None, None, ["no normalised score: --ceiling none"]
+    return float(ceiling), "given (--ceiling)", []
+
+
+def _score(
+    X: np.ndarray, T: np.ndarray, similarity: str, ties: str, dev: str, memory_budget: int,
+    per_triplet: bool, need_correct: bool,
+) -> tuple[int, int, int, np.ndarray | None, np.ndarray | None, str]:
+    """``(n_correct, n_ties2, n_ties3, choices, correct, method)`` on the chosen device."""
+    from alignkit._kernels import ooo as kooo
+    from alignkit._kernels import similarity as ksim
+
+    use_gram = ksim.gram_bytes(X.shape[0]) <= memory_budget
+    method = "gram" if use_gram else "direct"
+    need_correct = need_correct or per_triplet
+    choices = correct = None
+    if dev == "cuda":
+        from alignkit._kernels import cuda as kcuda
+
+        if use_gram:
+            S = ksim.gram(X, similarity)
+            n_correct, n2, n3 = kcuda.ooo_counts_cuda(S, T, ties)
+            if need_correct:
+                choices = kcuda.ooo_choices_cuda(S, T, ties)
+        else:
+            n_correct, n2, n3 = kcuda.ooo_counts_direct_cuda(X, T, similarity, ties)
+            if need_correct:
+                choices = kcuda.ooo_choices_direct_cuda(X, T, similarity, ties)
+        if choices is not None:
+            correct = (choices == 2).astype(np.uint8)
+    else:
+        src = ksim.gram(X, similarity) if use_gram else ksim.triplet_sims_direct(X, T, similarity)
+        tri = T if use_gram else None
+        if per_triplet:
+            choices = kooo.ooo_choices(src, tri, ties)
+            correct = (choices == 2).astype(np.uint8)
+            n_correct, n2, n3 = kooo.ooo_counts(src, tri, ties)
+        elif need_correct:
+            correct = kooo.ooo_correct(src, tri, ties)
+            n_correct, n2, n3 = kooo.ooo_counts(src, tri, ties)
+        else:
+            n_correct, n2, n3 = kooo.ooo_counts(src, tri, ties)
+    return int(n_correct), int(n2), int(n3), choices, correct, method
+
+
+def _bootstrap_ci(
+    correct: np.ndarray | None, n_boot: int, seed: int, ci_level: float, dev: str
+) -> tuple[float, float]:
+    from alignkit._kernels import bootstrap as kboot
+
+    assert correct is not None
+    if dev == "cuda":
+        from alignkit._kernels import cuda as kcuda
+
+        means = kcuda.bootstrap_means_cuda(correct, n_boot, seed)
+    else:
+        means = kboot.bootstrap_means(correct, n_boot, seed)
+    lo, hi = kboot.percentile_ci(means, ci_level)
+    return float(lo), float(hi)

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from alignkit.errors import InputError, MismatchError
+from alignkit.errors import InputError
+from alignkit.score.align import align_triplets
 from alignkit.score.ooo import OddOneOutResult, odd_one_out
 from alignkit.score.rsa import RSAResult, rsa_features
 
@@ -19,9 +20,6 @@ __all__ = [
     "load_probe_transform",
     "iter_entries",
 ]
-
-THINGS_N = 1854
-
 
 def load_probe_transform(entry: Any, name: str) -> Any:
     """A probe transform stored under ``entry`` by name, or read from a ``.npz``.
@@ -47,60 +45,29 @@ def triplet_rows_for_entry(
     entry_ids: np.ndarray,
     triplets: Any,
     object_ids: Any = None,
-) -> np.ndarray | None:
+) -> np.ndarray:
     """Map the triplets' object indices onto the rows of an entry, by id.
 
     Args:
         entry_ids: the entry's stimulus ids (one per feature row).
-        triplets: an ``alignkit.data.Triplets`` (or array; then ``object_ids`` or
-            positional matching is used).
-        object_ids: ids of the triplets' objects 0..n_objects-1. When omitted
-            and the triplets are over the 1854 THINGS concepts while the entry's
-            ids are THINGS uniqueIDs, the canonical THINGS order is used.
+        triplets: an ``alignkit.data.Triplets`` carrying ``object_ids`` (THINGS releases
+            do), or an array together with ``object_ids``.
+        object_ids: ids of the triplets' objects 0..n_objects-1 (overrides the triplets').
 
     Returns:
         An int64 array ``rows`` with ``rows[t]`` = the entry row of object ``t``
-        (``-1`` for objects the entry lacks), or None for positional matching.
+        (``-1`` for objects the entry lacks and no triplet uses).
 
     Raises:
-        MismatchError: an object used by a triplet is missing from the entry.
+        MismatchError: the object ids are unknown, or an object used by a triplet is
+            missing from the entry.
     """
-    entry_ids = np.asarray(entry_ids).astype(str)
     T = np.asarray(getattr(triplets, "array", triplets))
-    n_objects = int(getattr(triplets, "n_objects", (int(T.max()) + 1) if T.size else 0))
-    if object_ids is None and n_objects == THINGS_N:
-        from alignkit.data import things_ids
-
-        things = things_ids()
-        if np.isin(entry_ids, things).all():
-            object_ids = things
     if object_ids is None:
-        return None
-    object_ids = np.asarray(object_ids).astype(str)
-    if len(object_ids) < n_objects:
-        raise MismatchError(
-            f"{len(object_ids)} object ids given but the triplets index {n_objects} objects"
-        )
-    pos = {s: i for i, s in enumerate(entry_ids)}
-    rows = np.fromiter((pos.get(s, -1) for s in object_ids), dtype=np.int64, count=len(object_ids))
-    used = np.unique(T) if T.size else np.empty(0, dtype=np.int64)
-    missing = used[rows[used] < 0]
-    if missing.size:
-        shown = ", ".join(object_ids[missing[:5]])
-        raise MismatchError(
-            f"{missing.size} objects used by the triplets are missing from the features' ids "
-            f"(e.g. {shown})"
-        )
-    return rows
-
-
-def _check_positional(n_rows: int, triplets: Any) -> None:
-    T = np.asarray(getattr(triplets, "array", triplets))
-    if T.size and int(T.max()) >= n_rows:
-        raise MismatchError(
-            f"the triplets index object {int(T.max())} but the features have {n_rows} rows "
-            "and their ids do not name the triplets' objects (give --object-ids)"
-        )
+        object_ids = getattr(triplets, "object_ids", None)
+    al = align_triplets(T, len(entry_ids), feature_ids=entry_ids, object_ids=object_ids)
+    assert al.rows is not None
+    return al.rows
 
 
 def iter_entries(store: Any, model: str | None, layer: str | None) -> Iterator[Any]:
@@ -132,37 +99,60 @@ def score_store_ooo(
     model: str | None = None,
     layer: str | None = None,
     object_ids: Any = None,
+    by_position: bool = False,
+    subset: str = "all",
     transform: str | None = None,
     **kwargs: Any,
 ) -> list[OddOneOutResult]:
-    """:func:`alignkit.score.odd_one_out` for every (matching) entry of a store."""
+    """:func:`alignkit.score.odd_one_out` for every (matching) entry of a store.
+
+    Feature rows are matched to the triplets' objects by stimulus id (the triplets'
+    ``object_ids`` or ``object_ids=``); ``by_position`` pairs object ``t`` with row ``t``
+    instead, and ``subset="covered"`` scores only the triplets whose objects all have
+    features. Other keyword arguments go to :func:`alignkit.score.odd_one_out`.
+    """
     st = _open(store)
     results = []
     for entry in iter_entries(st, model, layer):
         X = entry.features()
-        try:
-            rows = triplet_rows_for_entry(entry.ids, triplets, object_ids)
-            if rows is None:
-                _check_positional(X.shape[0], triplets)
-        except MismatchError as exc:
-            raise MismatchError(
-                f"entry {entry.model}/{entry.layer}: {exc} (use --model/--layer to pick entries)"
-            ) from exc
-        if rows is not None:
-            X = np.where((rows >= 0)[:, None], X[np.maximum(rows, 0)], 0)
+        checksum = entry.checksum
+        in_sample = None
         if transform is not None:
-            X = load_probe_transform(entry, transform).apply(X)
+            tf = load_probe_transform(entry, transform)
+            X = tf.apply(X)
+            checksum = None  # the transformed features are not the entry's
+            trained_on = _train_checksum(tf)
+            scored = getattr(triplets, "checksum", None)
+            if trained_on is not None and scored is not None:
+                in_sample = trained_on == scored
         prov = {
             "store": str(st.path),
             "entry": f"{entry.model}/{entry.layer}",
             "entry_checksum": entry.checksum,
-            "id_matching": "positional" if rows is None else "by id",
             "transform": transform,
         }
-        results.append(
-            odd_one_out(X, triplets, model=entry.model, layer=entry.layer, provenance=prov, **kwargs)
+        res = odd_one_out(
+            X, triplets, ids=entry.ids, object_ids=object_ids, by_position=by_position,
+            subset=subset, model=entry.model, layer=entry.layer, features_checksum=checksum,
+            provenance=prov, **kwargs,
         )
+        res.in_sample = in_sample
+        if in_sample:
+            res.notes.append(f"in-sample: the transform {transform!r} was trained on these triplets")
+        results.append(res)
     return results
+
+
+def _train_checksum(tf: Any) -> str | None:
+    """The checksum of the triplets a probe transform was trained on, when it says."""
+    for holder in (tf, getattr(tf, "attrs", None), getattr(tf, "meta", None)):
+        if isinstance(holder, dict):
+            value = holder.get("train_triplets_checksum")
+        else:
+            value = getattr(holder, "train_triplets_checksum", None)
+        if value:
+            return str(value)
+    return None
 
 
 def score_store_rsa(

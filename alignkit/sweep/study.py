@@ -78,6 +78,23 @@ def is_url(path: str) -> bool:
 
 
 # --------------------------------------------------------------------------- specs
+
+def _tie_choices() -> tuple[str, ...]:
+    from alignkit._kernels.ties import DEPRECATED_TIE_RULES, TIE_RULES
+
+    return (*TIE_RULES, *DEPRECATED_TIE_RULES)
+
+
+_TIE_CHOICES = _tie_choices()
+
+
+def _canonical_ties(name: str) -> str:
+    """A study's tie rule by its current name (``wrong`` is ``any-tie-wrong``)."""
+    from alignkit._kernels.ties import DEPRECATED_TIE_RULES
+
+    return DEPRECATED_TIE_RULES.get(name, name)
+
+
 @dataclass(frozen=True)
 class SweepSettings:
     """The ``[sweep]`` table: where results go and how tasks run.
@@ -141,7 +158,7 @@ class TripletSetSpec:
     images: tuple[str, ...] = ()
     format: str = "auto"
     similarity: str = "cosine"
-    ties: str = "wrong"
+    ties: str = "paper"
     bootstrap: int = 0
     line: int = 0
 
@@ -453,7 +470,8 @@ class _Parser:
                 format=self.text(t, "triplets", i, "format", "auto"),
                 similarity=self.text(t, "triplets", i, "similarity", "cosine",
                                      choices=("cosine", "dot", "euclidean", "correlation")),
-                ties=self.text(t, "triplets", i, "ties", "wrong", choices=("wrong", "first")),
+                ties=_canonical_ties(self.text(t, "triplets", i, "ties", "paper",
+                                               choices=_TIE_CHOICES)),
                 bootstrap=self.integer(t, "triplets", i, "bootstrap", 0),
                 line=self.lines.key("triplets", i, None),
             ))
