@@ -8,17 +8,32 @@
     <out>/figures/*.png      every figure as PNG ...
     <out>/figures/*.svg      ... and as SVG
 
-in the spirit of Muttenthaler et al. (ICLR 2023): zero-shot vs probing
-odd-one-out accuracy per model with chance (1/3) and the noise ceiling (0.673),
-RSA with and without the probe transform, accuracy per human concept dimension,
-and accuracy against numeric model attributes (``model_attrs`` of the records,
-e.g. ImageNet accuracy or parameter count). Repeated measurements (same kind,
-model, layer, dataset, transform and scoring options) are reduced to the newest.
+in the spirit of Muttenthaler et al. (ICLR 2023). The rules that keep numbers
+from different conditions apart (see ``docs/report.md``):
+
+* odd-one-out results get one section, table and figure per *condition*:
+  triplet set, similarity, tie rule and preset. Zero-shot scores and scores
+  after a probe transform of the same condition share it; scores of a probe on
+  its own training triplets (``in_sample``) are a series of their own, labelled
+  "in-sample" wherever they appear.
+* linear probes get one section per (training triplets, objective, protocol),
+  with the zero-shot accuracy recorded beside each probe.
+* repeated measurements (same kind, model, layer, dataset, transform and
+  scoring options) are reduced to the newest record. When the newest has no
+  confidence interval and an earlier one has, the earlier interval is shown
+  beside the newest value, labelled with the earlier record's time, if both
+  records report the same value (same estimate, same count, same features);
+  otherwise the earlier record is kept as a row of its own, labelled so.
+* a noise ceiling (and a normalised score) is shown only where the record
+  carries one; records of older alignkit versions, which applied the THINGS
+  ceiling to any triplets, keep it only for THINGS triplets.
+
 A section without data is kept as a one-line note, never an empty figure.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -31,30 +46,38 @@ from typing import Any
 
 from alignkit.errors import InputError
 from alignkit.report.render import Figure, Report, Section, Table, render_html, render_markdown
-from alignkit.results import DEFAULT_KEY, RESULTS_FILE, ResultsTable, latest, record_field
+from alignkit.results import RESULTS_FILE, ResultsTable, latest
 
 __all__ = [
     "CHANCE",
     "THINGS_CEILING",
+    "DEFAULT_MIN_CONCEPT_TRIPLETS",
     "ReportFiles",
     "load_records",
     "prepare_output",
     "build_report",
     "write_report",
+    "wilson_interval",
 ]
 
 #: Chance level of the odd-one-out task.
 CHANCE = 1.0 / 3.0
 #: Noise ceiling of THINGS odd-one-out accuracy used in the paper's figures.
 THINGS_CEILING = 0.673
+#: Concept dimensions with fewer triplets than this are left out of the per-concept figures.
+DEFAULT_MIN_CONCEPT_TRIPLETS = 30
 
 _DASH = "–"
+#: Tie rules written under older names.
+_OLD_TIES = {"wrong": "any-tie-wrong"}
 #: Scoring options that make two records different measurements, per kind.
 _OPTION_KEYS = {
-    "ooo": ("result.similarity", "result.ties"),
-    "rsa": ("result.rdm_method", "result.compare"),
-    "probe": ("result.objective", "result.protocol"),
+    "ooo": ("similarity", "ties", "preset", "in_sample"),
+    "rsa": ("rdm_method", "compare", "in_sample"),
+    "probe": ("objective", "protocol", "in_sample"),
 }
+#: Fields of the record itself that identify a measurement.
+_RECORD_KEYS = ("kind", "model", "layer", "dataset", "transform")
 
 
 @dataclass
@@ -176,11 +199,6 @@ def _p(value: Any) -> str:
     return f"{v:.4f}" if v >= 1e-3 else f"{v:.2e}"
 
 
-def _ci(lo: Any, hi: Any) -> str:
-    a, b = _num(lo), _num(hi)
-    return _DASH if a is None or b is None else f"[{a:.4f}, {b:.4f}]"
-
-
 def _s(value: Any) -> str:
     if value is None:
         return _DASH
@@ -210,16 +228,15 @@ def _label(rec: Mapping[str, Any]) -> str:
     return f"{model} ({layer})" if layer else str(model)
 
 
-def _latest_all(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    def key(rec: Mapping[str, Any]) -> tuple[Any, ...]:
-        names = DEFAULT_KEY + _OPTION_KEYS.get(str(rec.get("kind")), ())
-        return tuple(repr(record_field(rec, n)) for n in names)
-
-    return latest(records, key)
-
-
 def _sort_key(rec: Mapping[str, Any]) -> tuple[str, ...]:
-    return tuple(str(rec.get(k) or "") for k in ("model", "layer", "dataset", "transform"))
+    return tuple(
+        str(rec.get(k) or "") for k in ("model", "layer", "dataset", "transform", "created")
+    )
+
+
+def _res(rec: Mapping[str, Any]) -> Mapping[str, Any]:
+    res = rec.get("result")
+    return res if isinstance(res, Mapping) else {}
 
 
 def _probe_accuracy(res: Mapping[str, Any]) -> float | None:
@@ -230,244 +247,804 @@ def _probe_sd(res: Mapping[str, Any]) -> float | None:
     return _num(_first(res, "accuracy_sd", "accuracy_std", "probing_accuracy_sd"))
 
 
-# --------------------------------------------------------------------------- sections
+def _value(rec: Mapping[str, Any]) -> float | None:
+    """The headline number of a record: accuracy, RSA value or probing accuracy."""
+    res = _res(rec)
+    if rec.get("kind") == "rsa":
+        return _num(res.get("value"))
+    if rec.get("kind") == "probe":
+        return _probe_accuracy(res)
+    return _num(res.get("accuracy"))
+
+
+def _count(rec: Mapping[str, Any]) -> Any:
+    res = _res(rec)
+    return _first(res, "n_triplets", "n_stimuli", "n_pairs", "n_test", "k", "folds")
+
+
+def _tie_rule(res: Mapping[str, Any]) -> str | None:
+    """The tie rule under its current name (older records say ``wrong``)."""
+    rule = res.get("ties")
+    return None if rule is None else _OLD_TIES.get(str(rule), str(rule))
+
+
+def _in_sample(rec: Mapping[str, Any]) -> bool | None:
+    value = _res(rec).get("in_sample")
+    return value if isinstance(value, bool) else None
+
+
+def _is_things(dataset: Any) -> bool:
+    return dataset is not None and "things" in str(dataset).lower()
+
+
+def _ceiling(rec: Mapping[str, Any]) -> tuple[float | None, str | None]:
+    """The noise ceiling a record may be shown with, and where it comes from.
+
+    A record with ``ceiling_source`` says itself (None: no ceiling). An older
+    record (without that field) was given the THINGS ceiling whatever its
+    triplets were, so its ceiling is kept for THINGS triplets only.
+    """
+    res = _res(rec)
+    c = _num(res.get("ceiling"))
+    if c is None:
+        return None, None
+    if "ceiling_source" in res:
+        return c, str(res.get("ceiling_source") or "source not recorded")
+    if _is_things(rec.get("dataset")):
+        return c, "THINGS, as recorded"
+    return None, None
+
+
+def _normalised(rec: Mapping[str, Any]) -> float | None:
+    return _num(_res(rec).get("normalised")) if _ceiling(rec)[0] is not None else None
+
+
+def _ties_cells(res: Mapping[str, Any]) -> list[str]:
+    """Total, two-way and three-way tie counts; older records have only the total."""
+    total, two, three = res.get("n_ties"), res.get("n_ties2"), res.get("n_ties3")
+    if two is None and three is None:
+        split = "not recorded" if total is not None else _DASH
+        return [_s(total), split, split]
+    return [_s(total), _s(two), _s(three)]
+
+
+def _preset_cell(res: Mapping[str, Any]) -> str:
+    preset = res.get("preset")
+    if preset is None:
+        return _DASH
+    overrides = [str(o) for o in res.get("overrides") or []]
+    return str(preset) + (f" (set beside it: {', '.join(overrides)})" if overrides else "")
+
+
+def _created(rec: Mapping[str, Any]) -> str:
+    return str(rec.get("created") or "time not recorded")
+
+
+def wilson_interval(correct: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion ``correct / n``.
+
+    Example:
+        >>> [round(v, 4) for v in wilson_interval(5, 10)]
+        [0.2366, 0.7634]
+    """
+    if n <= 0:
+        raise ValueError("a Wilson interval needs at least one trial")
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+# --------------------------------------------------------------------------- intervals
+@dataclass(frozen=True)
+class _Interval:
+    """A confidence interval shown with a value; ``source`` names the earlier
+    record it was taken from (None: the shown record's own)."""
+
+    low: float
+    high: float
+    level: float | None
+    n_bootstrap: int | None
+    source: str | None = None
+
+    @property
+    def pair(self) -> tuple[float, float]:
+        return self.low, self.high
+
+    def cell(self) -> str:
+        text = f"[{self.low:.4f}, {self.high:.4f}]"
+        if self.level is None:
+            text += " (level not recorded)"
+        elif abs(self.level - 0.95) > 1e-9:
+            text += f" ({self.level:.0%})"
+        if self.source:
+            text += f" (interval of the earlier record of {self.source})"
+        return text
+
+    def kind(self) -> str:
+        level = "level not recorded" if self.level is None else f"{self.level:.0%}"
+        if self.n_bootstrap:
+            return f"{level} bootstrap, {self.n_bootstrap} resamples"
+        return level
+
+
+def _own_interval(rec: Mapping[str, Any]) -> _Interval | None:
+    res = _res(rec)
+    lo, hi = _num(res.get("ci_low")), _num(res.get("ci_high"))
+    if lo is None or hi is None:
+        return None
+    n_boot = res.get("n_bootstrap")
+    return _Interval(
+        lo,
+        hi,
+        _num(res.get("ci_level")),
+        int(n_boot) if isinstance(n_boot, int) and not isinstance(n_boot, bool) else None,
+    )
+
+
+def _interval(rec: Mapping[str, Any]) -> _Interval | None:
+    """The interval shown with ``rec``: its own, or one carried over by :func:`_reduce`."""
+    return rec.get("_interval") if "_interval" in rec else _own_interval(rec)
+
+
+def _ci_cell(rec: Mapping[str, Any]) -> str:
+    iv = _interval(rec)
+    return _DASH if iv is None else iv.cell()
+
+
+def _measure_key(rec: Mapping[str, Any]) -> tuple[str, ...]:
+    """What makes two records measurements of the same thing."""
+    res = _res(rec)
+    values: list[Any] = [rec.get(k) for k in _RECORD_KEYS]
+    for name in _OPTION_KEYS.get(str(rec.get("kind")), ()):
+        if name == "ties":
+            values.append(_tie_rule(res))
+        elif name == "in_sample":
+            values.append(_in_sample(rec))
+        else:
+            values.append(res.get(name))
+    return tuple(json.dumps(v, sort_keys=True, default=str) for v in values)
+
+
+def _checksum(rec: Mapping[str, Any]) -> Any:
+    prov = rec.get("provenance") if isinstance(rec.get("provenance"), Mapping) else {}
+    return prov.get("features_checksum") or prov.get("checksum")
+
+
+def _same_estimate(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two records of one measurement report the same number from the same inputs."""
+    va, vb = _value(a), _value(b)
+    if va is None or vb is None or abs(va - vb) > 1e-12:
+        return False
+    if _count(a) != _count(b):
+        return False
+    ca, cb = _checksum(a), _checksum(b)
+    return ca is None or cb is None or ca == cb
+
+
+def _reduce(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The newest record per measurement, never losing an interval.
+
+    Each record returned carries ``_interval`` (its own interval, an earlier
+    record's interval when the newest has none but reports the same estimate,
+    or None) and, when an earlier record with an interval reports a different
+    value, ``_earlier``: that record, shown as a row of its own.
+    """
+    newest = latest(records, _measure_key)
+    with_ci = {
+        _measure_key(r): r for r in latest([r for r in records if _own_interval(r)], _measure_key)
+    }
+    out = []
+    for rec in newest:
+        rec = dict(rec)
+        own = _own_interval(rec)
+        rec["_interval"] = own
+        earlier = with_ci.get(_measure_key(rec))
+        if own is None and earlier is not None:
+            ei = _own_interval(earlier)
+            assert ei is not None
+            if _same_estimate(rec, earlier):
+                rec["_interval"] = _Interval(
+                    ei.low, ei.high, ei.level, ei.n_bootstrap, source=_created(earlier)
+                )
+            else:
+                rec["_earlier"] = dict(earlier, _interval=ei)
+        out.append(rec)
+    return out
+
+
+def _interval_text(entries: Sequence[tuple[str, str, _Interval | None, Mapping | None]]) -> str:
+    """Sentences saying exactly which error bars a figure draws.
+
+    Args:
+        entries: per bar (name, what its bar shows: "ci", "sd" or "none", the
+            interval, an earlier record kept for its interval or None).
+    """
+    ci = [(n, iv) for n, k, iv, _ in entries if k == "ci" and iv is not None]
+    sd = [n for n, k, _, _ in entries if k == "sd"]
+    none = [(n, e) for n, k, _, e in entries if k == "none"]
+    parts = []
+    if ci:
+        kinds = Counter(iv.kind() for _, iv in ci)
+        what = "; ".join(
+            f"{kind}"
+            + (f" ({', '.join(n for n, iv in ci if iv.kind() == kind)})" if len(kinds) > 1 else "")
+            for kind in sorted(kinds)
+        )
+        who = "" if not sd and not none else f" for {', '.join(n for n, _ in ci)}"
+        parts.append(f"Error bars: the recorded confidence interval{who} ({what}).")
+        for n, iv in ci:
+            if iv.source:
+                parts.append(
+                    f"The interval of {n} is that of an earlier record of the same measurement "
+                    f"({iv.source}), which reports the same value; the newest record has none."
+                )
+    if sd:
+        parts.append(
+            "Error bars: plus or minus one standard deviation over cross-validation folds for "
+            + ", ".join(sd)
+            + " (no confidence interval recorded)."
+        )
+    if none:
+        parts.append("No interval is recorded for " + ", ".join(n for n, _ in none) + ".")
+        later = [n for n, e in none if e is not None]
+        if later:
+            parts.append(
+                "An earlier record of " + ", ".join(later) + " has an interval but a different "
+                "value; the table shows it as a row of its own."
+            )
+    return " ".join(parts)
+
+
+# --------------------------------------------------------------------------- measurement sets
 @dataclass
-class _Best:
-    """Per model, the best zero-shot and probing accuracy over layers."""
+class _Series:
+    """One series of a measurement set: per model the record of its best layer."""
 
-    zero_shot: dict[str, Mapping[str, Any]] = field(default_factory=dict)
-    probing: dict[str, Mapping[str, Any]] = field(default_factory=dict)
-
-    def zs(self, model: str) -> float | None:
-        rec = self.zero_shot.get(model)
-        return None if rec is None else _num(rec["result"].get("accuracy"))
-
-    def pr(self, model: str) -> float | None:
-        rec = self.probing.get(model)
-        if rec is None:
-            return None
-        res = rec["result"]
-        return _probe_accuracy(res) if rec["kind"] == "probe" else _num(res.get("accuracy"))
+    name: str
+    short: str
+    best: dict[str, dict[str, Any]]
+    value: Callable[[Mapping[str, Any]], float | None]
+    bar: Callable[[Mapping[str, Any]], tuple[str, _Interval | None, tuple[float, float] | None]]
+    hatch: str | None = None
 
 
-def _best_per_model(
-    records: list[dict[str, Any]], value: Callable[[Mapping[str, Any]], float | None]
+@dataclass
+class _Set:
+    """Records measured under one condition: what one figure and one table show."""
+
+    kind: str
+    title: str
+    slug: str
+    stem: str
+    records: list[dict[str, Any]]
+    series: list[_Series]
+    labels: list[str] = field(default_factory=list)
+    ceiling: float | None = None
+    ceiling_label: str | None = None
+    ceiling_text: str = ""
+
+    def entries(self) -> list[tuple[str, str, _Interval | None, Mapping | None]]:
+        out = []
+        for s in self.series:
+            for m in self.labels:
+                rec = s.best.get(m)
+                if rec is None or s.value(rec) is None:
+                    continue
+                kind, iv, _ = s.bar(rec)
+                earlier = rec.get("_earlier") if s.bar is not _zero_shot_bar else None
+                out.append((f"{m} ({s.short})", kind, iv, earlier))
+        return out
+
+
+def _condition(dataset: Any, similarity: Any, ties: Any, preset: Any) -> str:
+    text = (
+        f"triplets {_s(dataset) if dataset is not None else 'not recorded'}, "
+        f"similarity {similarity if similarity is not None else 'not recorded'}, "
+        f"tie rule {ties if ties is not None else 'not recorded'}"
+    )
+    return text + (f", preset {preset}" if preset is not None else "")
+
+
+def _best(
+    records: Sequence[dict[str, Any]], value: Callable[[Mapping[str, Any]], float | None]
 ) -> dict[str, dict[str, Any]]:
     """Per model, the record with the highest ``value`` (records without one are skipped)."""
     best: dict[str, dict[str, Any]] = {}
-    for rec in records:
+    for rec in sorted(records, key=_sort_key):
         v = value(rec)
         if v is None:
             continue
         model = str(rec.get("model") or "?")
-        if model not in best or v > value(best[model]):
+        old = best.get(model)
+        if old is None or v > (value(old) or -math.inf):
             best[model] = rec
     return best
 
 
-def _accuracy_section(
-    recs: list[dict[str, Any]], figdir: Path, files: ReportFiles
-) -> tuple[Section, _Best]:
-    sec = Section("accuracy", "Odd-one-out accuracy: zero-shot vs linear probe")
-    ooo = sorted((r for r in recs if r["kind"] == "ooo"), key=_sort_key)
-    probes = sorted((r for r in recs if r["kind"] == "probe"), key=_sort_key)
-    best = _Best()
-    if not ooo and not probes:
-        sec.note = "No odd-one-out or probe results are recorded; this section is omitted."
-        return sec, best
-    raw = [r for r in ooo if r.get("transform") is None]
-    transformed = [r for r in ooo if r.get("transform") is not None]
-    datasets = Counter(r.get("dataset") for r in raw)
-    main = min(datasets, key=lambda d: (-datasets[d], str(d))) if datasets else None
-    main_raw = [r for r in raw if r.get("dataset") == main]
-    best.zero_shot = _best_per_model(main_raw, lambda r: _num(r["result"].get("accuracy")))
-    best.probing = _best_per_model(
-        probes + transformed,
-        lambda r: (
-            _probe_accuracy(r["result"])
-            if r["kind"] == "probe"
-            else _num(r["result"].get("accuracy"))
-        ),
-    )
-    ceilings = {_num(r["result"].get("ceiling")) for r in ooo} - {None}
-    ceiling = ceilings.pop() if len(ceilings) == 1 else THINGS_CEILING
-    models = sorted(
-        set(best.zero_shot) | set(best.probing),
-        key=lambda m: (-(best.zs(m) or best.pr(m) or 0.0), m),
-    )
-    sec.intro = (
-        "Fraction of triplets whose odd one out the model picks as the humans did. Chance is 1/3; "
-        f"the noise ceiling is {ceiling:.3f}. The figure keeps, per model, its best layer"
-        + (f" (zero-shot on {main})" if main else "")
-        + "; zero-shot bars carry their bootstrap interval, probe bars one standard deviation "
-        "over cross-validation folds."
-    )
-    if models:
-        from alignkit.report.figures import AccuracyBar, accuracy_figure
+def _ci_bar(rec: Mapping[str, Any]) -> tuple[str, _Interval | None, tuple[float, float] | None]:
+    iv = _interval(rec)
+    return ("ci", iv, iv.pair) if iv is not None else ("none", None, None)
 
-        bars = []
-        for m in models:
-            z = best.zero_shot.get(m)
-            p = best.probing.get(m)
-            zci = None
-            if z is not None:
-                lo, hi = _num(z["result"].get("ci_low")), _num(z["result"].get("ci_high"))
-                zci = (lo, hi) if lo is not None and hi is not None else None
-            sd = _probe_sd(p["result"]) if p is not None and p["kind"] == "probe" else None
-            bars.append(AccuracyBar(m, best.zs(m), zci, best.pr(m), sd))
-        png, svg = accuracy_figure(bars, figdir / "accuracy", chance=CHANCE, ceiling=ceiling)
-        files.figures += [png, svg]
-        sec.figures.append(
-            Figure(
-                png,
-                svg,
-                "Odd-one-out accuracy per model (best layer): zero-shot "
-                "and with the linear probe; dashed: chance, dotted: noise ceiling.",
-            )
+
+def _probe_bar(rec: Mapping[str, Any]) -> tuple[str, _Interval | None, tuple[float, float] | None]:
+    """A probe bar's error bar: its confidence interval, else one sd over folds."""
+    iv = _interval(rec)
+    if iv is not None:
+        return "ci", iv, iv.pair
+    acc, sd = _probe_accuracy(_res(rec)), _probe_sd(_res(rec))
+    if acc is not None and sd is not None:
+        return "sd", None, (acc - sd, acc + sd)
+    return "none", None, None
+
+
+def _zero_shot_bar(
+    rec: Mapping[str, Any],
+) -> tuple[str, _Interval | None, tuple[float, float] | None]:
+    res = _res(rec)
+    lo, hi = _num(res.get("zero_shot_ci_low")), _num(res.get("zero_shot_ci_high"))
+    if lo is None or hi is None:
+        return "none", None, None
+    iv = _Interval(lo, hi, _num(res.get("zero_shot_ci_level")), None)
+    return "ci", iv, iv.pair
+
+
+def _zero_shot_of_probe(rec: Mapping[str, Any]) -> float | None:
+    return _num(_first(_res(rec), "zero_shot_accuracy", "zero_shot"))
+
+
+def _set_ceiling(st: _Set) -> None:
+    found: dict[float, set[str]] = {}
+    for r in st.records:
+        c, src = _ceiling(r)
+        if c is not None:
+            found.setdefault(c, set()).add(src or "source not recorded")
+    if not found:
+        st.ceiling_text = (
+            "No noise ceiling is recorded for these triplets, so none is drawn and no "
+            "normalised score is shown."
         )
-        sec.tables.append(
-            Table(
-                [
-                    "model",
-                    "zero-shot layer",
-                    "zero-shot accuracy",
-                    "95% CI",
-                    "probe layer",
-                    "probing accuracy",
-                    "sd over folds",
-                ],
-                [
-                    [
-                        m,
-                        _s(best.zero_shot[m].get("layer")) if m in best.zero_shot else _DASH,
-                        _f(best.zs(m)),
-                        _ci(
-                            best.zero_shot[m]["result"].get("ci_low"),
-                            best.zero_shot[m]["result"].get("ci_high"),
-                        )
-                        if m in best.zero_shot
-                        else _DASH,
-                        _s(best.probing[m].get("layer")) if m in best.probing else _DASH,
-                        _f(best.pr(m)),
-                        _f(_probe_sd(best.probing[m]["result"]))
-                        if m in best.probing and best.probing[m]["kind"] == "probe"
-                        else _DASH,
-                    ]
-                    for m in models
-                ],
-                [False, False, True, True, False, True, True],
-                caption="Per model, best layer",
-            )
+    elif len(found) == 1:
+        ((c, sources),) = found.items()
+        src = "; ".join(sorted(sources))
+        st.ceiling, st.ceiling_label = c, f"noise ceiling ({c:.3f}, {src})"
+        st.ceiling_text = f"Dotted line: the noise ceiling {c:.3f} ({src})."
+    else:
+        st.ceiling_text = (
+            "The records carry different noise ceilings ("
+            + ", ".join(f"{c:.4g}" for c in sorted(found))
+            + "), so no ceiling line is drawn; the table gives each record's."
         )
-    if ooo:
-        sec.tables.append(
-            Table(
-                [
-                    "model",
-                    "layer",
-                    "dataset",
-                    "transform",
-                    "similarity",
-                    "ties",
-                    "triplets",
-                    "accuracy",
-                    "95% CI",
-                    "normalised",
-                    "tied triplets",
-                ],
-                [
-                    [
-                        _s(r.get("model")),
-                        _s(r.get("layer")),
-                        _s(r.get("dataset")),
-                        _s(r.get("transform")),
-                        _s(r["result"].get("similarity")),
-                        _s(r["result"].get("ties")),
-                        _s(r["result"].get("n_triplets")),
-                        _f(r["result"].get("accuracy")),
-                        _ci(r["result"].get("ci_low"), r["result"].get("ci_high")),
-                        _f(r["result"].get("normalised")),
-                        _s(r["result"].get("n_ties")),
-                    ]
-                    for r in ooo
-                ],
-                [False] * 6 + [True] * 5,
-                caption="Odd-one-out accuracy, every recorded measurement",
-            )
+
+
+def _order_labels(st: _Set) -> None:
+    models = {m for s in st.series for m in s.best}
+
+    def top(m: str) -> float:
+        vals = [s.value(s.best[m]) for s in st.series if m in s.best]
+        return max((v for v in vals if v is not None), default=0.0)
+
+    st.labels = sorted(models, key=lambda m: (-top(m), m))
+
+
+def _ooo_sets(recs: list[dict[str, Any]], anchors: set[str]) -> list[_Set]:
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in recs:
+        if r["kind"] != "ooo":
+            continue
+        res = _res(r)
+        key = (r.get("dataset"), res.get("similarity"), _tie_rule(res), res.get("preset"))
+        groups.setdefault(key, []).append(r)
+    acc = lambda r: _num(_res(r).get("accuracy"))  # noqa: E731
+    out = []
+    for key in sorted(groups, key=lambda k: (-len(groups[k]), json.dumps(k, default=str))):
+        rows = sorted(groups[key], key=_sort_key)
+        raw = [r for r in rows if r.get("transform") is None]
+        held = [r for r in rows if r.get("transform") is not None and _in_sample(r) is not True]
+        ins = [r for r in rows if r.get("transform") is not None and _in_sample(r) is True]
+        series = [
+            _Series("zero-shot (raw features)", "zero-shot", _best(raw, acc), acc, _ci_bar),
+            _Series("with probe transform", "probe transform", _best(held, acc), acc, _ci_bar),
+            _Series(
+                "with probe transform, in-sample (scored on its training triplets)",
+                "probe transform, in-sample",
+                _best(ins, acc),
+                acc,
+                _ci_bar,
+                hatch="//",
+            ),
+        ]
+        title = _condition(*key)
+        stem = "-".join(str(p) for p in key if p is not None) or "unnamed"
+        st = _Set(
+            "ooo", title, _slug("ooo-" + stem, anchors), stem, rows, [s for s in series if s.best]
         )
-    if probes:
-        sec.tables.append(
-            Table(
-                [
-                    "model",
-                    "layer",
-                    "dataset",
-                    "objective",
-                    "protocol",
-                    "probing accuracy",
-                    "sd over folds",
-                    "folds",
-                    "lambda",
-                    "zero-shot accuracy",
-                ],
-                [
-                    [
-                        _s(r.get("model")),
-                        _s(r.get("layer")),
-                        _s(r.get("dataset")),
-                        _s(r["result"].get("objective")),
-                        _s(r["result"].get("protocol")),
-                        _f(_probe_accuracy(r["result"])),
-                        _f(_probe_sd(r["result"])),
-                        _s(_first(r["result"], "k", "folds", "n_folds")),
-                        _s(_first(r["result"], "lambda", "lam", "best_lambda", "chosen_lambda")),
-                        _f(_first(r["result"], "zero_shot_accuracy", "zero_shot")),
-                    ]
-                    for r in probes
-                ],
-                [False] * 5 + [True] * 5,
-                caption="Linear probes (accuracy on held-out objects, mean over folds)",
-            )
+        _set_ceiling(st)
+        _order_labels(st)
+        out.append(st)
+    return out
+
+
+def _probe_sets(recs: list[dict[str, Any]], anchors: set[str]) -> list[_Set]:
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in recs:
+        if r["kind"] == "probe":
+            res = _res(r)
+            groups.setdefault(
+                (r.get("dataset"), res.get("objective"), res.get("protocol")), []
+            ).append(r)
+    acc = lambda r: _probe_accuracy(_res(r))  # noqa: E731
+    out = []
+    for key in sorted(groups, key=lambda k: (-len(groups[k]), json.dumps(k, default=str))):
+        rows = sorted(groups[key], key=_sort_key)
+        held = _best([r for r in rows if _in_sample(r) is not True], acc)
+        ins = _best([r for r in rows if _in_sample(r) is True], acc)
+        paired = {m: held.get(m) or ins[m] for m in set(held) | set(ins)}
+        series = [
+            _Series("linear probe (held-out objects)", "probe", held, acc, _probe_bar),
+            _Series(
+                "linear probe, in-sample (scored on its training triplets)",
+                "probe, in-sample",
+                ins,
+                acc,
+                _probe_bar,
+                hatch="//",
+            ),
+            _Series(
+                "zero-shot (raw features, same held-out folds)",
+                "zero-shot",
+                {m: r for m, r in paired.items() if _zero_shot_of_probe(r) is not None},
+                _zero_shot_of_probe,
+                _zero_shot_bar,
+            ),
+        ]
+        dataset, objective, protocol = key
+        stem = "-".join(str(p) for p in key if p is not None) or "unnamed"
+        title = (
+            f"triplets {_s(dataset) if dataset is not None else 'not recorded'}, "
+            f"objective {_s(objective)}, protocol {_s(protocol)}"
         )
-    if not models:
-        sec.note = "No result carries an accuracy, so there is no figure."
-    return sec, best
+        st = _Set(
+            "probe",
+            title,
+            _slug("probe-" + stem, anchors),
+            stem,
+            rows,
+            [s for s in series if s.best],
+        )
+        _set_ceiling(st)
+        _order_labels(st)
+        out.append(st)
+    return out
+
+
+def _set_figure(st: _Set, figdir: Path, files: ReportFiles, stem: str) -> Figure:
+    from alignkit.report.figures import BarSeries, accuracy_figure
+
+    bars = []
+    for s in st.series:
+        values, intervals = [], []
+        for m in st.labels:
+            rec = s.best.get(m)
+            values.append(None if rec is None else s.value(rec))
+            intervals.append(None if rec is None else s.bar(rec)[2])
+        bars.append(BarSeries(s.name, values, intervals, hatch=s.hatch))
+    what = (
+        "Odd-one-out accuracy" if st.kind == "ooo" else "Linear probe accuracy on held-out objects"
+    )
+    png, svg = accuracy_figure(
+        st.labels,
+        bars,
+        figdir / stem,
+        chance=CHANCE,
+        ceiling=st.ceiling,
+        ceiling_label=st.ceiling_label,
+        title=f"{what}\n{st.title}",
+    )
+    files.figures += [png, svg]
+    caption = (
+        f"{what} per model ({st.title}); per model and series its best layer, named in the "
+        f"table below. {_interval_text(st.entries())} Dashed line: chance (1/3). {st.ceiling_text}"
+    )
+    if any("in-sample" in s.short for s in st.series):
+        caption += (
+            " Hatched bars are in-sample: scored on the triplets the probe was trained on, so "
+            "they overstate held-out accuracy."
+        )
+    return Figure(png, svg, caption)
+
+
+def _transform_cell(rec: Mapping[str, Any]) -> str:
+    t = rec.get("transform")
+    sample = _in_sample(rec)
+    if t is None:
+        return "none (raw features)" + (", in-sample" if sample else "")
+    if sample is True:
+        return f"{t} (in-sample: scored on its training triplets)"
+    if sample is False:
+        return f"{t} (held-out)"
+    return f"{t} (in-sample or not: not recorded)"
+
+
+def _record_cell(rec: Mapping[str, Any], earlier: bool = False) -> str:
+    if earlier:
+        return (
+            f"{_created(rec)}: earlier record, kept for its interval (the newest record has "
+            "none and a different value)"
+        )
+    return _created(rec)
+
+
+def _with_earlier(rows: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], bool]]:
+    out = []
+    for r in rows:
+        out.append((r, False))
+        if r.get("_earlier") is not None:
+            out.append((r["_earlier"], True))
+    return out
+
+
+def _best_table(st: _Set) -> Table:
+    rows = []
+    for m in st.labels:
+        for s in st.series:
+            rec = s.best.get(m)
+            if rec is None:
+                continue
+            kind, iv, pair = s.bar(rec)
+            if kind == "ci" and iv is not None:
+                shown = iv.cell()
+            elif kind == "sd" and pair is not None:
+                shown = f"none; error bar ± one sd over folds: [{pair[0]:.4f}, {pair[1]:.4f}]"
+            else:
+                shown = _DASH
+            if rec.get("_earlier") is not None and s.bar is not _zero_shot_bar:
+                shown += " (an earlier record with a different value has one: see below)"
+            rows.append(
+                [
+                    m,
+                    s.short,
+                    _s(rec.get("layer")),
+                    _transform_cell(rec) if st.kind == "ooo" else _s(rec.get("transform")),
+                    _f(s.value(rec)),
+                    shown,
+                ]
+            )
+    return Table(
+        ["model", "series", "layer", "transform", "accuracy", "CI (95% unless noted)"],
+        rows,
+        [False, False, False, False, True, True],
+        caption=f"Per model, best layer ({st.title}), as in the figure",
+    )
+
+
+def _ooo_table(st: _Set) -> Table:
+    rows = []
+    for r, earlier in _with_earlier(st.records):
+        res = _res(r)
+        c, src = _ceiling(r)
+        rows.append(
+            [
+                _s(r.get("model")),
+                _s(r.get("layer")),
+                _transform_cell(r),
+                _s(res.get("n_triplets")),
+                _f(res.get("accuracy")),
+                _ci_cell(r),
+                _f(_normalised(r)),
+                "none" if c is None else f"{c:.4g} ({src})",
+                *_ties_cells(res),
+                _preset_cell(res),
+                _record_cell(r, earlier),
+            ]
+        )
+    return Table(
+        [
+            "model",
+            "layer",
+            "transform",
+            "triplets",
+            "accuracy",
+            "CI (95% unless noted)",
+            "normalised",
+            "noise ceiling",
+            "tied triplets",
+            "two-way ties",
+            "three-way ties",
+            "preset",
+            "record",
+        ],
+        rows,
+        [False, False, False, True, True, True, True, False, True, True, True, False, False],
+        caption=f"Odd-one-out accuracy, every measurement ({st.title})",
+    )
+
+
+def _probe_table(st: _Set) -> Table:
+    rows = []
+    for r, earlier in _with_earlier(st.records):
+        res = _res(r)
+        sample = _in_sample(r)
+        rows.append(
+            [
+                _s(r.get("model")),
+                _s(r.get("layer")),
+                "in-sample (scored on its training triplets)"
+                if sample
+                else (
+                    "held-out objects" if sample is False else "held-out objects (cross-validated)"
+                ),
+                _f(_probe_accuracy(res)),
+                _ci_cell(r),
+                _f(_probe_sd(res)),
+                _s(_first(res, "k", "folds", "n_folds")),
+                _s(_first(res, "lambda", "lam", "best_lambda", "chosen_lambda")),
+                _f(_zero_shot_of_probe(r)),
+                _record_cell(r, earlier),
+            ]
+        )
+    return Table(
+        [
+            "model",
+            "layer",
+            "scored on",
+            "probing accuracy",
+            "CI (95% unless noted)",
+            "sd over folds",
+            "folds",
+            "lambda",
+            "zero-shot (raw features, same folds)",
+            "record",
+        ],
+        rows,
+        [False, False, False, True, True, True, True, True, True, False],
+        caption=f"Linear probes, every measurement ({st.title}); accuracy is the mean over folds",
+    )
+
+
+# --------------------------------------------------------------------------- sections
+def _ooo_sections(
+    sets: list[_Set], figdir: Path, files: ReportFiles, taken: set[str]
+) -> list[Section]:
+    if not sets:
+        return [
+            Section(
+                "accuracy",
+                "Odd-one-out accuracy",
+                note="No odd-one-out results are recorded; this section is omitted.",
+            )
+        ]
+    out = []
+    for st in sets:
+        sec = Section(
+            st.slug,
+            f"Odd-one-out accuracy: {st.title}",
+            intro=(
+                "Fraction of triplets whose odd one out the model picks as the humans did, on "
+                f"{st.title}. Only records measured under exactly this condition are shown here; "
+                "other triplet sets, similarities, tie rules and presets have their own sections."
+            ),
+        )
+        if st.labels:
+            sec.figures.append(_set_figure(st, figdir, files, _slug("accuracy-" + st.stem, taken)))
+            sec.tables.append(_best_table(st))
+        else:
+            sec.note = "No result of this condition carries an accuracy, so there is no figure."
+        sec.tables.append(_ooo_table(st))
+        out.append(sec)
+    return out
+
+
+def _probe_sections(
+    sets: list[_Set], figdir: Path, files: ReportFiles, taken: set[str]
+) -> list[Section]:
+    if not sets:
+        return [
+            Section(
+                "probes",
+                "Linear probes",
+                note="No linear probe results are recorded; this section is omitted.",
+            )
+        ]
+    out = []
+    for st in sets:
+        sec = Section(
+            st.slug,
+            f"Linear probe: {st.title}",
+            intro=(
+                "Cross-validated probing accuracy on held-out objects (mean over folds), beside "
+                "the raw features' zero-shot accuracy on the same held-out folds where the record "
+                "carries it."
+            ),
+        )
+        if st.labels:
+            sec.figures.append(_set_figure(st, figdir, files, _slug("probe-" + st.stem, taken)))
+            sec.tables.append(_best_table(st))
+        else:
+            sec.note = "No probe of this kind carries an accuracy, so there is no figure."
+        sec.tables.append(_probe_table(st))
+        out.append(sec)
+    return out
 
 
 def _rsa_section(recs: list[dict[str, Any]], figdir: Path, files: ReportFiles) -> Section:
-    sec = Section("rsa", "RSA with and without the probe transform")
+    sec = Section("rsa", "RSA: model against human dissimilarities")
     rsa = sorted((r for r in recs if r["kind"] == "rsa"), key=_sort_key)
     if not rsa:
         sec.note = "No RSA results are recorded; this section is omitted."
         return sec
+    raw = [r for r in rsa if r.get("transform") is None]
+    transformed = [r for r in rsa if r.get("transform") is not None]
+    names = sorted({str(r["transform"]) for r in transformed})
+    if not transformed:
+        applied = (
+            "No probe transform was applied to any of them: every value is from the raw features."
+        )
+    elif not raw:
+        applied = (
+            "Every value was computed after applying a probe transform ("
+            + ", ".join(names)
+            + "); none is from the raw features."
+        )
+    else:
+        applied = (
+            f"{len(raw)} of them are from the raw features (no transform applied) and "
+            f"{len(transformed)} were computed after applying a probe transform ("
+            + ", ".join(names)
+            + ")."
+        )
     sec.intro = (
-        "Correlation between the model's and the humans' dissimilarity matrices (upper triangles), "
-        "from the raw features and after the THINGS-trained probe transform."
+        "Correlation between the model's and the humans' dissimilarity matrices (upper "
+        f"triangles); {len(rsa)} measurements. {applied} The transform column of the table says "
+        "for each value whether a transform was applied."
     )
     from alignkit.report.figures import RSABar, rsa_figure
 
-    # one panel per (reference, comparison); one bar pair per (model, layer, RDM method)
-    panels: dict[tuple[str, str], dict[tuple[str, str, str], list[Any]]] = {}
+    # one panel per (reference, comparison); per (model, layer, RDM method) the raw value
+    # and, for each transform, one bar pair
+    panels: dict[tuple[str, str], dict[tuple[str, str, str], dict[str | None, dict]]] = {}
     for r in rsa:
-        res = r["result"]
+        res = _res(r)
         panel = panels.setdefault((_s(r.get("dataset")), _s(res.get("compare"))), {})
         slot = panel.setdefault(
-            (_s(r.get("model")), _s(r.get("layer")), _s(res.get("rdm_method"))), [None, None, None]
+            (_s(r.get("model")), _s(r.get("layer")), _s(res.get("rdm_method"))), {}
         )
-        value = _num(res.get("value"))
-        if r.get("transform") is None:
-            slot[0] = value
-        elif slot[2] is None or str(r.get("created")) >= slot[2]:
-            slot[1], slot[2] = value, str(r.get("created"))
+        slot[r.get("transform")] = r
+    entries: list[tuple[str, str, _Interval | None, Mapping | None]] = []
     fig_panels = []
     for (reference, compare), panel in sorted(panels.items()):
         methods = {k[2] for k in panel}
-        bars = [
-            RSABar(f"{m} ({layer})" + (f", {meth}" if len(methods) > 1 else ""), v[0], v[1])
-            for (m, layer, meth), v in sorted(panel.items())
-        ]
-        if any(b.without is not None or b.with_transform is not None for b in bars):
-            fig_panels.append((f"{reference} ({compare})", bars))
+        bars = []
+        for (m, layer, meth), slot in sorted(panel.items()):
+            base = f"{m} ({layer})" + (f", {meth}" if len(methods) > 1 else "")
+            plain = slot.get(None)
+            tnames = sorted(t for t in slot if t is not None) or [None]
+            for t in tnames:
+                with_t = slot.get(t) if t is not None else None
+                label = base + (f", {t}" if t is not None and len(names) > 1 else "")
+                pv = _value(plain) if plain else None
+                wv = _value(with_t) if with_t else None
+                pi = _interval(plain) if plain else None
+                wi = _interval(with_t) if with_t else None
+                if pv is None and wv is None:
+                    continue
+                bars.append(RSABar(label, pv, wv, pi.pair if pi else None, wi.pair if wi else None))
+                for rec, v, iv, what in ((plain, pv, pi, "raw"), (with_t, wv, wi, f"with {t}")):
+                    if rec is not None and v is not None and not (what == "raw" and t != tnames[0]):
+                        entries.append(
+                            (
+                                f"{label} {what}, {reference}",
+                                "ci" if iv else "none",
+                                iv,
+                                rec.get("_earlier"),
+                            )
+                        )
+        if bars:
+            fig_panels.append((f"{reference}\n{compare} correlation", bars))
     if fig_panels:
         compares = {c for (_, c) in panels}
         ylabel = (
@@ -475,10 +1052,25 @@ def _rsa_section(recs: list[dict[str, Any]], figdir: Path, files: ReportFiles) -
             if len(compares) == 1
             else "RSA (correlation with the human RDM)"
         )
-        png, svg = rsa_figure(fig_panels, figdir / "rsa", ylabel=ylabel)
+        with_label = (
+            f"with probe transform ({', '.join(names)})" if names else "with probe transform"
+        )
+        png, svg = rsa_figure(fig_panels, figdir / "rsa", ylabel=ylabel, with_label=with_label)
         files.figures += [png, svg]
+        bars_text = (
+            "Blue: raw features, no transform applied; green: after the probe transform "
+            + ", ".join(names)
+            + "."
+            if names
+            else "All bars are from the raw features: no probe transform was applied."
+        )
         sec.figures.append(
-            Figure(png, svg, "RSA per human reference RDM, without and with the probe transform.")
+            Figure(
+                png,
+                svg,
+                "RSA per human reference RDM (panel titles name the reference and the "
+                f"comparison). {bars_text} {_interval_text(entries)}",
+            )
         )
     sec.tables.append(
         Table(
@@ -491,44 +1083,50 @@ def _rsa_section(recs: list[dict[str, Any]], figdir: Path, files: ReportFiles) -
                 "compare",
                 "stimuli",
                 "RSA",
-                "95% CI",
+                "CI (95% unless noted)",
                 "p-value",
+                "record",
             ],
             [
                 [
                     _s(r.get("model")),
                     _s(r.get("layer")),
                     _s(r.get("dataset")),
-                    _s(r.get("transform")),
-                    _s(r["result"].get("rdm_method")),
-                    _s(r["result"].get("compare")),
-                    _s(r["result"].get("n_stimuli")),
-                    _f(r["result"].get("value")),
-                    _ci(r["result"].get("ci_low"), r["result"].get("ci_high")),
-                    _p(r["result"].get("p_value")),
+                    "none (raw features)"
+                    if r.get("transform") is None
+                    else f"{r['transform']} (applied)" + (", in-sample" if _in_sample(r) else ""),
+                    _s(_res(r).get("rdm_method")),
+                    _s(_res(r).get("compare")),
+                    _s(_res(r).get("n_stimuli")),
+                    _f(_res(r).get("value")),
+                    _ci_cell(r),
+                    _p(_res(r).get("p_value")),
+                    _record_cell(r, earlier),
                 ]
-                for r in rsa
+                for r, earlier in _with_earlier(rsa)
             ],
-            [False] * 6 + [True] * 4,
-            caption="RSA, every recorded measurement",
+            [False] * 6 + [True] * 4 + [False],
+            caption="RSA, every measurement",
         )
     )
     return sec
 
 
 def _concept_section(
-    recs: list[dict[str, Any]], figdir: Path, files: ReportFiles, taken: set[str]
+    sets: list[_Set],
+    figdir: Path,
+    files: ReportFiles,
+    taken: set[str],
+    min_triplets: int,
 ) -> Section:
     sec = Section("concepts", "Accuracy per human concept dimension")
-    newest: dict[str, dict[str, Any]] = {}
-    for r in recs:
-        pc = r["result"].get("per_concept") if r["kind"] == "ooo" else None
-        if not isinstance(pc, Mapping) or not isinstance(pc.get("dimensions"), list):
-            continue
-        model = str(r.get("model") or "?")
-        if model not in newest or str(r.get("created")) >= str(newest[model].get("created")):
-            newest[model] = r
-    if not newest:
+    todo = []
+    for st in sets:
+        for r in st.records:
+            pc = _res(r).get("per_concept")
+            if isinstance(pc, Mapping) and isinstance(pc.get("dimensions"), list):
+                todo.append((st, r))
+    if not todo:
         sec.note = (
             "No odd-one-out result carries a per-concept breakdown (score with a concept "
             "embedding to get one); this section is omitted."
@@ -538,40 +1136,72 @@ def _concept_section(
 
     sec.intro = (
         "Each triplet is assigned to the human concept dimension that dominates its similar pair; "
-        "bars show the model's accuracy on each dimension's triplets (newest breakdown per model), "
-        "best first."
+        "bars show the model's accuracy on each dimension's triplets, best first, with 95% Wilson "
+        "score intervals computed from each dimension's counts (correct of triplets). Dimensions "
+        f"with fewer than {min_triplets} triplets are left out."
     )
-    for model in sorted(newest):
-        r = newest[model]
-        pc = r["result"]["per_concept"]
+    notes = []
+    for st, r in todo:
+        pc = _res(r)["per_concept"]
         dims = [d for d in pc["dimensions"] if isinstance(d, Mapping)]
-        scored = [d for d in dims if _num(d.get("accuracy")) is not None]
-        scored.sort(key=lambda d: (-float(d["accuracy"]), str(d.get("label"))))
-        what = f"{_label(r)}" + (f", transform {r['transform']}" if r.get("transform") else "")
+        kept = []
+        for d in dims:
+            n, c = d.get("triplets"), d.get("correct")
+            if not isinstance(n, int) or isinstance(n, bool) or n < max(min_triplets, 1):
+                continue
+            if not isinstance(c, int) or isinstance(c, bool) or not 0 <= c <= n:
+                continue
+            kept.append((d, c / n, wilson_interval(c, n)))
+        kept.sort(key=lambda t: (-t[1], str(t[0].get("label"))))
+        left = len(dims) - len(kept)
+        empty = sum(1 for d in dims if not d.get("triplets"))
+        left_text = (
+            f"dimensions left out for having fewer than {min_triplets} triplets: {left} of "
+            f"{len(dims)} ({empty} of them without any)"
+            if left
+            else f"no dimension has fewer than {min_triplets} triplets"
+        )
+        transform = (
+            f", {_transform_cell(r)}" if r.get("transform") is not None else ", raw features"
+        )
+        what = f"{_label(r)}{transform}; {st.title}"
         source = f" ({pc.get('source')})" if pc.get("source") else ""
-        if scored:
+        if kept:
+            parts = (r.get("model"), r.get("layer"), r.get("transform"), st.stem)
+            name = "-".join(str(p) for p in parts if p is not None)
+            stem = figdir / f"concepts-{_slug(name, taken)}"
             png, svg = concept_figure(
-                [_s(d.get("label")) for d in scored],
-                [float(d["accuracy"]) for d in scored],
-                [int(d.get("triplets") or 0) for d in scored],
-                figdir / f"concepts-{_slug(model, taken)}",
-                title=f"Accuracy per concept dimension: {what}",
-                overall=_num(r["result"].get("accuracy")),
+                [_s(d.get("label")) for d, _, _ in kept],
+                [a for _, a, _ in kept],
+                [int(d["triplets"]) for d, _, _ in kept],
+                stem,
+                title=f"Accuracy per concept dimension: {_label(r)}{transform}\n{st.title}",
+                overall=_num(_res(r).get("accuracy")),
                 chance=CHANCE,
+                intervals=[iv for _, _, iv in kept],
             )
             files.figures += [png, svg]
-            empty = len(dims) - len(scored)
             sec.figures.append(
                 Figure(
                     png,
                     svg,
-                    f"{what}: accuracy per concept dimension{source}, sorted"
-                    + (f"; {empty} dimensions without triplets are left out." if empty else "."),
+                    f"{what}: accuracy per concept dimension{source}, best first; error bars: "
+                    f"95% Wilson score intervals from the counts; {left_text}.",
                 )
             )
+        else:
+            notes.append(f"{what}: {left_text}, so there is no figure.")
         sec.tables.append(
             Table(
-                ["rank", "dimension", "label", "triplets", "correct", "accuracy"],
+                [
+                    "rank",
+                    "dimension",
+                    "label",
+                    "triplets",
+                    "correct",
+                    "accuracy",
+                    "95% Wilson interval",
+                ],
                 [
                     [
                         str(i + 1),
@@ -579,20 +1209,27 @@ def _concept_section(
                         _s(d.get("label")),
                         _s(d.get("triplets")),
                         _s(d.get("correct")),
-                        _f(d.get("accuracy")),
+                        _f(a),
+                        f"[{iv[0]:.4f}, {iv[1]:.4f}]",
                     ]
-                    for i, d in enumerate(scored)
+                    for i, (d, a, iv) in enumerate(kept)
                 ],
-                [True, True, False, True, True, True],
-                caption=f"Per-concept accuracy: {what}",
+                [True, True, False, True, True, True, True],
+                caption=f"Per-concept accuracy: {what}; {left_text}",
                 collapsed=True,
             )
         )
+    if notes:
+        sec.note = " ".join(notes)
     return sec
 
 
 def _attribute_section(
-    recs: list[dict[str, Any]], best: _Best, figdir: Path, files: ReportFiles, taken: set[str]
+    recs: list[dict[str, Any]],
+    sets: list[_Set],
+    figdir: Path,
+    files: ReportFiles,
+    taken: set[str],
 ) -> Section:
     sec = Section("attributes", "Accuracy against model attributes")
     attrs: dict[str, dict[str, float]] = {}
@@ -610,63 +1247,86 @@ def _attribute_section(
         return sec
     from alignkit.report.figures import AttributePoint, attribute_figure
 
-    models = sorted(attrs)
-    sec.intro = "Best-layer odd-one-out accuracy of each model against its recorded attributes."
+    sec.intro = (
+        "Best-layer accuracy of each model against its recorded attributes, one figure per "
+        "attribute and measurement condition (conditions are never mixed in one figure)."
+    )
     skipped = []
-    for name in names:
-        pts = [
-            AttributePoint(m, attrs[m][name], best.zs(m), best.pr(m))
-            for m in models
-            if name in attrs[m] and (best.zs(m) is not None or best.pr(m) is not None)
-        ]
-        if len(pts) < 2:
-            skipped.append(name)
-            continue
-        xs = [p.x for p in pts]
-        log_x = min(xs) > 0 and max(xs) / min(xs) >= 100
-        png, svg = attribute_figure(
-            pts,
-            name,
-            figdir / f"attribute-{_slug(name, taken)}",
-            chance=CHANCE,
-            ceiling=THINGS_CEILING,
-            log_x=log_x,
-        )
-        files.figures += [png, svg]
-        sec.figures.append(
-            Figure(png, svg, f"Odd-one-out accuracy against {name} ({len(pts)} models).")
+    for st in sets:
+        models = [m for m in sorted(attrs) if m in st.labels]
+        for name in names:
+            pts = []
+            entries = []
+            for m in models:
+                if name not in attrs[m]:
+                    continue
+                values, intervals = [], []
+                for s in st.series:
+                    rec = s.best.get(m)
+                    v = None if rec is None else s.value(rec)
+                    values.append(v)
+                    bar = s.bar(rec) if rec is not None else ("none", None, None)
+                    intervals.append(bar[2])
+                    if v is not None:
+                        entries.append((f"{m} ({s.short})", bar[0], bar[1], None))
+                if any(v is not None for v in values):
+                    pts.append(AttributePoint(m, attrs[m][name], tuple(values), tuple(intervals)))
+            if len(pts) < 2:
+                skipped.append(f"{name} on {st.title}")
+                continue
+            xs = [p.x for p in pts]
+            log_x = min(xs) > 0 and max(xs) / min(xs) >= 100
+            png, svg = attribute_figure(
+                pts,
+                name,
+                figdir / f"attribute-{_slug(f'{name}-{st.kind}-{st.stem}', taken)}",
+                series=[s.name for s in st.series],
+                chance=CHANCE,
+                ceiling=st.ceiling,
+                ceiling_label=st.ceiling_label,
+                title=f"Accuracy against {name}\n{st.title}",
+                log_x=log_x,
+            )
+            files.figures += [png, svg]
+            sec.figures.append(
+                Figure(
+                    png,
+                    svg,
+                    f"Accuracy against {name} ({len(pts)} models; {st.title}). "
+                    f"{_interval_text(entries)} Dashed line: chance (1/3). {st.ceiling_text}",
+                )
+            )
+        sec.tables.append(
+            Table(
+                ["model", *names, *(s.short for s in st.series)],
+                [
+                    [
+                        m,
+                        *(_attr(attrs[m][n]) if n in attrs[m] else _DASH for n in names),
+                        *(_f(s.value(s.best[m])) if m in s.best else _DASH for s in st.series),
+                    ]
+                    for m in models
+                ],
+                [False] + [True] * (len(names) + len(st.series)),
+                caption=f"Model attributes and best-layer accuracy ({st.title})",
+            )
         )
     if skipped:
         sec.note = (
             "No figure for "
-            + ", ".join(skipped)
+            + "; ".join(skipped)
             + ": fewer than two models with both the attribute and an accuracy."
         )
-    sec.tables.append(
-        Table(
-            ["model", *names, "zero-shot accuracy", "probing accuracy"],
-            [
-                [
-                    m,
-                    *(_attr(attrs[m][n]) if n in attrs[m] else _DASH for n in names),
-                    _f(best.zs(m)),
-                    _f(best.pr(m)),
-                ]
-                for m in models
-            ],
-            [False] + [True] * (len(names) + 2),
-            caption="Model attributes and best-layer accuracy",
-        )
-    )
     return sec
 
 
 def _provenance_section(recs: list[dict[str, Any]]) -> Section:
     rows = []
-    for r in sorted(recs, key=lambda r: (str(r["kind"]), *_sort_key(r))):
+    shown = _with_earlier(sorted(recs, key=lambda r: (str(r["kind"]), *_sort_key(r))))
+    for r, earlier in shown:
         prov = r.get("provenance") or {}
         versions = prov.get("versions") if isinstance(prov.get("versions"), Mapping) else {}
-        checksum = prov.get("features_checksum") or prov.get("checksum")
+        checksum = _checksum(r)
         rows.append(
             [
                 r["kind"],
@@ -674,7 +1334,7 @@ def _provenance_section(recs: list[dict[str, Any]]) -> Section:
                 _s(r.get("layer")),
                 _s(r.get("dataset")),
                 _s(r.get("transform")),
-                _s(r.get("created")),
+                _record_cell(r, earlier),
                 _s(versions.get("alignkit")),
                 _s(checksum)[:23],
             ]
@@ -712,6 +1372,7 @@ def build_report(
     title: str = "Human alignment report",
     source: str = "",
     embed: bool = False,
+    min_concept_triplets: int = DEFAULT_MIN_CONCEPT_TRIPLETS,
 ) -> ReportFiles:
     """Write the report of ``records`` into the folder ``out``.
 
@@ -722,27 +1383,42 @@ def build_report(
         source: where the records came from, shown under the title.
         embed: embed the PNG images in the HTML as data URIs (the files are
             written as well).
+        min_concept_triplets: concept dimensions with fewer triplets are left
+            out of the per-concept figures and tables (their number is stated).
 
     Returns:
         The files written.
 
     Raises:
-        InputError: no records, or ``out`` cannot be written.
+        InputError: no records, a bad ``min_concept_triplets``, or ``out``
+            cannot be written.
     """
     if not records:
         raise InputError("no results records to report on")
+    if (
+        isinstance(min_concept_triplets, bool)
+        or not isinstance(min_concept_triplets, int)
+        or min_concept_triplets < 1
+    ):
+        raise InputError(
+            f"the minimum number of triplets per concept dimension must be an integer >= 1, "
+            f"got {min_concept_triplets!r}"
+        )
     root = prepare_output(out)
     figdir = root / "figures"
-    recs = _latest_all(records)
+    recs = _reduce(records)
     files = ReportFiles(root / "report.html", root / "report.md")
-    taken: set[str] = set()
-    accuracy, best = _accuracy_section(recs, figdir, files)
+    taken: set[str] = set()  # figure file names
+    anchors = {"overview", "accuracy", "probes", "rsa", "concepts", "attributes", "provenance"}
+    ooo_sets = _ooo_sets(recs, anchors)
+    probe_sets = _probe_sets(recs, anchors)
     sections = [
         _overview(records, recs, source),
-        accuracy,
+        *_ooo_sections(ooo_sets, figdir, files, taken),
+        *_probe_sections(probe_sets, figdir, files, taken),
         _rsa_section(recs, figdir, files),
-        _concept_section(recs, figdir, files, taken),
-        _attribute_section(recs, best, figdir, files, taken),
+        _concept_section(ooo_sets, figdir, files, taken, min_concept_triplets),
+        _attribute_section(recs, ooo_sets + probe_sets, figdir, files, taken),
         _provenance_section(recs),
     ]
     from alignkit._version import __version__
@@ -774,12 +1450,26 @@ def _overview(
         for k in kinds
         if lines[k]
     ]
+    carried = sum(1 for r in recs if (iv := r.get("_interval")) is not None and iv.source)
+    kept = sum(1 for r in recs if r.get("_earlier") is not None)
+    extra = ""
+    if carried or kept:
+        extra = (
+            f" Here {carried} shown value(s) carry the interval of an earlier record of the same "
+            f"value, and {kept} earlier record(s) with an interval and a different value are "
+            "shown as rows of their own."
+        )
     return Section(
         "overview",
         "Overview",
         intro=(
             "Repeated measurements (same kind, model, layer, dataset, transform and scoring "
-            "options) are reduced to the newest; every table below shows those."
+            "options: similarity, tie rule, preset, in-sample or not, RDM method, comparison, "
+            "probe objective and protocol) are reduced to the newest record. An interval is never "
+            "dropped on the way: when the newest record has none but an earlier one has, the "
+            "earlier interval is shown beside the newest value, labelled with the earlier "
+            "record's time, if both report the same value from the same inputs; otherwise the "
+            "earlier record is shown as a row of its own, labelled as such." + extra
         ),
         tables=[
             Table(
@@ -798,6 +1488,7 @@ def write_report(
     *,
     title: str | None = None,
     embed: bool = False,
+    min_concept_triplets: int = DEFAULT_MIN_CONCEPT_TRIPLETS,
 ) -> ReportFiles:
     """Read the records of a store or results file and write their report.
 
@@ -806,6 +1497,7 @@ def write_report(
         out: the output folder.
         title: the report's title (default: "Human alignment report: <name>").
         embed: embed the images in the HTML page.
+        min_concept_triplets: see :func:`build_report`.
 
     Example:
         >>> write_report("features.zarr", "report")               # doctest: +SKIP
@@ -819,4 +1511,5 @@ def write_report(
         title=title or f"Human alignment report: {name}",
         source=str(path),
         embed=embed,
+        min_concept_triplets=min_concept_triplets,
     )

@@ -6,6 +6,14 @@ one figure with labelled axes, a title and a legend, writes
 imported inside the functions with the Agg backend, so importing this module
 costs nothing and no display is ever needed. Output is deterministic (no
 timestamps, fixed SVG ids) so that reports can be diffed.
+
+Every error bar drawn is its own SVG group with the id
+``interval-<series>-<bar>`` (series and bar numbered from 0 in the order
+given; its two caps are ``interval-<series>-<bar>-cap0`` and ``-cap1``), and
+the chance, noise-ceiling and overall-accuracy lines are ``chance-line``,
+``ceiling-line`` and ``overall-line``, so
+that a reader of the SVG (or a test) can tell which bars carry an interval, and
+where it lies, without looking at pixels.
 """
 
 from __future__ import annotations
@@ -13,12 +21,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "AccuracyBar",
+    "BarSeries",
     "RSABar",
     "AttributePoint",
     "accuracy_figure",
@@ -32,6 +40,8 @@ __all__ = [
 PNG_DPI = 150
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
 _BLUE, _ORANGE, _GREEN, _GREY, _RED = "#0072B2", "#E69F00", "#009E73", "#7F7F7F", "#D55E00"
+_PURPLE = "#CC79A7"
+_PALETTE = (_BLUE, _ORANGE, _PURPLE, _GREEN)
 _RC = {
     "font.size": 10,
     "axes.titlesize": 11,
@@ -43,24 +53,24 @@ _RC = {
     "svg.fonttype": "none",
 }
 
+Interval = tuple[float, float]
+
 
 @dataclass
-class AccuracyBar:
-    """One model in the zero-shot vs probing figure.
+class BarSeries:
+    """One series of bars (one bar per label) in :func:`accuracy_figure`.
 
     Attributes:
-        label: the model (and layer) shown on the axis.
-        zero_shot: zero-shot odd-one-out accuracy, or None.
-        zero_shot_ci: (low, high) confidence interval of ``zero_shot``, or None.
-        probing: probing accuracy (mean over folds), or None.
-        probing_sd: its standard deviation over folds, or None.
+        name: the legend entry.
+        values: one value per label, None where the series has none.
+        intervals: one (low, high) per label, None where no error bar is drawn.
+        hatch: matplotlib hatch pattern (e.g. ``"//"`` for in-sample scores).
     """
 
-    label: str
-    zero_shot: float | None
-    zero_shot_ci: tuple[float, float] | None = None
-    probing: float | None = None
-    probing_sd: float | None = None
+    name: str
+    values: list[float | None]
+    intervals: list[Interval | None] = field(default_factory=list)
+    hatch: str | None = None
 
 
 @dataclass
@@ -70,16 +80,18 @@ class RSABar:
     label: str
     without: float | None
     with_transform: float | None
+    without_ci: Interval | None = None
+    with_ci: Interval | None = None
 
 
 @dataclass
 class AttributePoint:
-    """One model in an accuracy-against-attribute figure."""
+    """One model in an accuracy-against-attribute figure: one value per series."""
 
     label: str
     x: float
-    zero_shot: float | None
-    probing: float | None
+    values: tuple[float | None, ...]
+    intervals: tuple[Interval | None, ...] = ()
 
 
 @contextmanager
@@ -104,16 +116,26 @@ def _save(plt: Any, fig: Any, stem: Path) -> tuple[Path, Path]:
     return png, svg
 
 
-def _reference_lines(ax: Any, chance: float, ceiling: float | None, vertical: bool) -> None:
+def _reference_lines(
+    ax: Any, chance: float, ceiling: float | None, vertical: bool, ceiling_label: str | None = None
+) -> None:
     line = ax.axvline if vertical else ax.axhline
-    line(chance, color=_GREY, linestyle="--", linewidth=1.2, label=f"chance ({chance:.3f})")
+    line(
+        chance,
+        color=_GREY,
+        linestyle="--",
+        linewidth=1.2,
+        label=f"chance ({chance:.3f})",
+        gid="chance-line",
+    )
     if ceiling is not None:
         line(
             ceiling,
             color=_RED,
             linestyle=":",
             linewidth=1.5,
-            label=f"noise ceiling ({ceiling:.3f})",
+            label=ceiling_label or f"noise ceiling ({ceiling:.3f})",
+            gid="ceiling-line",
         )
 
 
@@ -121,69 +143,100 @@ def _finite(v: float | None) -> bool:
     return v is not None and math.isfinite(v)
 
 
+def _interval_at(intervals: Sequence[Interval | None], i: int) -> Interval | None:
+    iv = intervals[i] if i < len(intervals) else None
+    if iv is None or not (_finite(iv[0]) and _finite(iv[1])):
+        return None
+    return iv
+
+
+def _error_bar(ax: Any, x: float, y: float, iv: Interval, gid: str, horizontal: bool) -> None:
+    """One error bar spanning ``iv`` exactly, at the bar at (x, y), as one SVG group ``gid``.
+
+    The interval is drawn as given (around its midpoint), so a value outside
+    its own interval is never made to look as if it were inside.
+    """
+    mid, half = (iv[0] + iv[1]) / 2, (iv[1] - iv[0]) / 2
+    if horizontal:
+        container = ax.errorbar(
+            [mid],
+            [y],
+            xerr=[[half], [half]],
+            fmt="none",
+            ecolor="black",
+            elinewidth=1,
+            capsize=3,
+            zorder=4,
+        )
+    else:
+        container = ax.errorbar(
+            [x],
+            [mid],
+            yerr=[[half], [half]],
+            fmt="none",
+            ecolor="black",
+            elinewidth=1,
+            capsize=3,
+            zorder=4,
+        )
+    _, caps, bars = container.lines
+    for artist in bars:
+        artist.set_gid(gid)
+    for j, cap in enumerate(caps):
+        cap.set_gid(f"{gid}-cap{j}")
+
+
 def accuracy_figure(
-    bars: Sequence[AccuracyBar],
+    labels: Sequence[str],
+    series: Sequence[BarSeries],
     stem: Path,
     *,
     chance: float,
     ceiling: float | None,
-    title: str = "Odd-one-out accuracy: zero-shot vs linear probe",
+    title: str,
+    ceiling_label: str | None = None,
+    xlabel: str = "odd-one-out accuracy (fraction of triplets agreeing with humans)",
 ) -> tuple[Path, Path]:
-    """Grouped horizontal bars per model, with chance and the noise ceiling.
+    """Grouped horizontal bars, one group per label, with chance and the noise ceiling.
 
-    Zero-shot bars carry their confidence interval, probing bars +- one
-    standard deviation over folds.
+    Each series' error bars are drawn from its ``intervals`` exactly as given.
     """
     with _pyplot() as plt:
-        n = len(bars)
-        height = 0.38
-        fig, ax = plt.subplots(figsize=(7.5, 1.2 + 0.55 * n))
+        n, k = len(labels), max(len(series), 1)
+        height = 0.8 / k
+        fig, ax = plt.subplots(figsize=(7.5, 1.4 + (0.25 + 0.22 * k) * n))
         ys = list(range(n))
-        series = (
-            (
-                "zero-shot",
-                _BLUE,
-                -height / 2,
-                [b.zero_shot for b in bars],
-                [b.zero_shot_ci if _finite(b.zero_shot) else None for b in bars],
-            ),
-            (
-                "linear probe",
-                _ORANGE,
-                height / 2,
-                [b.probing for b in bars],
-                [
-                    (b.probing - b.probing_sd, b.probing + b.probing_sd)
-                    if _finite(b.probing) and _finite(b.probing_sd)
-                    else None
-                    for b in bars
-                ],
-            ),
-        )
-        for name, colour, offset, values, intervals in series:
-            idx = [i for i, v in enumerate(values) if _finite(v)]
+        for si, s in enumerate(series):
+            offset = (si - (k - 1) / 2) * height
+            idx = [i for i, v in enumerate(s.values) if _finite(v)]
             if not idx:
                 continue
-            vals = [float(values[i]) for i in idx]  # type: ignore[arg-type]
-            ax.barh([ys[i] + offset for i in idx], vals, height=height, color=colour, label=name)
-            err = [(i, intervals[i]) for i in idx if intervals[i] is not None]
-            if err:
-                lo = [float(values[i]) - iv[0] for i, iv in err]  # type: ignore[index,operator]
-                hi = [iv[1] - float(values[i]) for i, iv in err]  # type: ignore[index,operator]
-                ax.errorbar(
-                    [float(values[i]) for i, _ in err],
-                    [ys[i] + offset for i, _ in err],
-                    xerr=[lo, hi],
-                    fmt="none",
-                    ecolor="black",
-                    elinewidth=1,
-                    capsize=3,
-                )
-        _reference_lines(ax, chance, ceiling, vertical=True)
-        ax.set_yticks(ys, [b.label for b in bars])
-        ax.invert_yaxis()
+            colour = _PALETTE[si % len(_PALETTE)]
+            ax.barh(
+                [ys[i] + offset for i in idx],
+                [float(s.values[i]) for i in idx],  # type: ignore[arg-type]
+                height=height,
+                color=colour,
+                hatch=s.hatch,
+                edgecolor="white" if s.hatch else None,
+                label=s.name,
+            )
+            for i in idx:
+                iv = _interval_at(s.intervals, i)
+                if iv is not None:
+                    _error_bar(
+                        ax,
+                        float(s.values[i]),
+                        ys[i] + offset,
+                        iv,  # type: ignore[arg-type]
+                        f"interval-{si}-{i}",
+                        horizontal=True,
+                    )
+        _reference_lines(ax, chance, ceiling, vertical=True, ceiling_label=ceiling_label)
+        ax.set_yticks(ys, list(labels))
+        ax.set_ylim(n - 0.5, -0.5)
         ax.set_xlim(0.0, 1.0)
-        ax.set_xlabel("odd-one-out accuracy (fraction of triplets agreeing with humans)")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("model")
         ax.set_title(title)
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
@@ -195,9 +248,14 @@ def rsa_figure(
     stem: Path,
     *,
     ylabel: str = "RSA (Spearman correlation with the human RDM)",
-    title: str = "RSA with and without the probe transform",
+    title: str = "RSA with the human RDMs",
+    with_label: str = "with probe transform",
 ) -> tuple[Path, Path]:
-    """One panel per human reference RDM; grouped bars per representation."""
+    """One panel per human reference RDM; grouped bars per representation.
+
+    Error bars (where a bar has an interval) are SVG groups
+    ``interval-<panel>-<0 without | 1 with>-<bar>``.
+    """
     with _pyplot() as plt:
         k = len(panels)
         widest = max(len(bars) for _, bars in panels)
@@ -205,21 +263,41 @@ def rsa_figure(
             1, k, figsize=(max(4.5, 0.9 * widest + 2.0) * k, 4.8), squeeze=False
         )
         width = 0.38
-        for ax, (reference, bars) in zip(axes[0], panels, strict=True):
+        for pi, (ax, (reference, bars)) in enumerate(zip(axes[0], panels, strict=True)):
             xs = list(range(len(bars)))
-            for name, colour, offset, attr in (
-                ("without transform", _BLUE, -width / 2, "without"),
-                ("with probe transform", _GREEN, width / 2, "with_transform"),
+            for si, (name, colour, offset, attr, ci) in enumerate(
+                (
+                    (
+                        "without transform (raw features)",
+                        _BLUE,
+                        -width / 2,
+                        "without",
+                        "without_ci",
+                    ),
+                    (with_label, _GREEN, width / 2, "with_transform", "with_ci"),
+                )
             ):
                 idx = [i for i, b in enumerate(bars) if _finite(getattr(b, attr))]
-                if idx:
-                    ax.bar(
-                        [xs[i] + offset for i in idx],
-                        [getattr(bars[i], attr) for i in idx],
-                        width=width,
-                        color=colour,
-                        label=name,
-                    )
+                if not idx:
+                    continue
+                ax.bar(
+                    [xs[i] + offset for i in idx],
+                    [getattr(bars[i], attr) for i in idx],
+                    width=width,
+                    color=colour,
+                    label=name,
+                )
+                for i in idx:
+                    iv = getattr(bars[i], ci)
+                    if iv is not None and _finite(iv[0]) and _finite(iv[1]):
+                        _error_bar(
+                            ax,
+                            xs[i] + offset,
+                            getattr(bars[i], attr),
+                            iv,
+                            f"interval-{pi}-{si}-{i}",
+                            horizontal=False,
+                        )
             ax.axhline(0.0, color="black", linewidth=0.8)
             ax.set_xticks(xs, [b.label for b in bars], rotation=30, ha="right")
             ax.set_xlabel("model (layer)")
@@ -250,24 +328,35 @@ def concept_figure(
     title: str,
     overall: float | None,
     chance: float,
+    intervals: Sequence[Interval | None] = (),
 ) -> tuple[Path, Path]:
-    """Accuracy per human concept dimension, one horizontal bar each, best first.
+    """Accuracy per human concept dimension, one horizontal bar each.
 
     The bars are drawn in the order given (sort before calling); each label
-    carries the number of triplets assigned to the dimension.
+    carries the number of triplets assigned to the dimension; ``intervals``
+    are drawn as error bars (SVG groups ``interval-0-<bar>``).
     """
     with _pyplot() as plt:
         n = len(labels)
-        fig, ax = plt.subplots(figsize=(7.5, 1.4 + 0.24 * n))
+        fig, ax = plt.subplots(figsize=(7.5, 1.6 + 0.24 * n))
         ys = list(range(n))
-        ax.barh(ys, list(accuracy), height=0.75, color=_BLUE)
+        ax.barh(ys, list(accuracy), height=0.75, color=_BLUE, label="accuracy")
+        for i in ys:
+            iv = _interval_at(intervals, i)
+            if iv is not None:
+                _error_bar(ax, float(accuracy[i]), i, iv, f"interval-0-{i}", horizontal=True)
         _reference_lines(ax, chance, None, vertical=True)
         if overall is not None and math.isfinite(overall):
-            ax.axvline(overall, color=_ORANGE, linewidth=1.5, label=f"all triplets ({overall:.3f})")
+            ax.axvline(
+                overall,
+                color=_ORANGE,
+                linewidth=1.5,
+                label=f"all triplets ({overall:.3f})",
+                gid="overall-line",
+            )
         ax.set_yticks(
             ys, [f"{lab} (n={c})" for lab, c in zip(labels, counts, strict=True)], fontsize=8
         )
-        ax.invert_yaxis()
         ax.set_ylim(n - 0.5, -0.5)
         ax.set_xlim(0.0, 1.0)
         ax.set_xlabel("odd-one-out accuracy on the triplets of the dimension")
@@ -282,39 +371,55 @@ def attribute_figure(
     attribute: str,
     stem: Path,
     *,
+    series: Sequence[str],
     chance: float,
     ceiling: float | None,
+    title: str,
+    ceiling_label: str | None = None,
     log_x: bool = False,
 ) -> tuple[Path, Path]:
-    """Accuracy (zero-shot and probing) of each model against a numeric attribute."""
+    """Accuracy of each model (one marker per series) against a numeric attribute.
+
+    Error bars (SVG groups ``interval-<series>-<point>``) where a point has an interval.
+    """
+    markers = ("o", "s", "^", "D")
     with _pyplot() as plt:
         fig, ax = plt.subplots(figsize=(7.0, 4.8))
-        for name, colour, marker, attr in (
-            ("zero-shot", _BLUE, "o", "zero_shot"),
-            ("linear probe", _ORANGE, "s", "probing"),
-        ):
-            pts = [p for p in points if _finite(getattr(p, attr))]
-            if pts:
-                ax.scatter(
-                    [p.x for p in pts],
-                    [getattr(p, attr) for p in pts],
-                    color=colour,
-                    marker=marker,
-                    s=40,
-                    label=name,
-                    zorder=3,
-                )
+        for si, name in enumerate(series):
+            idx = [i for i, p in enumerate(points) if si < len(p.values) and _finite(p.values[si])]
+            if not idx:
+                continue
+            ax.scatter(
+                [points[i].x for i in idx],
+                [points[i].values[si] for i in idx],
+                color=_PALETTE[si % len(_PALETTE)],
+                marker=markers[si % len(markers)],
+                s=40,
+                label=name,
+                zorder=3,
+            )
+            for i in idx:
+                iv = _interval_at(points[i].intervals, si)
+                if iv is not None:
+                    _error_bar(
+                        ax,
+                        points[i].x,
+                        points[i].values[si],
+                        iv,  # type: ignore[arg-type]
+                        f"interval-{si}-{i}",
+                        horizontal=False,
+                    )
         for p in points:
-            y = p.zero_shot if _finite(p.zero_shot) else p.probing
-            if y is None or not math.isfinite(y):
+            y = next((v for v in p.values if _finite(v)), None)
+            if y is None:
                 continue
             ax.annotate(p.label, (p.x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
-        _reference_lines(ax, chance, ceiling, vertical=False)
+        _reference_lines(ax, chance, ceiling, vertical=False, ceiling_label=ceiling_label)
         if log_x:
             ax.set_xscale("log")
         ax.set_ylim(0.0, 1.0)
         ax.set_xlabel(attribute + (" (log scale)" if log_x else ""))
         ax.set_ylabel("odd-one-out accuracy")
-        ax.set_title(f"Odd-one-out accuracy against {attribute}")
+        ax.set_title(title)
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         return _save(plt, fig, stem)
