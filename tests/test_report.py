@@ -852,6 +852,24 @@ def test_per_concept_intervals_and_minimum(tmp_path):
     assert "fewer than 10 triplets: 1 of 6 (1 of them without any)" in section
     with pytest.raises(InputError, match="integer >= 1"):
         build_report(recs, tmp_path / "c", min_concept_triplets=0)
+    # the same minimum from the command line
+    import json
+
+    from click.testing import CliRunner
+
+    from alignkit.cli import cli
+
+    results = tmp_path / "r.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    r = CliRunner().invoke(cli, ["report", str(results), "--out", str(tmp_path / "d"),
+                                 "--min-concept-triplets", "10"])
+    assert r.exit_code == 0, r.output
+    section = md_section((tmp_path / "d" / "report.md").read_text(),
+                         "Accuracy per human concept dimension")
+    assert "fewer than 10 triplets: 1 of 6 (1 of them without any)" in section
+    r = CliRunner().invoke(cli, ["report", str(results), "--out", str(tmp_path / "e"),
+                                 "--min-concept-triplets", "0"])
+    assert r.exit_code == 2
 
 
 def test_wilson_interval_known_values():

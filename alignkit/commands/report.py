@@ -21,7 +21,17 @@ import click
     show_default=True,
     help="Embed the PNG figures in report.html as data URIs (a single-file page).",
 )
-def report(source: str, out: str, title: str | None, embed: bool) -> None:
+@click.option(
+    "--min-concept-triplets",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="Leave out of the per-concept figure the dimensions with fewer triplets (the caption "
+    "says how many were left out).",
+)
+def report(
+    source: str, out: str, title: str | None, embed: bool, min_concept_triplets: int
+) -> None:
     """Write a report of the results recorded in a store or a results file.
 
     STORE_OR_RESULTS is a store folder (its results.jsonl is read) or a .jsonl
@@ -35,10 +45,13 @@ def report(source: str, out: str, title: str | None, embed: bool) -> None:
     Example:
       alignkit report features.zarr --out report/
       alignkit report runs.jsonl --out report/ --title "Layer sweep" --embed
+      alignkit report features.zarr --out report/ --min-concept-triplets 100
     """
     from alignkit.report import write_report
 
-    files = write_report(source, out, title=title, embed=embed)
+    files = write_report(
+        source, out, title=title, embed=embed, min_concept_triplets=min_concept_triplets
+    )
     click.echo(str(files.html))
     click.echo(str(files.markdown))
     for path in files.figures:
