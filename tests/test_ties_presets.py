@@ -230,3 +230,117 @@ def test_non_things_triplets_get_no_ceiling_unless_given():
     assert odd_one_out(X, tr).ceiling == 0.673
     tr = Triplets.from_array(T, n_objects=20).with_object_ids([f"x{i}" for i in range(20)])
     assert odd_one_out(X, tr).ceiling is None
+
+
+def test_ooo_noise_ceiling_of_repeats_equals_the_formula(tmp_path):
+    from alignkit.score.ceiling import ooo_noise_ceiling
+
+    # known agreement: triple A answered 4 times (3 pick 2, 1 picks 0) -> 3/4; triple B 5 times
+    # (all pick 7) -> 1; triple C 2 times, split -> 1/2; triple D once: not counted
+    rows = [(0, 1, 2)] * 3 + [(1, 2, 0)] + [(5, 6, 7), (6, 5, 7)] * 2 + [(5, 6, 7)]
+    rows += [(3, 4, 8), (3, 8, 4)] + [(9, 10, 11)]
+    res = ooo_noise_ceiling(np.array(rows))
+    assert res.ceiling == pytest.approx((3 / 4 + 1 + 1 / 2) / 3)
+    assert (res.n_repeated, res.n_responses, res.n_triplets) == (3, 11, 12)
+    assert res.se == pytest.approx(np.std([0.75, 1, 0.5], ddof=1) / np.sqrt(3))
+    assert ooo_noise_ceiling(np.array(rows), min_repeats=5).ceiling == 1.0
+    # a synthetic repeat file with a known agreement rate p: the ceiling is near p
+    rng = np.random.default_rng(0)
+    p, reps, n = 0.8, 9, 4000
+    base = np.array([rng.choice(1000, 3, replace=False) for _ in range(n)])
+    assert len(np.unique(np.sort(base, axis=1), axis=0)) == n  # distinct triples
+    out = []
+    for t in base:
+        for _ in range(reps):
+            odd = t[2] if rng.random() < p else t[rng.integers(2)]
+            pair = [x for x in t if x != odd]
+            out.append((pair[0], pair[1], odd))
+    res = ooo_noise_ceiling(np.array(out))
+    # the majority share of 9 draws with p = 0.8: E[max count]/9, by the binomial formula
+    from scipy.stats import multinomial
+
+    probs = [p, (1 - p) / 2, (1 - p) / 2]
+    want = 0.0
+    for a in range(reps + 1):
+        for b in range(reps + 1 - a):
+            c = reps - a - b
+            want += multinomial.pmf([a, b, c], reps, probs) * max(a, b, c) / reps
+    assert res.ceiling == pytest.approx(want, abs=4 * res.se)
+    # from the command line, and as a ceiling for scoring
+    path = tmp_path / "rep.txt"
+    np.savetxt(path, np.array(rows), fmt="%d")
+    r = run("data", "ceiling", str(path), "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["ceiling"] == pytest.approx((3 / 4 + 1 + 1 / 2) / 3)
+    X = rng.normal(size=(12, 3))
+    got = odd_one_out(X, np.array(rows), ceiling=ooo_noise_ceiling(np.array(rows)))
+    assert got.ceiling == pytest.approx(0.75) and "computed from" in got.ceiling_source
+
+
+def _independent_rsa_ceiling(stack, compare):
+    """rsatoolbox's definition written out: pool = mean of rank-transformed (spearman),
+    z-scored (pearson) or RMS-scaled (cosine) vectors; bounds = mean over subjects."""
+    from scipy.stats import pearsonr, rankdata, spearmanr
+
+    iu = np.triu_indices(stack.shape[1], 1)
+    V = np.array([m[iu] for m in stack])
+
+    def pool(W):
+        if compare == "spearman":
+            return np.mean([rankdata(w) for w in W], axis=0)
+        if compare == "pearson":
+            return np.mean([(w - w.mean()) / w.std() for w in W], axis=0)
+        return np.mean([w / np.sqrt(np.mean(w**2)) for w in W], axis=0)
+
+    def comp(a, b):
+        if compare == "spearman":
+            return spearmanr(a, b)[0]
+        if compare == "pearson":
+            return pearsonr(a, b)[0]
+        return a @ b / np.linalg.norm(a) / np.linalg.norm(b)
+
+    up = np.mean([comp(pool(V), v) for v in V])
+    lo = np.mean([comp(pool(np.delete(V, s, 0)), V[s]) for s in range(len(V))])
+    return lo, up
+
+
+@pytest.mark.parametrize("compare", ["spearman", "pearson", "cosine"])
+def test_rsa_noise_ceiling_equals_an_independent_computation(compare, tmp_path):
+    from alignkit.score.ceiling import rsa_noise_ceiling
+
+    rng = np.random.default_rng(4)
+    truth = rng.random((15, 15))
+    truth = truth + truth.T
+    stack = []
+    for _ in range(6):
+        m = truth + rng.normal(scale=0.5, size=(15, 15))
+        m = np.abs(m + m.T)
+        np.fill_diagonal(m, 0)
+        stack.append(m)
+    stack = np.array(stack)
+    res = rsa_noise_ceiling(stack, compare=compare)
+    lo, up = _independent_rsa_ceiling(stack, compare)
+    assert res.lower == pytest.approx(lo, abs=1e-12)
+    assert res.upper == pytest.approx(up, abs=1e-12)
+    assert res.lower < res.upper and res.n_subjects == 6 and res.n_stimuli == 15
+    np.save(tmp_path / "subj.npy", stack)
+    r = run("data", "rsa-ceiling", str(tmp_path / "subj.npy"), "--compare", compare,
+            "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["lower"] == pytest.approx(lo, abs=1e-12)
+
+
+def test_rsa_noise_ceiling_of_a_real_meadows_export(shared_data):
+    from alignkit.data.rdm import load_subject_rdms
+    from alignkit.score.ceiling import rsa_noise_ceiling
+
+    path = shared_data / "rdm" / "Meadows_myExp_v_v1_arrangement_1D.mat"
+    stack, how = load_subject_rdms(path)
+    assert stack.shape == (3, 118, 118) and "3 participants" in how
+    res = rsa_noise_ceiling(stack)
+    lo, up = _independent_rsa_ceiling(stack, "spearman")
+    assert (res.lower, res.upper) == (pytest.approx(lo, abs=1e-12), pytest.approx(up, abs=1e-12))
+    r = run("data", "rsa-ceiling", str(path))
+    assert r.exit_code == 0, r.output
+    r = run("data", "rsa-ceiling", str(shared_data / "rdm" / "RDM48_triplet.mat"))
+    assert r.exit_code == 2 and "--key" in r.output

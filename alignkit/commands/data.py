@@ -225,3 +225,67 @@ def _flat(value: Any) -> str:
 
 
 __all__ = ["data", "guess_kind"]
+
+
+@data.command("ceiling")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--min-repeats", type=click.IntRange(min=2), default=2, show_default=True,
+              help="Fewest responses a triple needs to count.")
+@click.option("--triplet-format", "triplet_format", default="auto", show_default=True,
+              type=click.Choice(["auto", "npy", "text", "csv", "things-validation", "raw"]),
+              help="Triplet file format (see docs/data-formats.md).")
+@format_option
+def data_ceiling(sources: tuple[str, ...], min_repeats: int, triplet_format: str,
+                 fmt: str) -> None:
+    """Odd-one-out noise ceiling of triplet files with repeated triplets.
+
+    Responses are grouped by their unordered triple; a triple's agreement is
+    the share of its responses that pick its majority odd one out, and the
+    ceiling is the mean over triples answered at least --min-repeats times.
+    Several SOURCES are read as one set (a triplet file and its repeat file).
+    Use the figure with 'alignkit score ooo --ceiling FILE' or --ceiling VALUE.
+
+    \b
+    Examples:
+      alignkit data ceiling testset2_repeat.txt
+      alignkit data ceiling trainset.txt testset2_repeat.txt --format json
+    """
+    from alignkit.data import concat_triplets, load_triplets
+    from alignkit.score.ceiling import ooo_noise_ceiling
+
+    trip = concat_triplets([load_triplets(s, format=triplet_format) for s in sources])
+    res = ooo_noise_ceiling(trip, min_repeats=min_repeats)
+    if res.ceiling is None:
+        click.echo(f"note: {trip.source}: no triple is answered {min_repeats} or more times, so "
+                   "no ceiling can be computed from it", err=True)
+    emit([res.row()], fmt, payload=res.to_dict() if fmt == "json" else None)
+
+
+@data.command("rsa-ceiling")
+@click.argument("source")
+@click.option("--key", default=None,
+              help=".mat variable holding a subjects x n x n (or subjects x n(n-1)/2) stack; "
+                   "Meadows exports (rdmutv_*) are found without it.")
+@click.option("--compare", type=click.Choice(["spearman", "pearson", "cosine"]),
+              default="spearman", show_default=True, help="The RSA comparison the ceiling is for.")
+@format_option
+def data_rsa_ceiling(source: str, key: str | None, compare: str, fmt: str) -> None:
+    """Lower and upper bound of the RSA noise ceiling from per-subject RDMs.
+
+    As rsatoolbox defines them: the upper bound is the mean over subjects of
+    the comparison of the subject's RDM with the pooled RDM of all subjects,
+    the lower bound the same with the pooled RDM of the other subjects (leave
+    one subject out). SOURCE is a .npy stack (subjects x n x n or subjects x
+    n(n-1)/2) or a .mat file (--key, or a Meadows export).
+
+    \b
+    Examples:
+      alignkit data rsa-ceiling subject_rdms.npy
+      alignkit data rsa-ceiling judgments_general.mat --key judgments --compare pearson
+    """
+    from alignkit.data.rdm import load_subject_rdms
+    from alignkit.score.ceiling import rsa_noise_ceiling
+
+    stack, where = load_subject_rdms(source, key=key)
+    res = rsa_noise_ceiling(stack, compare=compare, source=where)
+    emit([res.row()], fmt, payload=res.to_dict() if fmt == "json" else None)

@@ -43,15 +43,23 @@ def _preset_help() -> str:
     ) + ". Options given beside it override it and are recorded."
 
 
-def _ceiling(value: str) -> float | str | None:
+def _ceiling(value: str) -> Any:
     if value.lower() == "auto":
         return "auto"
     if value.lower() in ("none", "off"):
         return None
     try:
         return float(value)
-    except ValueError as exc:
-        raise click.BadParameter(f"expected a number, 'auto' or 'none', got {value!r}") from exc
+    except ValueError:
+        pass
+    if not os.path.isfile(value):
+        raise click.BadParameter(
+            f"expected a number, 'auto', 'none' or a triplet file with repeats, got {value!r}"
+        )
+    from alignkit.data import load_triplets
+    from alignkit.score.ceiling import ooo_noise_ceiling
+
+    return ooo_noise_ceiling(load_triplets(value))
 
 
 def _is_store(path: str) -> bool:
@@ -92,7 +100,8 @@ def score() -> None:
 @click.option("--ceiling", default="auto", show_default=True,
               help="Noise ceiling for the normalised score: 'auto' (the preset's THINGS ceiling, "
                    "0.673 by default, for THINGS triplets only; none for other data), a number, "
-                   "or 'none'.")
+                   "a triplet file with repeated triplets to compute it from (see 'alignkit "
+                   "data ceiling'), or 'none'.")
 @click.option("--per-triplet", "per_triplet_out", type=click.Path(dir_okay=False), default=None,
               help="Write per-triplet choices (-1 tie, 0-2 position of the model's odd one out) "
                    "and correctness to a .npz or .csv file.")

@@ -48,7 +48,10 @@ from alignkit.data.concepts import read_lines
 from alignkit.errors import DataError, FormatError, InputError, MismatchError
 from alignkit.provenance import sha256_array, sha256_file
 
-__all__ = ["RDM", "load_rdm", "align_by_ids", "squareform_vector", "upper_triangle", "KINDS"]
+__all__ = [
+    "RDM", "load_rdm", "load_subject_rdms", "align_by_ids", "squareform_vector", "upper_triangle",
+    "KINDS",
+]
 
 #: Values accepted by ``load_rdm(kind=...)``.
 KINDS = ("dissimilarity", "similarity")
@@ -650,3 +653,72 @@ def _find_model(
                 data, how = _from_array_var(rdm, f"{where} [{var}:{key}]")
                 return data, None, "dissimilarity", f"model RDM {key!r} from struct array {var!r} ({how})"
     return None
+
+
+def load_subject_rdms(source: str | os.PathLike[str], key: str | None = None) -> tuple[np.ndarray, str]:
+    """Per-subject RDMs as a stack, for noise ceilings.
+
+    Args:
+        source: a ``.npy`` array (``subjects x n x n`` or ``subjects x n(n-1)/2``) or a
+            ``.mat`` file: the variable ``key`` (such a stack; Cichy et al. 2019 keep
+            ``judgments``), or a Meadows export's ``rdmutv_<participant>`` vectors (aligned
+            by stimulus name).
+        key: the ``.mat`` variable.
+
+    Returns:
+        ``(stack, description)``: float64 ``subjects x n x n`` or ``subjects x m``.
+
+    Raises:
+        InputError: a missing file or variable; FormatError: not a stack.
+    """
+    path = Path(source)
+    if not path.is_file():
+        raise InputError(f"no such file {str(source)!r}")
+    ext = path.suffix.lower()
+    if ext == ".npy":
+        arr = np.load(path, allow_pickle=False)
+        how = f"{path} ({' x '.join(map(str, arr.shape))})"
+    elif ext == ".mat":
+        from scipy.io import loadmat
+
+        try:
+            variables = {k: v for k, v in loadmat(path).items() if not k.startswith("__")}
+        except (ValueError, NotImplementedError, OSError) as exc:
+            raise FormatError(f"{path}: not a readable MATLAB file ({exc})") from None
+        utv = sorted(k for k in variables if k.startswith("rdmutv_"))
+        if key is None and utv:
+            mats = []
+            ref: list[str] | None = None
+            for k in utv:
+                who = k[len("rdmutv_"):]
+                mat = squareform_vector(np.asarray(variables[k], dtype=np.float64).ravel(),
+                                        f"{path} [{k}]")
+                names = variables.get("stimuli_" + who)
+                if names is not None:
+                    names = [_as_str(x) for x in np.asarray(names).ravel()]
+                    if ref is None:
+                        ref = names
+                    elif names != ref:
+                        ia, _ = align_by_ids(names, ref)
+                        mat = mat[np.ix_(ia, ia)]
+                mats.append(mat)
+            arr = np.stack(mats)
+            how = f"{path} (Meadows export, {len(utv)} participants, aligned by stimulus name)"
+        else:
+            if key is None:
+                raise InputError(
+                    f"{path}: give --key, the variable holding the per-subject stack "
+                    f"(variables: {', '.join(variables)})"
+                )
+            if key not in variables:
+                raise InputError(f"{path}: no variable {key!r} (variables: {', '.join(variables)})")
+            arr = np.asarray(variables[key])
+            how = f"{path} [{key}]"
+    else:
+        raise FormatError(f"{path}: per-subject RDMs are read from .npy or .mat, not {ext!r}")
+    if not np.issubdtype(arr.dtype, np.number) or arr.ndim not in (2, 3):
+        raise FormatError(
+            f"{how}: expected a numeric subjects x n x n or subjects x n(n-1)/2 array, "
+            f"got {arr.dtype} {arr.shape}"
+        )
+    return np.asarray(arr, dtype=np.float64), how

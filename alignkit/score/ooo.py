@@ -314,7 +314,9 @@ def odd_one_out(
         ties: ``paper`` (default), ``first`` or ``any-tie-wrong`` (``wrong`` is a
             deprecated alias of the last); see :mod:`alignkit._kernels.ties`.
         ceiling: ``"auto"`` (the preset's THINGS ceiling when the triplets' object ids are
-            THINGS concepts, else none), a number, or None (no normalised score).
+            THINGS concepts, else none), a number, an
+            :class:`alignkit.score.ceiling.OddOneOutCeiling` computed from repeated
+            triplets, or None (no normalised score).
         bootstrap: number of bootstrap resamples of the triplets for a
             percentile confidence interval (0: none).
         seed: seed of the bootstrap's counter-based generator.
@@ -345,10 +347,13 @@ def odd_one_out(
     base = PRESETS[preset or "paper2023"]
     overrides = [
         name
-        for name, value in (("similarity", similarity), ("ties", ties), ("ceiling", ceiling))
-        if preset is not None and value not in (None, "auto") and value != getattr(
-            base, "things_ceiling" if name == "ceiling" else name
+        for name, value, preset_value in (
+            ("similarity", similarity, base.similarity),
+            ("ties", ties, base.ties),
+            ("ceiling", ceiling, base.things_ceiling),
         )
+        if preset is not None and value is not None and not _is_auto(value)
+        and value != preset_value
     ]
     similarity = check_choice(similarity or base.similarity, SIMILARITIES, "--similarity")
     ties = resolve_ties(ties or base.ties)
@@ -444,6 +449,10 @@ def odd_one_out(
     )
 
 
+def _is_auto(value: Any) -> bool:
+    return isinstance(value, str) and value == "auto"
+
+
 def _rule_summary(ties: str) -> str:
     from alignkit._kernels.ties import TIE_RULES as RULES
 
@@ -472,6 +481,13 @@ def _resolve_ceiling(
         ]
     if ceiling is None:
         return None, None, ["no normalised score: --ceiling none"]
+    if hasattr(ceiling, "n_repeated"):  # an OddOneOutCeiling computed from repeated triplets
+        if ceiling.ceiling is None:
+            raise InputError(f"{ceiling.source}: no repeated triplets, so no ceiling")
+        return float(ceiling.ceiling), (
+            f"computed from {ceiling.source} ({ceiling.n_repeated} repeated triplets, "
+            f"{ceiling.n_responses} responses)"
+        ), []
     return float(ceiling), "given (--ceiling)", []
 
 
