@@ -197,33 +197,58 @@ def _print_result(res: Any, fmt: str, saved: str | None) -> None:
                + (f"  saved as probe {saved!r}" if saved else ""))
 
 
+def _resolve_transform(entry: Any, probe_name: str, mean: float | None,
+                       std: float | None) -> Any:
+    """A stored probe by name, or a .npz/.npy file, validated against ``entry``."""
+    from alignkit.score.stores import load_probe_transform
+
+    try:
+        return load_probe_transform(entry, probe_name, mean=mean, std=std)
+    except InputError as exc:
+        raise type(exc)(str(exc).replace("--transform", "--probe")) from exc
+
+
 @probe.command("apply")
 @click.argument("store", type=click.Path(exists=True, file_okay=False))
 @click.option("--model", required=True)
 @click.option("--layer", required=True)
-@click.option("--probe", "probe_name", required=True, help="Probe name on that layer.")
+@click.option("--probe", "probe_name", required=True,
+              help="Probe name on that layer, or a .npz / .npy transform file.")
+@click.option("--mean", type=float, default=None,
+              help="For a .npy [W | b] transform: the scalar mean it was fitted with "
+              "[default: the layer's global feature mean].")
+@click.option("--std", type=float, default=None,
+              help="For a .npy [W | b] transform: the scalar std it was fitted with "
+              "[default: the layer's global feature std].")
 @click.option("--out-layer", default=None, help="New layer name [LAYER+PROBE].")
 @click.option("--overwrite", is_flag=True)
-def apply_cmd(store: str, model: str, layer: str, probe_name: str, out_layer: str | None,
-              overwrite: bool) -> None:
+def apply_cmd(store: str, model: str, layer: str, probe_name: str, mean: float | None,
+              std: float | None, out_layer: str | None, overwrite: bool) -> None:
     """Write transformed features ((x - mean) / std) @ W + b as a new layer.
 
     \b
     Example:
       alignkit probe apply s.zarr --model spose --layer 49d --probe paper-nested
+      alignkit probe apply s.zarr --model vgg16 --layer classifier.3 --probe transform.npy
     """
+    import os
+
     import numpy as np
 
-    from alignkit.probe.transform import load_transform
     from alignkit.store import EmbeddingStore
 
     st = EmbeddingStore(store, mode="a")
     entry = st.entry(model, layer)
-    tr = load_transform(entry, probe_name)
+    tr = _resolve_transform(entry, probe_name, mean, std)
     z = tr.apply(entry.features()).astype(np.float32)
-    out = out_layer or f"{layer}+{probe_name}"
-    st.write(model, out, z, entry.ids, attrs={"probe": probe_name, "source_layer": layer,
-                                             "probe_attrs": tr.attrs}, overwrite=overwrite)
+    is_file = probe_name.lower().endswith((".npz", ".npy"))
+    label = os.path.splitext(os.path.basename(probe_name))[0] if is_file else probe_name
+    out = out_layer or f"{layer}+{label}"
+    scalar = np.ndim(tr.mean) == 0 and np.ndim(tr.std) == 0
+    st.write(model, out, z, entry.ids, attrs={
+        "probe": probe_name, "source_layer": layer, "probe_attrs": tr.attrs,
+        "mean": float(tr.mean) if scalar else None, "std": float(tr.std) if scalar else None,
+    }, overwrite=overwrite)
     click.echo(f"wrote {model}/{out}: {z.shape[0]} x {z.shape[1]}")
 
 
@@ -252,20 +277,25 @@ def export_cmd(store: str, out: str, model: str, layer: str, probe_name: str) ->
 @click.option("--model", required=True)
 @click.option("--layer", required=True)
 @click.option("--name", required=True, help="Probe name to store it under.")
+@click.option("--mean", type=float, default=None,
+              help="For a .npy [W | b] transform: the scalar mean it was fitted with "
+              "[default: the layer's global feature mean].")
+@click.option("--std", type=float, default=None,
+              help="For a .npy [W | b] transform: the scalar std it was fitted with "
+              "[default: the layer's global feature std].")
 @click.option("--overwrite", is_flag=True)
-def import_cmd(store: str, npz: str, model: str, layer: str, name: str,
-               overwrite: bool) -> None:
-    """Import a published .npz transform onto a layer.
+def import_cmd(store: str, npz: str, model: str, layer: str, name: str, mean: float | None,
+               std: float | None, overwrite: bool) -> None:
+    """Import a transform onto a layer: a published .npz or the paper's .npy [W | b].
 
     \b
     Example:
       alignkit probe import s.zarr glocal.npz --model clip --layer visual --name glocal
+      alignkit probe import s.zarr transform.npy --model vgg16 --layer classifier.3 --name paper
     """
-    from alignkit.probe.transform import Transform
-
-    tr = Transform.from_npz(npz)
     entry = _open_entry(store, model, layer, mode="a")
-    if tr.p != entry.p:
-        raise InputError(f"{npz}: transform expects {tr.p} features, {model}/{layer} has {entry.p}")
+    if not npz.lower().endswith((".npz", ".npy")):
+        raise InputError(f"{npz}: a transform file must end in .npz or .npy")
+    tr = _resolve_transform(entry, npz, mean, std)
     tr.save(entry, name, overwrite=overwrite)
     click.echo(f"imported {npz} as probe {name!r} on {model}/{layer}")
