@@ -60,7 +60,9 @@ def probe() -> None:
 @click.option("--layer", required=True, help="Layer whose features are probed.")
 @click.option("--triplets", "triplets_src", required=True,
               help="Triplet file or bundled name (e.g. things-test20k).")
-@click.option("--folds", default=3, show_default=True, help="Object folds k.")
+@click.option("--folds", default=None,
+              help="Object folds k, one or comma-separated (searched with lambda in one grid) "
+              "[default: 3,4 with --protocol paper, 3 with nested].")
 @click.option("--lambdas", default="1e-1,1e-2,1e-3,1e-4,1e-5", show_default=True,
               help="Comma-separated regularisation strengths.")
 @click.option("--lrs", default="1e-3", show_default=True,
@@ -76,6 +78,16 @@ def probe() -> None:
               show_default=True, help="Nested validation split.")
 @click.option("--val-fraction", default=0.1, show_default=True,
               help="Validation fraction (nested protocol and refit).")
+@click.option("--accuracy-rule", type=click.Choice(["argmax", "paper"]), default="argmax",
+              show_default=True, help="argmax: the human pair must be strictly most similar; "
+              "paper: the published float32 softmax rule (wrong on equal or near-uniform "
+              "probabilities).")
+@click.option("--early-stopping", type=click.Choice(["shared", "per-fold"]), default=None,
+              help="shared: one never-reset state for all folds (the published code) "
+              "[default: shared with --protocol paper, per-fold with nested].")
+@click.option("--data-parallel", type=int, default=None,
+              help="minibatch: batches averaged per step [default: 4 with --protocol paper "
+              "(4 processes x 256 = 1024 per step, the published code), else 1].")
 @click.option("--bias/--no-bias", default=False, show_default=True)
 @click.option("--reference-layer", default=None,
               help="glocal: layer of the same model in STORE holding reference features.")
@@ -83,6 +95,16 @@ def probe() -> None:
 @click.option("--alphas", default="0.25", show_default=True, help="glocal: local weights.")
 @click.option("--taus", default="1.0", show_default=True, help="glocal: temperatures.")
 @click.option("--sigma", default=1e-3, show_default=True, help="glocal: W = sigma * I at start.")
+@click.option("--regulariser", type=click.Choice(["identity", "l2"]), default="identity",
+              show_default=True, help="glocal: pull W to a scaled identity, or lambda * ||W||_F.")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam",
+              show_default=True, help="minibatch: Adam, or SGD with momentum 0.9.")
+@click.option("--lr-schedule", type=click.Choice(["constant", "linear"]), default=None,
+              help="minibatch: learning-rate schedule [default: linear for glocal "
+              "(lr/3 rising to lr over the epochs), else constant].")
+@click.option("--standardize-reference", is_flag=True,
+              help="glocal: standardise the reference features with the probed features' "
+              "mean and std (the published code uses them as they are).")
 @click.option("--name", default=None, help="Probe name in the store [objective-protocol].")
 @click.option("--save/--no-save", default=True, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace a probe of the same name.")
@@ -95,11 +117,13 @@ def probe() -> None:
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr.")
 @click.option("--record/--no-record", default=True, show_default=True,
               help="Append the result, with provenance, to the store's results table.")
-def fit_cmd(store: str, model: str, layer: str, triplets_src: str, folds: int, lambdas: str,
-            lrs: str, objective: str, protocol: str, solver: str, inner: str,
-            val_fraction: float, bias: bool, reference_layer: str | None,
+def fit_cmd(store: str, model: str, layer: str, triplets_src: str, folds: str | None,
+            lambdas: str, lrs: str, objective: str, protocol: str, solver: str, inner: str,
+            val_fraction: float, accuracy_rule: str, early_stopping: str | None,
+            data_parallel: int | None, bias: bool, reference_layer: str | None,
             reference_model: str | None, alphas: str, taus: str, sigma: float,
-            name: str | None, save: bool, overwrite: bool, device: str, dtype: str, seed: int,
+            regulariser: str, optimizer: str, lr_schedule: str | None,
+            standardize_reference: bool, name: str | None, save: bool, overwrite: bool, device: str, dtype: str, seed: int,
             fmt: str, progress: bool | None, record: bool) -> None:
     """Cross-validate a probe over objects and save the chosen transform.
 
@@ -138,11 +162,24 @@ def fit_cmd(store: str, model: str, layer: str, triplets_src: str, folds: int, l
         store=str(store), model=model, layer=layer, features_checksum=entry.checksum,
         triplets=trip.source, triplets_checksum=trip.checksum, seed=seed,
     )
+    fold_list = None
+    if folds is not None:
+        ks = _floats(folds, "--folds")
+        if any(k != int(k) for k in ks):
+            raise InputError(f"--folds: expected integers, got {folds!r}")
+        fold_list = tuple(int(k) for k in ks)
+    sopts: dict[str, Any] = {"optimizer": optimizer}
+    if data_parallel is not None:
+        sopts["data_parallel"] = data_parallel
+    if lr_schedule is not None:
+        sopts["lr_schedule"] = lr_schedule
     res = cross_validate(
-        feats, trip.array, folds=folds, lambdas=_floats(lambdas, "--lambdas"),
+        feats, trip, folds=fold_list, lambdas=_floats(lambdas, "--lambdas"),
         lrs=_floats(lrs, "--lrs"), alphas=_floats(alphas, "--alphas"),
         taus=_floats(taus, "--taus"), objective=objective, protocol=protocol, solver=solver,
         bias=bias, sigma=sigma, reference=reference, inner=inner, val_fraction=val_fraction,
+        accuracy_rule=accuracy_rule, early_stopping=early_stopping, regulariser=regulariser,
+        standardize_reference=standardize_reference, solver_options=sopts,
         seed=seed, device=device, dtype=dtype, progress=tick, provenance=prov,
     )
     bar.close()
@@ -150,11 +187,11 @@ def fit_cmd(store: str, model: str, layer: str, triplets_src: str, folds: int, l
         res.transform.save(entry, name, overwrite=overwrite)
     if record:
         from alignkit.results import ResultsTable, record_from_result
-        from alignkit.score import odd_one_out
 
-        zero_shot = odd_one_out(feats, trip, similarity="dot").accuracy
+        # zero_shot_accuracy (in the summary) is the features' own accuracy on
+        # the same held-out folds, with the same similarity and accuracy rule
         summary = res.summary(model=model, layer=layer, dataset=trip.source,
-                              zero_shot_accuracy=zero_shot, probe=name if save else None)
+                              probe=name if save else None)
         table = ResultsTable.for_store(store)
         table.append(record_from_result("probe", summary, store=str(store)))
         click.echo(f"result recorded in {table.path}", err=True)
@@ -178,22 +215,28 @@ def _print_result(res: Any, fmt: str, saved: str | None) -> None:
         d["saved_as"] = saved
         click.echo(json.dumps(_json_safe(d), indent=2, allow_nan=False))
         return
-    rows = [(("*" if s.chosen else "") + s.label, s.acc_mean, s.acc_sd, s.test_nll,
-             s.selection_nll, "yes" if s.eligible else "no") for s in res.summaries]
-    header = ("config", "acc_mean", "acc_sd", "test_nll", "select_nll", "eligible")
+    rows = [(("*" if s.chosen else "") + s.label, s.acc_mean, s.acc_sd, s.zero_shot_acc,
+             s.test_nll, s.selection_nll, "yes" if s.eligible else f"no ({s.discarded})")
+            for s in res.summaries]
+    header = ("config", "acc_mean", "acc_sd", "zero_shot", "test_nll", "select_nll", "eligible")
     if fmt == "csv":
         click.echo(",".join(header))
         for r in rows:
-            click.echo(",".join([r[0], *(f"{v:.6f}" for v in r[1:5]), r[5]]))
+            click.echo(",".join([r[0], *(f"{v:.6f}" for v in r[1:6]), r[6]]))
         return
     click.echo(f"protocol: {res.protocol}  objective: {res.objective}  solver: {res.solver}  "
-               f"folds: {res.folds}  (* = chosen, lowest mean "
+               f"folds: {','.join(map(str, res.folds_grid))}  accuracy rule: "
+               f"{res.accuracy_rule}  (* = chosen, lowest mean "
                f"{'test' if res.protocol == 'paper' else 'validation'} cross-entropy)")
     w = max(len(r[0]) for r in rows + [header])
     click.echo(f"{header[0]:<{w}}  " + "  ".join(f"{h:>10}" for h in header[1:]))
     for r in rows:
-        click.echo(f"{r[0]:<{w}}  " + "  ".join(f"{v:>10.4f}" for v in r[1:5]) + f"  {r[5]:>10}")
-    click.echo(f"probing accuracy: {res.probing_accuracy:.4f}"
+        click.echo(f"{r[0]:<{w}}  " + "  ".join(f"{v:>10.4f}" for v in r[1:6]) + f"  {r[6]:>10}")
+    n_disc = sum(res.discarded.values())
+    click.echo(f"probing accuracy: {res.probing_accuracy:.4f}  zero-shot on the same folds: "
+               f"{res.zero_shot_accuracy:.4f}  (k = {res.folds})"
+               + (f"  discarded: {n_disc} (" + ", ".join(
+                   f"{v} {k}" for k, v in sorted(res.discarded.items())) + ")" if n_disc else "")
                + (f"  saved as probe {saved!r}" if saved else ""))
 
 
