@@ -99,6 +99,12 @@ def test_store_and_cli_round_trip(tmp_path) -> None:
     np.testing.assert_allclose(st.entry("m", "l+pr2").features(), tr.apply(feats), rtol=1e-5,
                                atol=1e-5)
     assert tr.attrs["protocol"] == "nested" and tr.mean == pytest.approx(float(feats.astype(np.float64).mean()))
+    # the training triplets' checksum (the loader's sha256) is in the stored probe and the record
+    from alignkit.data import load_triplets
+
+    cs = load_triplets(str(tmp_path / "t.txt"), n_objects=n).checksum
+    assert tr.attrs["train_triplets_checksum"] == cs
+    assert all(r["result"]["train_triplets_checksum"] == cs for r in recs)
 
 
 # ---- the paper's .npy layout [W | b] and validation on import and before use
