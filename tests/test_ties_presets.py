@@ -344,3 +344,26 @@ def test_rsa_noise_ceiling_of_a_real_meadows_export(shared_data):
     assert r.exit_code == 0, r.output
     r = run("data", "rsa-ceiling", str(shared_data / "rdm" / "RDM48_triplet.mat"))
     assert r.exit_code == 2 and "--key" in r.output
+
+
+def test_probe_matches_features_by_id(tmp_path, shared_data):
+    from alignkit.store import EmbeddingStore
+
+    E = np.loadtxt(shared_data / "things" / "spose_embedding_49d_sorted.txt").astype(np.float32)
+    ids = np.loadtxt(shared_data / "things" / "unique_id.txt", dtype=str)
+    perm = np.random.default_rng(3).permutation(len(ids))
+    st = str(tmp_path / "s.zarr")
+    store = EmbeddingStore(st, mode="a")
+    store.write("ordered", "l", E, ids)
+    store.write("shuffled", "l", E[perm], ids[perm])
+    out = {}
+    for model in ("ordered", "shuffled"):
+        r = run("probe", st, "--model", model, "--layer", "l", "--triplets", "things-test20k",
+                "--lambdas", "1e-3", "--folds", "3", "--no-save", "--no-record",
+                "--format", "json")
+        assert r.exit_code == 0, r.output
+        out[model] = json.loads(r.stdout)
+    assert out["ordered"]["probing_accuracy"] == pytest.approx(
+        out["shuffled"]["probing_accuracy"], abs=1e-6)
+    assert out["ordered"]["zero_shot_accuracy"] == pytest.approx(
+        out["shuffled"]["zero_shot_accuracy"], abs=1e-12)

@@ -54,13 +54,45 @@ def probe() -> None:
     """
 
 
+def _matched_inputs(
+    entry: Any, feats: Any, triplets_src: str, object_ids: str | None, by_position: bool
+) -> tuple[Any, Any, str]:
+    """The entry's features in the triplets' object order, matched by id (or by position)."""
+    from alignkit.data import load_triplets
+    from alignkit.errors import MismatchError
+    from alignkit.score.align import align_triplets
+
+    where = f"entry {entry.model}/{entry.layer}"
+    if by_position:
+        trip = load_triplets(triplets_src, n_objects=feats.shape[0])
+        align_triplets(trip.array, feats.shape[0], by_position=True, where=where)
+        return feats, trip, "by position (--by-position)"
+    trip = load_triplets(triplets_src, **({"object_ids": object_ids} if object_ids else {}))
+    al = align_triplets(trip.array, feats.shape[0], feature_ids=entry.ids,
+                        object_ids=trip.object_ids, where=where)
+    missing = int((al.rows < 0).sum())
+    if missing:
+        raise MismatchError(
+            f"{where}: {missing} of the triplets' {len(al.rows)} objects have no features; a "
+            "probe is fitted on every object of the triplet set"
+        )
+    return feats[al.rows], trip, "by id"
+
+
 @probe.command("fit")
 @click.argument("store", type=click.Path(exists=True, file_okay=False))
 @click.option("--model", required=True, help="Model name in the store.")
 @click.option("--layer", required=True, help="Layer whose features are probed.")
 @click.option("--triplets", "triplets_src", required=True,
               help="Triplet file or bundled name (e.g. things-test20k).")
-@click.option("--folds", default=3, show_default=True, help="Object folds k.")
+@click.option("--object-ids", default=None,
+              help="Ids of the triplets' objects 0..n-1: a file, one id a line, or 'things' "
+              "(THINGS releases carry them already); features are matched to them by id.")
+@click.option("--by-position", is_flag=True,
+              help="Pair object t of the triplets with feature row t instead (recorded).")
+@click.option("--folds", default=None,
+              help="Object folds k, one or comma-separated (searched with lambda in one grid) "
+              "[default: 3,4 with --protocol paper, 3 with nested].")
 @click.option("--lambdas", default="1e-1,1e-2,1e-3,1e-4,1e-5", show_default=True,
               help="Comma-separated regularisation strengths.")
 @click.option("--lrs", default="1e-3", show_default=True,
@@ -76,6 +108,16 @@ def probe() -> None:
               show_default=True, help="Nested validation split.")
 @click.option("--val-fraction", default=0.1, show_default=True,
               help="Validation fraction (nested protocol and refit).")
+@click.option("--accuracy-rule", type=click.Choice(["argmax", "paper"]), default="argmax",
+              show_default=True, help="argmax: the human pair must be strictly most similar; "
+              "paper: the published float32 softmax rule (wrong on equal or near-uniform "
+              "probabilities).")
+@click.option("--early-stopping", type=click.Choice(["shared", "per-fold"]), default=None,
+              help="shared: one never-reset state for all folds (the published code) "
+              "[default: shared with --protocol paper, per-fold with nested].")
+@click.option("--data-parallel", type=int, default=None,
+              help="minibatch: batches averaged per step [default: 4 with --protocol paper "
+              "(4 processes x 256 = 1024 per step, the published code), else 1].")
 @click.option("--bias/--no-bias", default=False, show_default=True)
 @click.option("--reference-layer", default=None,
               help="glocal: layer of the same model in STORE holding reference features.")
@@ -83,6 +125,16 @@ def probe() -> None:
 @click.option("--alphas", default="0.25", show_default=True, help="glocal: local weights.")
 @click.option("--taus", default="1.0", show_default=True, help="glocal: temperatures.")
 @click.option("--sigma", default=1e-3, show_default=True, help="glocal: W = sigma * I at start.")
+@click.option("--regulariser", type=click.Choice(["identity", "l2"]), default="identity",
+              show_default=True, help="glocal: pull W to a scaled identity, or lambda * ||W||_F.")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam",
+              show_default=True, help="minibatch: Adam, or SGD with momentum 0.9.")
+@click.option("--lr-schedule", type=click.Choice(["constant", "linear"]), default=None,
+              help="minibatch: learning-rate schedule [default: linear for glocal "
+              "(lr/3 rising to lr over the epochs), else constant].")
+@click.option("--standardize-reference", is_flag=True,
+              help="glocal: standardise the reference features with the probed features' "
+              "mean and std (the published code uses them as they are).")
 @click.option("--name", default=None, help="Probe name in the store [objective-protocol].")
 @click.option("--save/--no-save", default=True, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace a probe of the same name.")
@@ -95,11 +147,14 @@ def probe() -> None:
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr.")
 @click.option("--record/--no-record", default=True, show_default=True,
               help="Append the result, with provenance, to the store's results table.")
-def fit_cmd(store: str, model: str, layer: str, triplets_src: str, folds: int, lambdas: str,
-            lrs: str, objective: str, protocol: str, solver: str, inner: str,
-            val_fraction: float, bias: bool, reference_layer: str | None,
+def fit_cmd(store: str, model: str, layer: str, triplets_src: str, object_ids: str | None,
+            by_position: bool, folds: str | None,
+            lambdas: str, lrs: str, objective: str, protocol: str, solver: str, inner: str,
+            val_fraction: float, accuracy_rule: str, early_stopping: str | None,
+            data_parallel: int | None, bias: bool, reference_layer: str | None,
             reference_model: str | None, alphas: str, taus: str, sigma: float,
-            name: str | None, save: bool, overwrite: bool, device: str, dtype: str, seed: int,
+            regulariser: str, optimizer: str, lr_schedule: str | None,
+            standardize_reference: bool, name: str | None, save: bool, overwrite: bool, device: str, dtype: str, seed: int,
             fmt: str, progress: bool | None, record: bool) -> None:
     """Cross-validate a probe over objects and save the chosen transform.
 
@@ -110,7 +165,6 @@ def fit_cmd(store: str, model: str, layer: str, triplets_src: str, folds: int, l
     """
     from tqdm import tqdm
 
-    from alignkit.data import load_triplets
     from alignkit.probe.cv import cross_validate
     from alignkit.provenance import base_provenance
     from alignkit.store import EmbeddingStore
@@ -118,7 +172,7 @@ def fit_cmd(store: str, model: str, layer: str, triplets_src: str, folds: int, l
     st = EmbeddingStore(store, mode="a" if save else "r")
     entry = st.entry(model, layer)
     feats = entry.features()
-    trip = load_triplets(triplets_src, n_objects=feats.shape[0])
+    feats, trip, id_matching = _matched_inputs(entry, feats, triplets_src, object_ids, by_position)
     reference = None
     if objective == "glocal":
         if reference_layer is None:
@@ -137,12 +191,26 @@ def fit_cmd(store: str, model: str, layer: str, triplets_src: str, folds: int, l
     prov = base_provenance(
         store=str(store), model=model, layer=layer, features_checksum=entry.checksum,
         triplets=trip.source, triplets_checksum=trip.checksum, seed=seed,
+        id_matching=id_matching,
     )
+    fold_list = None
+    if folds is not None:
+        ks = _floats(folds, "--folds")
+        if any(k != int(k) for k in ks):
+            raise InputError(f"--folds: expected integers, got {folds!r}")
+        fold_list = tuple(int(k) for k in ks)
+    sopts: dict[str, Any] = {"optimizer": optimizer}
+    if data_parallel is not None:
+        sopts["data_parallel"] = data_parallel
+    if lr_schedule is not None:
+        sopts["lr_schedule"] = lr_schedule
     res = cross_validate(
-        feats, trip.array, folds=folds, lambdas=_floats(lambdas, "--lambdas"),
+        feats, trip, folds=fold_list, lambdas=_floats(lambdas, "--lambdas"),
         lrs=_floats(lrs, "--lrs"), alphas=_floats(alphas, "--alphas"),
         taus=_floats(taus, "--taus"), objective=objective, protocol=protocol, solver=solver,
         bias=bias, sigma=sigma, reference=reference, inner=inner, val_fraction=val_fraction,
+        accuracy_rule=accuracy_rule, early_stopping=early_stopping, regulariser=regulariser,
+        standardize_reference=standardize_reference, solver_options=sopts,
         seed=seed, device=device, dtype=dtype, progress=tick, provenance=prov,
     )
     bar.close()
@@ -150,11 +218,11 @@ def fit_cmd(store: str, model: str, layer: str, triplets_src: str, folds: int, l
         res.transform.save(entry, name, overwrite=overwrite)
     if record:
         from alignkit.results import ResultsTable, record_from_result
-        from alignkit.score import odd_one_out
 
-        zero_shot = odd_one_out(feats, trip, similarity="dot").accuracy
+        # zero_shot_accuracy (in the summary) is the features' own accuracy on
+        # the same held-out folds, with the same similarity and accuracy rule
         summary = res.summary(model=model, layer=layer, dataset=trip.source,
-                              zero_shot_accuracy=zero_shot, probe=name if save else None)
+                              probe=name if save else None)
         table = ResultsTable.for_store(store)
         table.append(record_from_result("probe", summary, store=str(store)))
         click.echo(f"result recorded in {table.path}", err=True)
@@ -178,52 +246,83 @@ def _print_result(res: Any, fmt: str, saved: str | None) -> None:
         d["saved_as"] = saved
         click.echo(json.dumps(_json_safe(d), indent=2, allow_nan=False))
         return
-    rows = [(("*" if s.chosen else "") + s.label, s.acc_mean, s.acc_sd, s.test_nll,
-             s.selection_nll, "yes" if s.eligible else "no") for s in res.summaries]
-    header = ("config", "acc_mean", "acc_sd", "test_nll", "select_nll", "eligible")
+    rows = [(("*" if s.chosen else "") + s.label, s.acc_mean, s.acc_sd, s.zero_shot_acc,
+             s.test_nll, s.selection_nll, "yes" if s.eligible else f"no ({s.discarded})")
+            for s in res.summaries]
+    header = ("config", "acc_mean", "acc_sd", "zero_shot", "test_nll", "select_nll", "eligible")
     if fmt == "csv":
         click.echo(",".join(header))
         for r in rows:
-            click.echo(",".join([r[0], *(f"{v:.6f}" for v in r[1:5]), r[5]]))
+            click.echo(",".join([r[0], *(f"{v:.6f}" for v in r[1:6]), r[6]]))
         return
     click.echo(f"protocol: {res.protocol}  objective: {res.objective}  solver: {res.solver}  "
-               f"folds: {res.folds}  (* = chosen, lowest mean "
+               f"folds: {','.join(map(str, res.folds_grid))}  accuracy rule: "
+               f"{res.accuracy_rule}  (* = chosen, lowest mean "
                f"{'test' if res.protocol == 'paper' else 'validation'} cross-entropy)")
     w = max(len(r[0]) for r in rows + [header])
     click.echo(f"{header[0]:<{w}}  " + "  ".join(f"{h:>10}" for h in header[1:]))
     for r in rows:
-        click.echo(f"{r[0]:<{w}}  " + "  ".join(f"{v:>10.4f}" for v in r[1:5]) + f"  {r[5]:>10}")
-    click.echo(f"probing accuracy: {res.probing_accuracy:.4f}"
+        click.echo(f"{r[0]:<{w}}  " + "  ".join(f"{v:>10.4f}" for v in r[1:6]) + f"  {r[6]:>10}")
+    n_disc = sum(res.discarded.values())
+    click.echo(f"probing accuracy: {res.probing_accuracy:.4f}  zero-shot on the same folds: "
+               f"{res.zero_shot_accuracy:.4f}  (k = {res.folds})"
+               + (f"  discarded: {n_disc} (" + ", ".join(
+                   f"{v} {k}" for k, v in sorted(res.discarded.items())) + ")" if n_disc else "")
                + (f"  saved as probe {saved!r}" if saved else ""))
+
+
+def _resolve_transform(entry: Any, probe_name: str, mean: float | None,
+                       std: float | None) -> Any:
+    """A stored probe by name, or a .npz/.npy file, validated against ``entry``."""
+    from alignkit.score.stores import load_probe_transform
+
+    try:
+        return load_probe_transform(entry, probe_name, mean=mean, std=std)
+    except InputError as exc:
+        raise type(exc)(str(exc).replace("--transform", "--probe")) from exc
 
 
 @probe.command("apply")
 @click.argument("store", type=click.Path(exists=True, file_okay=False))
 @click.option("--model", required=True)
 @click.option("--layer", required=True)
-@click.option("--probe", "probe_name", required=True, help="Probe name on that layer.")
+@click.option("--probe", "probe_name", required=True,
+              help="Probe name on that layer, or a .npz / .npy transform file.")
+@click.option("--mean", type=float, default=None,
+              help="For a .npy [W | b] transform: the scalar mean it was fitted with "
+              "[default: the layer's global feature mean].")
+@click.option("--std", type=float, default=None,
+              help="For a .npy [W | b] transform: the scalar std it was fitted with "
+              "[default: the layer's global feature std].")
 @click.option("--out-layer", default=None, help="New layer name [LAYER+PROBE].")
 @click.option("--overwrite", is_flag=True)
-def apply_cmd(store: str, model: str, layer: str, probe_name: str, out_layer: str | None,
-              overwrite: bool) -> None:
+def apply_cmd(store: str, model: str, layer: str, probe_name: str, mean: float | None,
+              std: float | None, out_layer: str | None, overwrite: bool) -> None:
     """Write transformed features ((x - mean) / std) @ W + b as a new layer.
 
     \b
     Example:
       alignkit probe apply s.zarr --model spose --layer 49d --probe paper-nested
+      alignkit probe apply s.zarr --model vgg16 --layer classifier.3 --probe transform.npy
     """
+    import os
+
     import numpy as np
 
-    from alignkit.probe.transform import load_transform
     from alignkit.store import EmbeddingStore
 
     st = EmbeddingStore(store, mode="a")
     entry = st.entry(model, layer)
-    tr = load_transform(entry, probe_name)
+    tr = _resolve_transform(entry, probe_name, mean, std)
     z = tr.apply(entry.features()).astype(np.float32)
-    out = out_layer or f"{layer}+{probe_name}"
-    st.write(model, out, z, entry.ids, attrs={"probe": probe_name, "source_layer": layer,
-                                             "probe_attrs": tr.attrs}, overwrite=overwrite)
+    is_file = probe_name.lower().endswith((".npz", ".npy"))
+    label = os.path.splitext(os.path.basename(probe_name))[0] if is_file else probe_name
+    out = out_layer or f"{layer}+{label}"
+    scalar = np.ndim(tr.mean) == 0 and np.ndim(tr.std) == 0
+    st.write(model, out, z, entry.ids, attrs={
+        "probe": probe_name, "source_layer": layer, "probe_attrs": tr.attrs,
+        "mean": float(tr.mean) if scalar else None, "std": float(tr.std) if scalar else None,
+    }, overwrite=overwrite)
     click.echo(f"wrote {model}/{out}: {z.shape[0]} x {z.shape[1]}")
 
 
@@ -252,20 +351,25 @@ def export_cmd(store: str, out: str, model: str, layer: str, probe_name: str) ->
 @click.option("--model", required=True)
 @click.option("--layer", required=True)
 @click.option("--name", required=True, help="Probe name to store it under.")
+@click.option("--mean", type=float, default=None,
+              help="For a .npy [W | b] transform: the scalar mean it was fitted with "
+              "[default: the layer's global feature mean].")
+@click.option("--std", type=float, default=None,
+              help="For a .npy [W | b] transform: the scalar std it was fitted with "
+              "[default: the layer's global feature std].")
 @click.option("--overwrite", is_flag=True)
-def import_cmd(store: str, npz: str, model: str, layer: str, name: str,
-               overwrite: bool) -> None:
-    """Import a published .npz transform onto a layer.
+def import_cmd(store: str, npz: str, model: str, layer: str, name: str, mean: float | None,
+               std: float | None, overwrite: bool) -> None:
+    """Import a transform onto a layer: a published .npz or the paper's .npy [W | b].
 
     \b
     Example:
       alignkit probe import s.zarr glocal.npz --model clip --layer visual --name glocal
+      alignkit probe import s.zarr transform.npy --model vgg16 --layer classifier.3 --name paper
     """
-    from alignkit.probe.transform import Transform
-
-    tr = Transform.from_npz(npz)
     entry = _open_entry(store, model, layer, mode="a")
-    if tr.p != entry.p:
-        raise InputError(f"{npz}: transform expects {tr.p} features, {model}/{layer} has {entry.p}")
+    if not npz.lower().endswith((".npz", ".npy")):
+        raise InputError(f"{npz}: a transform file must end in .npz or .npy")
+    tr = _resolve_transform(entry, npz, mean, std)
     tr.save(entry, name, overwrite=overwrite)
     click.echo(f"imported {npz} as probe {name!r} on {model}/{layer}")

@@ -26,12 +26,21 @@ __all__ = [
     "FitResult",
     "EarlyStopper",
     "evaluate",
+    "ACCURACY_RULES",
+    "paper_rule_correct",
+    "triplet_sims_from_gram",
     "initial_params",
     "regulariser",
     "reference_batches",
 ]
 
 Objective = Literal["paper", "glocal"]
+#: How a probe's odd-one-out accuracy counts a triplet correct.
+#: ``argmax``: the human pair's similarity is strictly the largest (ties wrong).
+#: ``paper``: the published code's rule on float32 softmax probabilities: wrong
+#: when any two probabilities are equal or all three round to the same
+#: two-decimal value, otherwise correct when the human pair's is the largest.
+ACCURACY_RULES = ("argmax", "paper")
 ProgressFn = Callable[[dict[str, Any]], None]
 
 
@@ -48,6 +57,8 @@ class ObjectiveSpec:
         tau: gLocal temperature of the local term.
         sigma: gLocal initialisation scale (``W = sigma * I``).
         ref_batch: gLocal reference batch size.
+        regulariser: gLocal's penalty: ``identity`` (``||W - mean(diag W) I||^2``)
+            or ``l2`` (the unsquared ``||W||_F``, the published code's option).
     """
 
     objective: Objective = "paper"
@@ -57,6 +68,7 @@ class ObjectiveSpec:
     tau: float = 1.0
     sigma: float = 1e-3
     ref_batch: int = 1024
+    regulariser: str = "identity"
 
     def __post_init__(self) -> None:
         if self.objective not in ("paper", "glocal"):
@@ -67,6 +79,8 @@ class ObjectiveSpec:
             raise InputError(f"--alphas: alpha must lie in [0, 1], got {self.alpha}")
         if not self.tau > 0:
             raise InputError(f"--taus: tau must be > 0, got {self.tau}")
+        if self.regulariser not in ("identity", "l2"):
+            raise InputError(f"--regulariser: unknown penalty {self.regulariser!r} (identity|l2)")
         if self.ref_batch < 2:
             raise InputError(f"reference batch must hold at least 2 rows, got {self.ref_batch}")
 
@@ -103,7 +117,13 @@ class EarlyStopper:
 
     A check improves when ``value < best - min_delta``; after ``patience``
     checks without improvement the fit stops, but never before ``min_steps``
-    checks have been made. A non-finite value stops at once.
+    checks of the current fit have been made. A non-finite value stops at once.
+
+    One stopper can be shared by several fits (the paper's code keeps one
+    early-stopping object for all folds and never resets it): :meth:`start_fit`
+    restarts the count of checks for ``min_steps`` and keeps ``best`` and
+    ``wait``, so a later fold stops as soon as ``min_steps`` allows unless it
+    beats an earlier fold's best.
     """
 
     def __init__(self, patience: int, min_delta: float, min_steps: int = 0) -> None:
@@ -112,6 +132,10 @@ class EarlyStopper:
         self.min_steps = min_steps
         self.best = math.inf
         self.wait = 0
+        self.n = 0
+
+    def start_fit(self) -> None:
+        """A new fit begins: count its checks from 0, keep best and wait."""
         self.n = 0
 
     def update(self, value: float) -> tuple[bool, bool]:
@@ -146,8 +170,8 @@ def initial_params(
 
 
 def regulariser(w: torch.Tensor, spec: ObjectiveSpec) -> torch.Tensor:
-    """``lam * ||W||_F`` (paper) or ``lam * R(W)`` (gLocal)."""
-    if spec.objective == "paper":
+    """``lam * ||W||_F`` (paper, gLocal ``l2``) or ``lam * R(W)`` (gLocal ``identity``)."""
+    if spec.objective == "paper" or spec.regulariser == "l2":
         return spec.lam * frobenius_penalty(w)
     return spec.lam * identity_penalty(w)
 
@@ -182,18 +206,50 @@ def local_term(
     return total / len(batches)  # type: ignore[return-value]
 
 
+def triplet_sims_from_gram(S: torch.Tensor, triplets: np.ndarray) -> torch.Tensor:
+    """``[s_ij, s_ik, s_jk]`` (N x 3) read from a Gram matrix."""
+    t = torch.as_tensor(np.asarray(triplets, dtype=np.int64), device=S.device)
+    i, j, k = t[:, 0], t[:, 1], t[:, 2]
+    return torch.stack((S[i, j], S[i, k], S[j, k]), dim=1)
+
+
+def paper_rule_correct(sims: torch.Tensor) -> torch.Tensor:
+    """The published code's probing-accuracy rule, per triplet (bool, N).
+
+    ``probs = softmax(float32 sims)``; a triplet is wrong when two of the three
+    float32 probabilities are equal or when all three round (to two decimals)
+    to the same value; otherwise it is correct when the human pair (position
+    0) has the largest probability.
+    """
+    p = torch.softmax(sims.to(torch.float32), dim=1)
+    dup = (p[:, 0] == p[:, 1]) | (p[:, 0] == p[:, 2]) | (p[:, 1] == p[:, 2])
+    r = torch.round(p, decimals=2)
+    same = (r[:, 0] == r[:, 1]) & (r[:, 1] == r[:, 2])
+    return ~dup & ~same & (torch.argmax(p, dim=1) == 0)
+
+
 @torch.no_grad()
 def evaluate(
     x: torch.Tensor,
-    w: torch.Tensor,
+    w: torch.Tensor | None,
     b: torch.Tensor | None,
     triplets: np.ndarray,
+    accuracy_rule: str = "argmax",
 ) -> tuple[float, float]:
-    """Mean NLL and accuracy (ties wrong) of a probe on triplets; NaN when empty."""
+    """Mean NLL and accuracy of a probe on triplets; NaN when empty.
+
+    ``w`` None evaluates the features themselves (zero-shot, dot products).
+    ``accuracy_rule``: ``argmax`` (ties wrong) or ``paper`` (see ``ACCURACY_RULES``).
+    """
+    if accuracy_rule not in ACCURACY_RULES:
+        raise InputError(f"--accuracy-rule: unknown rule {accuracy_rule!r} (argmax|paper)")
     if len(triplets) == 0:
         return math.nan, math.nan
-    z = x @ w
+    z = x if w is None else x @ w
     if b is not None:
         z = z + b
-    loss, good, _ = gram_nll(z @ z.T, triplets)
+    S = z @ z.T
+    loss, good, _ = gram_nll(S, triplets)
+    if accuracy_rule == "paper":
+        good = int(paper_rule_correct(triplet_sims_from_gram(S, triplets)).sum())
     return loss / len(triplets), good / len(triplets)

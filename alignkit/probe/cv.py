@@ -18,8 +18,29 @@ Two protocols:
   scored. The transform is then refitted on all objects with the chosen
   configuration (early stopping on a seeded validation fraction of all triplets).
 
-Runs that diverge (NaN) or sit at the chance cross-entropy ln 3 are discarded;
-a configuration with a discarded run is not eligible.
+The grid spans lambda (and, for gLocal, alpha and tau; for the mini-batch
+solver, the learning rate) **and** k: every configuration is cross-validated
+with every k of ``folds`` and the (configuration, k) with the lowest mean
+cross-validated cross-entropy wins.
+
+Discarding (the published rules, counted in ``CVResult.discarded``):
+
+* ``paper``: a (configuration, k) whose mean test cross-entropy is NaN or
+  infinite, equals ln 3 exactly (in float32), or whose mean accuracy is exactly
+  1.0 is discarded.
+* ``nested``: a run whose validation cross-entropy is not finite or lies within
+  ``LN3_TOLERANCE`` of ln 3 is discarded, and so is every (configuration, k)
+  with a discarded run. (A perfect score is not discarded here: on noise-free
+  data it is the right answer; the published rule targets noisy human data.)
+
+Under ``paper`` the early-stopping state is by default shared by the folds of
+one (configuration, k) and never reset, as in the published code
+(``early_stopping="shared"``), and the mini-batch solver averages 4 batches per
+step (``data_parallel=4``: the published code's 4 data-parallel processes).
+
+Every result carries the zero-shot accuracy of the (standardised) features on
+exactly the same held-out folds, with the same dot-product similarity and
+accuracy rule, and the sha256 of the training triplets.
 """
 
 from __future__ import annotations
@@ -34,7 +55,7 @@ import numpy as np
 import torch
 
 from alignkit.errors import InputError, MismatchError
-from alignkit.probe._common import FitResult, ObjectiveSpec, evaluate
+from alignkit.probe._common import ACCURACY_RULES, EarlyStopper, FitResult, ObjectiveSpec, evaluate
 from alignkit.probe.estimator import (
     SolverOptions,
     _as_features,
@@ -42,12 +63,14 @@ from alignkit.probe.estimator import (
     fit_one,
     resolve_device,
     standardization,
+    triplets_checksum,
 )
 from alignkit.probe.objectives import LN3
 from alignkit.probe.transform import Transform
 
 __all__ = [
     "PAPER_LAMBDAS",
+    "PAPER_FOLDS",
     "kfold_objects",
     "split_triplets",
     "fold_splits",
@@ -60,6 +83,8 @@ __all__ = [
 
 Protocol = Literal["nested", "paper"]
 PAPER_LAMBDAS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
+#: The k of the published grid.
+PAPER_FOLDS = (3, 4)
 #: A run whose selection NLL is this close to ln 3 has learned nothing.
 LN3_TOLERANCE = 1e-4
 
@@ -109,20 +134,23 @@ def fold_splits(
 
 @dataclass(frozen=True)
 class GridPoint:
-    """One configuration of the grid."""
+    """One configuration of the grid (k included)."""
 
     lam: float
     lr: float
     alpha: float
     tau: float
+    k: int = 3
 
-    def label(self, objective: str, solver: str) -> str:
+    def label(self, objective: str, solver: str, with_k: bool = False) -> str:
         """Short text for tables."""
         s = f"lambda={self.lam:g}"
         if solver == "minibatch":
             s += f" lr={self.lr:g}"
         if objective == "glocal":
             s += f" alpha={self.alpha:g} tau={self.tau:g}"
+        if with_k:
+            s += f" k={self.k}"
         return s
 
 
@@ -144,11 +172,13 @@ class RunRecord:
     stopped_early: bool
     diverged: bool
     discarded: str | None = None
+    zero_shot_acc: float = math.nan
+    k: int = 0
 
 
 @dataclass
 class ConfigSummary:
-    """Cross-validated figures of one configuration (over the outer folds)."""
+    """Cross-validated figures of one (configuration, k) (over the outer folds)."""
 
     config: GridPoint
     label: str
@@ -158,6 +188,8 @@ class ConfigSummary:
     acc_sd: float
     eligible: bool
     chosen: bool = False
+    zero_shot_acc: float = math.nan
+    discarded: str | None = None
 
 
 @dataclass
@@ -167,13 +199,22 @@ class CVResult:
     Attributes:
         protocol: ``nested`` or ``paper``.
         objective, solver: what was fitted and how.
-        folds: k.
-        summaries: one per configuration, in grid order.
+        folds: the chosen k.
+        summaries: one per (configuration, k), in grid order.
         runs: every fit.
-        chosen: index of the chosen configuration.
+        chosen: index of the chosen (configuration, k).
         transform: the saved transform (nested: refit on all objects; paper:
             the chosen configuration's last fold).
         probing_accuracy: mean outer-fold accuracy of the chosen configuration.
+        probing_nll: its mean outer-fold cross-entropy.
+        zero_shot_accuracy: the standardised features' own accuracy (dot
+            products, the same accuracy rule) on exactly the chosen k's outer
+            test folds, mean over folds.
+        accuracy_rule: ``argmax`` or ``paper``.
+        discarded: how many (configuration, k) were discarded, by reason
+            (``nan``, ``ln3``, ``accuracy=1``).
+        train_triplets_checksum: sha256 of the triplets the probe was trained on.
+        folds_grid: the k searched.
         provenance: inputs and settings.
     """
 
@@ -188,21 +229,34 @@ class CVResult:
     probing_accuracy: float
     probing_nll: float
     provenance: dict[str, Any] = field(default_factory=dict)
+    zero_shot_accuracy: float = math.nan
+    accuracy_rule: str = "argmax"
+    discarded: dict[str, int] = field(default_factory=dict)
+    train_triplets_checksum: str = ""
+    folds_grid: tuple[int, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def summary(self, **extra: Any) -> dict[str, Any]:
         """The chosen configuration's figures as a flat dict (for results tables).
 
         Keys: ``accuracy`` (probing accuracy, mean over outer folds),
-        ``accuracy_sd``, ``nll``, ``lambda``, ``lr``, ``k``, ``objective``,
-        ``protocol``, ``solver``, plus ``extra`` (e.g. ``model``, ``layer``,
-        ``zero_shot_accuracy``) and the provenance.
+        ``accuracy_sd``, ``zero_shot_accuracy`` (the features' own accuracy on
+        the same outer folds), ``accuracy_rule``, ``nll``, ``lambda``, ``lr``,
+        ``k``, ``folds_grid``, ``objective``, ``protocol``, ``solver``,
+        ``n_discarded`` and ``discarded`` (by reason), ``train_triplets_checksum``,
+        the solver settings that change numbers (``settings``), plus ``extra``
+        (e.g. ``model``, ``layer``) and the provenance.
         """
         best = self.summaries[self.chosen]
         out: dict[str, Any] = {
             "accuracy": self.probing_accuracy, "accuracy_sd": best.acc_sd,
+            "zero_shot_accuracy": self.zero_shot_accuracy, "accuracy_rule": self.accuracy_rule,
             "nll": self.probing_nll, "lambda": best.config.lam, "lr": best.config.lr,
-            "k": self.folds, "objective": self.objective, "protocol": self.protocol,
-            "solver": self.solver, "config": best.label,
+            "k": self.folds, "folds_grid": list(self.folds_grid), "objective": self.objective,
+            "protocol": self.protocol, "solver": self.solver, "config": best.label,
+            "n_discarded": int(sum(self.discarded.values())), "discarded": dict(self.discarded),
+            "train_triplets_checksum": self.train_triplets_checksum,
+            "settings": dict(self.settings),
         }
         if self.objective == "glocal":
             out.update(alpha=best.config.alpha, tau=best.config.tau)
@@ -214,19 +268,35 @@ class CVResult:
         """A JSON-able summary (no weights)."""
         return {
             "protocol": self.protocol, "objective": self.objective, "solver": self.solver,
-            "folds": self.folds, "chosen": self.chosen,
+            "folds": self.folds, "folds_grid": list(self.folds_grid), "chosen": self.chosen,
             "probing_accuracy": self.probing_accuracy, "probing_nll": self.probing_nll,
+            "zero_shot_accuracy": self.zero_shot_accuracy, "accuracy_rule": self.accuracy_rule,
+            "discarded": dict(self.discarded),
+            "train_triplets_checksum": self.train_triplets_checksum,
+            "settings": dict(self.settings),
             "configs": [{**asdict(s), "config": asdict(s.config)} for s in self.summaries],
             "runs": [asdict(r) for r in self.runs],
             "provenance": self.provenance,
         }
 
 
-def _discard_reason(res: FitResult, nll: float) -> str | None:
+def _run_discard_reason(res: FitResult, nll: float) -> str | None:
+    """The nested protocol's per-run rule (on the validation split)."""
     if res.diverged or not math.isfinite(nll):
-        return "diverged"
+        return "nan"
     if abs(nll - LN3) < LN3_TOLERANCE:
         return "ln3"
+    return None
+
+
+def _paper_discard_reason(mean_nll: float, mean_acc: float) -> str | None:
+    """The published rule on a (configuration, k)'s cross-validated means."""
+    if not math.isfinite(mean_nll):
+        return "nan"
+    if np.float32(mean_nll) == np.float32(LN3):
+        return "ln3"
+    if mean_acc == 1.0:
+        return "accuracy=1"
     return None
 
 
@@ -253,11 +323,20 @@ def _inner_split(
     return train_rows[fit_r], train_rows[val_r]
 
 
+def _as_folds(folds: int | Sequence[int] | None, protocol: str) -> tuple[int, ...]:
+    if folds is None:
+        return PAPER_FOLDS if protocol == "paper" else (3,)
+    ks = (int(folds),) if isinstance(folds, (int, np.integer)) else tuple(int(k) for k in folds)
+    if not ks or len(set(ks)) != len(ks):
+        raise InputError(f"--folds: give distinct values of k, got {folds!r}")
+    return ks
+
+
 def cross_validate(
     features: np.ndarray,
     triplets: Any,
     *,
-    folds: int = 3,
+    folds: int | Sequence[int] | None = None,
     lambdas: Sequence[float] = PAPER_LAMBDAS,
     lrs: Sequence[float] = (1e-3,),
     alphas: Sequence[float] = (0.25,),
@@ -269,8 +348,13 @@ def cross_validate(
     sigma: float = 1e-3,
     ref_batch: int = 1024,
     reference: np.ndarray | None = None,
+    reference_val: np.ndarray | None = None,
+    standardize_reference: bool = False,
+    regulariser: str = "identity",
     inner: str = "triplets",
     val_fraction: float = 0.1,
+    accuracy_rule: str = "argmax",
+    early_stopping: str | None = None,
     seed: int = 0,
     device: str = "cpu",
     dtype: str = "float32",
@@ -278,29 +362,46 @@ def cross_validate(
     progress: Callable[[dict[str, Any]], None] | None = None,
     provenance: dict[str, Any] | None = None,
 ) -> CVResult:
-    """Cross-validate a probe over objects, choose a configuration, fit the transform.
+    """Cross-validate a probe over objects, choose a configuration and k, fit the transform.
 
     Args:
         features: ``(n, p)`` features; row ``i`` is object ``i`` of the triplets.
         triplets: ``(N, 3)`` int array (odd one out last) or ``Triplets``.
-        folds: k of the object folds.
+        folds: k of the object folds, one or several (searched in the same grid
+            as lambda); default ``(3, 4)`` under ``paper`` (the published grid),
+            ``3`` under ``nested``.
         lambdas, lrs, alphas, taus: the grid (``lrs`` only matters for the
             mini-batch solver, ``alphas``/``taus`` only for gLocal).
         objective: ``paper`` or ``glocal``.
         protocol: ``nested`` (default) or ``paper`` (see the module doc).
         solver: ``fast`` or ``minibatch``.
         bias: learn a bias.
-        sigma, ref_batch: gLocal initialisation scale and reference batch size.
-        reference: gLocal reference features ``(m, p)``.
+        sigma, ref_batch, regulariser: gLocal initialisation scale, reference
+            batch size, penalty (``identity`` or ``l2``).
+        reference: gLocal reference features ``(m, p)``; used as given (as in
+            the published code) unless ``standardize_reference``.
+        reference_val: gLocal, mini-batch: reference rows for the validation
+            check (early stopping on validation NLL + local loss); default
+            ``reference``.
+        standardize_reference: standardise the reference features with the
+            features' scalar mean and std (this package's earlier behaviour).
         inner: nested validation split: ``triplets`` (a ``val_fraction`` of the
-            training triplets) or ``objects`` (one of ``folds`` folds of the
-            training objects).
+            training triplets) or ``objects`` (one of k folds of the training
+            objects).
         val_fraction: see ``inner``; also the refit's early-stopping split.
+        accuracy_rule: ``argmax`` (default; the human pair's similarity must be
+            strictly largest) or ``paper`` (the published float32 softmax rule).
+        early_stopping: ``shared`` (one state for all folds of a configuration,
+            never reset: the published code) or ``per-fold``; default
+            ``shared`` under ``paper``, ``per-fold`` under ``nested``.
         seed: seeds initialisation, shuffling and validation splits (the object
             folds always use ``random_state=42``).
         device: ``auto``, ``cpu`` or ``cuda``.
         dtype: ``float32`` or ``float64``.
-        solver_options: extra :class:`SolverOptions` fields.
+        solver_options: extra :class:`SolverOptions` fields. Defaults that
+            differ by protocol/objective unless given here: ``data_parallel``
+            4 under ``paper`` with the mini-batch solver; ``patience`` 15,
+            ``min_epochs``/``min_iter`` 20 and ``lr_schedule`` ``linear`` for gLocal.
         progress: called with ``{"done", "total", "config", "fold"}`` after every fit.
         provenance: extra fields recorded in the result.
 
@@ -318,85 +419,132 @@ def cross_validate(
         raise InputError(f"--val-fraction must lie in (0, 1), got {val_fraction}")
     if not lambdas:
         raise InputError("--lambdas: give at least one value")
+    if accuracy_rule not in ACCURACY_RULES:
+        raise InputError(f"--accuracy-rule: unknown rule {accuracy_rule!r} (argmax|paper)")
+    if early_stopping is None:
+        early_stopping = "shared" if protocol == "paper" else "per-fold"
+    if early_stopping not in ("shared", "per-fold"):
+        raise InputError(f"--early-stopping: unknown mode {early_stopping!r} (shared|per-fold)")
+    ks = _as_folds(folds, protocol)
     feats = _as_features(features)
     n, p = feats.shape
     t = as_triplets(triplets, n)
+    checksum = triplets_checksum(triplets)
     opts_base = dict(solver_options or {})
+    if protocol == "paper" and solver == "minibatch":
+        opts_base.setdefault("data_parallel", 4)
+    if objective == "glocal":
+        opts_base.setdefault("patience", 15)
+        opts_base.setdefault("min_epochs", 20)
+        opts_base.setdefault("min_iter", 20)
+        if solver == "minibatch":
+            opts_base.setdefault("lr_schedule", "linear")
     lr_grid = tuple(lrs) if solver == "minibatch" else (float(opts_base.get("lr", lrs[0])),)
     a_grid = tuple(alphas) if objective == "glocal" else (0.25,)
     tau_grid = tuple(taus) if objective == "glocal" else (1.0,)
-    grid = [GridPoint(float(la), float(lr), float(a), float(tau))
-            for la, lr, a, tau in itertools.product(lambdas, lr_grid, a_grid, tau_grid)]
+    grid = [GridPoint(float(la), float(lr), float(a), float(tau), k)
+            for k in ks for la, lr, a, tau in itertools.product(lambdas, lr_grid, a_grid, tau_grid)]
     specs = [ObjectiveSpec(objective=objective, lam=g.lam, bias=bias, alpha=g.alpha,  # type: ignore[arg-type]
-                           tau=g.tau, sigma=sigma, ref_batch=ref_batch) for g in grid]
+                           tau=g.tau, sigma=sigma, ref_batch=ref_batch, regulariser=regulariser)
+             for g in grid]
     opts = [SolverOptions(**{**opts_base, "solver": solver, "lr": g.lr}) for g in grid]  # type: ignore[arg-type]
 
     mean, std = standardization(feats)
     dev = resolve_device(device)
     tdt = torch.float64 if dtype == "float64" else torch.float32
     x = torch.as_tensor((feats - mean) / std, dtype=tdt, device=dev)
-    ref = None
+    ref = ref_val = None
     if objective == "glocal":
         if reference is None:
             raise InputError("--objective glocal needs reference features (--reference)")
-        r = _as_features(reference, "reference features")
-        if r.shape[1] != p:
-            raise MismatchError(f"reference features have {r.shape[1]} columns, features {p}")
-        ref = torch.as_tensor((r - mean) / std, dtype=tdt, device=dev)
 
-    splits = fold_splits(t, n, folds)
-    total = len(grid) * folds + (1 if protocol == "nested" else 0)
+        def prep(a: np.ndarray, what: str) -> torch.Tensor:
+            r = _as_features(a, what)
+            if r.shape[1] != p:
+                raise MismatchError(f"{what} have {r.shape[1]} columns, features {p}")
+            r = (r - mean) / std if standardize_reference else r
+            return torch.as_tensor(r, dtype=tdt, device=dev)
+
+        ref = prep(reference, "reference features")
+        ref_val = ref if reference_val is None else prep(reference_val, "validation reference features")
+
+    splits = {k: fold_splits(t, n, k) for k in ks}
+    for k, sp in splits.items():
+        for f, (train_rows, test_rows) in enumerate(sp):
+            if len(train_rows) == 0 or len(test_rows) == 0:
+                raise InputError(
+                    f"--folds {k}: fold {f + 1} has {len(train_rows)} training and "
+                    f"{len(test_rows)} test triplets; too few triplets for this many folds"
+                )
+    # zero-shot accuracy of the standardised features on every outer test fold
+    zero = {k: [evaluate(x, None, None, t[te], accuracy_rule)[1] for _, te in sp]
+            for k, sp in splits.items()}
+    total = sum(len(sp) for sp in splits.values()) * len(grid) // len(ks) + (
+        1 if protocol == "nested" else 0)
     done = 0
     runs: list[RunRecord] = []
     last_fold_fit: dict[int, FitResult] = {}
-    for f, (train_rows, test_rows) in enumerate(splits):
-        if len(train_rows) == 0 or len(test_rows) == 0:
-            raise InputError(
-                f"--folds {folds}: fold {f + 1} has {len(train_rows)} training and "
-                f"{len(test_rows)} test triplets; too few triplets for this many folds"
-            )
-        if protocol == "nested":
-            fit_rows, val_rows = _inner_split(train_rows, t, n, inner, val_fraction, folds,
-                                              seed + 1000 * (f + 1))
-        else:
-            fit_rows, val_rows = train_rows, test_rows
-        for c, (spec, opt) in enumerate(zip(specs, opts, strict=True)):
+    for c, (g, spec, opt) in enumerate(zip(grid, specs, opts, strict=True)):
+        k = g.k
+        shared = (EarlyStopper(opt.patience, opt.min_delta,
+                               opt.min_epochs if solver == "minibatch" else opt.min_iter)
+                  if early_stopping == "shared" else None)
+        for f, (train_rows, test_rows) in enumerate(splits[k]):
+            if protocol == "nested":
+                fit_rows, val_rows = _inner_split(train_rows, t, n, inner, val_fraction, k,
+                                                  seed + 1000 * (f + 1))
+            else:
+                fit_rows, val_rows = train_rows, test_rows
             res = fit_one(x, t[fit_rows], spec, opt, val=t[val_rows], reference=ref,
-                          seed=seed + f)
+                          seed=seed + f, stopper=shared, val_reference=ref_val)
             w = torch.as_tensor(res.weights, dtype=tdt, device=dev)
             b = None if res.bias is None else torch.as_tensor(res.bias, dtype=tdt, device=dev)
-            test_nll, test_acc = evaluate(x, w, b, t[test_rows])
-            val_nll = evaluate(x, w, b, t[val_rows])[0] if len(val_rows) else math.nan
-            select = test_nll if protocol == "paper" else val_nll
+            test_nll, test_acc = evaluate(x, w, b, t[test_rows], accuracy_rule)
+            if protocol == "nested":
+                val_nll = evaluate(x, w, b, t[val_rows], accuracy_rule)[0]
+                reason = _run_discard_reason(res, val_nll)
+            else:
+                val_nll, reason = test_nll, None
             runs.append(RunRecord(
                 config=c, fold=f, n_train=len(fit_rows), n_val=len(val_rows),
                 n_test=len(test_rows), train_loss=res.train_loss, val_nll=val_nll,
                 test_nll=test_nll, test_acc=test_acc, steps=res.steps,
                 step_unit=res.step_unit, stopped_early=res.stopped_early,
-                diverged=res.diverged, discarded=_discard_reason(res, select),
+                diverged=res.diverged, discarded=reason, zero_shot_acc=zero[k][f], k=k,
             ))
-            if f == folds - 1:
+            if f == k - 1:
                 last_fold_fit[c] = res
             done += 1
             if progress is not None:
                 progress({"done": done, "total": total, "config": c, "fold": f})
 
     summaries: list[ConfigSummary] = []
+    discarded: dict[str, int] = {}
+    many_k = len(ks) > 1
     for c, g in enumerate(grid):
         rs = [r for r in runs if r.config == c]
         sel = [r.test_nll if protocol == "paper" else r.val_nll for r in rs]
         accs = np.array([r.test_acc for r in rs])
+        test_nll = float(np.mean([r.test_nll for r in rs]))
+        if protocol == "paper":
+            reason = _paper_discard_reason(test_nll, float(accs.mean()))
+        else:
+            reason = next((r.discarded for r in rs if r.discarded is not None), None)
+        if reason is not None:
+            discarded[reason] = discarded.get(reason, 0) + 1
         summaries.append(ConfigSummary(
-            config=g, label=g.label(objective, solver),
-            selection_nll=float(np.mean(sel)), test_nll=float(np.mean([r.test_nll for r in rs])),
+            config=g, label=g.label(objective, solver, with_k=many_k),
+            selection_nll=float(np.mean(sel)), test_nll=test_nll,
             acc_mean=float(accs.mean()), acc_sd=float(accs.std(ddof=1)) if len(accs) > 1 else 0.0,
-            eligible=all(r.discarded is None for r in rs),
+            eligible=reason is None, zero_shot_acc=float(np.mean(zero[g.k])), discarded=reason,
         ))
     eligible = [c for c, s in enumerate(summaries) if s.eligible]
     if not eligible:
         raise InputError(
-            "every configuration diverged or stayed at chance (cross-entropy ln 3); "
-            "try smaller --lambdas"
+            "every configuration was discarded (" + ", ".join(
+                f"{v} {k}" for k, v in sorted(discarded.items()))
+            + "; nan: diverged, ln3: stayed at chance cross-entropy ln 3, accuracy=1: "
+            "a perfect score); try smaller --lambdas"
         )
     chosen = min(eligible, key=lambda c: summaries[c].selection_nll)
     summaries[chosen].chosen = True
@@ -408,33 +556,53 @@ def cross_validate(
         n_val = max(1, int(round(val_fraction * len(t))))
         val_rows, fit_rows = perm[:n_val], perm[n_val:]
         final = fit_one(x, t[fit_rows], specs[chosen], opts[chosen], val=t[val_rows],
-                        reference=ref, seed=seed + folds)
+                        reference=ref, seed=seed + g.k, val_reference=ref_val)
         runs.append(RunRecord(
             config=chosen, fold=-1, n_train=len(fit_rows), n_val=len(val_rows), n_test=0,
             train_loss=final.train_loss, val_nll=final.val_nll, test_nll=math.nan,
             test_acc=math.nan, steps=final.steps, step_unit=final.step_unit,
-            stopped_early=final.stopped_early, diverged=final.diverged,
+            stopped_early=final.stopped_early, diverged=final.diverged, k=g.k,
         ))
         if progress is not None:
             progress({"done": total, "total": total, "config": chosen, "fold": -1})
     else:
         final = last_fold_fit[chosen]
     s = summaries[chosen]
+    o = opts[chosen]
+    settings: dict[str, Any] = {
+        "early_stopping": early_stopping, "patience": o.patience, "min_delta": o.min_delta,
+        "accuracy_rule": accuracy_rule,
+    }
+    if solver == "minibatch":
+        settings.update(batch_size=o.batch_size, data_parallel=o.data_parallel,
+                        effective_batch=o.batch_size * o.data_parallel,
+                        min_epochs=o.min_epochs, max_epochs=o.max_epochs,
+                        lr_schedule=o.lr_schedule, optimizer=o.optimizer)
+    else:
+        settings.update(min_iter=o.min_iter, max_iter=o.max_iter)
+    if objective == "glocal":
+        settings.update(regulariser=regulariser, standardize_reference=standardize_reference)
     attrs = {
-        "protocol": protocol, "objective": objective, "solver": solver, "folds": folds,
+        "protocol": protocol, "objective": objective, "solver": solver, "folds": g.k,
+        "folds_grid": list(ks),
         "inner": inner if protocol == "nested" else None,
         "val_fraction": val_fraction if protocol == "nested" else None,
         "config": asdict(g), "bias": bias, "sigma": sigma if objective == "glocal" else None,
-        "seed": seed, "dtype": dtype,
-        "fitted_on": "all objects (refit)" if protocol == "nested" else f"fold {folds} training objects",
+        "seed": seed, "dtype": dtype, "settings": settings,
+        "fitted_on": "all objects (refit)" if protocol == "nested" else f"fold {g.k} training objects",
         "cv_accuracy_mean": s.acc_mean, "cv_accuracy_sd": s.acc_sd, "cv_test_nll": s.test_nll,
-        "cv_selection_nll": s.selection_nll, "n_triplets": int(len(t)), "n_objects": int(n),
+        "cv_selection_nll": s.selection_nll, "cv_zero_shot_accuracy": s.zero_shot_acc,
+        "accuracy_rule": accuracy_rule, "discarded": dict(discarded),
+        "n_triplets": int(len(t)), "n_objects": int(n),
+        "train_triplets_checksum": checksum,
     }
     if provenance:
         attrs["provenance"] = provenance
     transform = Transform(weights=final.weights, bias=final.bias, mean=mean, std=std, attrs=attrs)
     return CVResult(
-        protocol=protocol, objective=objective, solver=solver, folds=folds,
+        protocol=protocol, objective=objective, solver=solver, folds=g.k,
         summaries=summaries, runs=runs, chosen=chosen, transform=transform,
         probing_accuracy=s.acc_mean, probing_nll=s.test_nll, provenance=dict(provenance or {}),
+        zero_shot_accuracy=s.zero_shot_acc, accuracy_rule=accuracy_rule, discarded=discarded,
+        train_triplets_checksum=checksum, folds_grid=ks, settings=settings,
     )

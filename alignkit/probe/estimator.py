@@ -39,6 +39,11 @@ class SolverOptions:
         clip: gradient-norm clipping (mini-batch; None disables).
         max_steps: stop the mini-batch loop after this many steps (timing).
         backend: gather/scatter backend of the fast solver.
+        data_parallel: mini-batch: batches averaged per step (the paper's
+            code: 4 processes x 256 = an effective batch of 1024).
+        lr_schedule: mini-batch: ``constant`` or ``linear`` (gLocal's).
+        optimizer: mini-batch: ``adam`` or ``sgd`` (momentum ``momentum``).
+        momentum: SGD momentum.
     """
 
     solver: Solver = "fast"
@@ -53,6 +58,10 @@ class SolverOptions:
     clip: float | None = 1.0
     max_steps: int | None = None
     backend: str = "auto"
+    data_parallel: int = 1
+    lr_schedule: str = "constant"
+    optimizer: str = "adam"
+    momentum: float = 0.9
 
     def __post_init__(self) -> None:
         if self.solver not in ("fast", "minibatch"):
@@ -63,6 +72,13 @@ class SolverOptions:
             raise InputError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.patience < 1:
             raise InputError(f"--patience must be >= 1, got {self.patience}")
+        if self.data_parallel < 1:
+            raise InputError(f"--data-parallel must be >= 1, got {self.data_parallel}")
+        if self.lr_schedule not in ("constant", "linear"):
+            raise InputError(f"--lr-schedule: unknown schedule {self.lr_schedule!r} "
+                             "(constant|linear)")
+        if self.optimizer not in ("adam", "sgd"):
+            raise InputError(f"--optimizer: unknown optimizer {self.optimizer!r} (adam|sgd)")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -92,6 +108,17 @@ def as_triplets(triplets: Any, n_objects: int, where: str = "triplets") -> np.nd
     return t
 
 
+def triplets_checksum(triplets: Any) -> str:
+    """The triplet loaders' sha256 (``Triplets.checksum``; of the int32 array for plain arrays)."""
+    cs = getattr(triplets, "checksum", None)
+    if isinstance(cs, str):
+        return cs
+    from alignkit.provenance import sha256_array
+
+    return sha256_array(np.ascontiguousarray(np.asarray(getattr(triplets, "array", triplets)),
+                                             dtype=np.int32))
+
+
 def standardization(features: np.ndarray) -> tuple[float, float]:
     """The paper's scalar mean and (population) std of a feature matrix."""
     x = np.asarray(features, dtype=np.float64)
@@ -111,20 +138,30 @@ def fit_one(
     reference: torch.Tensor | None,
     seed: int,
     progress: ProgressFn | None = None,
+    stopper: Any = None,
+    val_reference: torch.Tensor | None = None,
 ) -> FitResult:
-    """One fit with either solver on standardised features ``x``."""
+    """One fit with either solver on standardised features ``x``.
+
+    ``stopper``: a shared :class:`~alignkit.probe._common.EarlyStopper` (the
+    paper protocol's state kept across folds) or None for a fresh one.
+    ``val_reference``: gLocal, mini-batch: reference rows whose local loss is
+    added to the validation NLL for early stopping.
+    """
     gen = torch.Generator().manual_seed(int(seed))
     if opts.solver == "fast":
         return fit_fast(
             x, train, spec, val=val, reference=reference, generator=gen,
             max_iter=opts.max_iter, patience=opts.patience, min_delta=opts.min_delta,
-            min_iter=opts.min_iter, backend=opts.backend, progress=progress,
+            min_iter=opts.min_iter, backend=opts.backend, progress=progress, stopper=stopper,
         )
     return fit_minibatch(
         x, train, spec, val=val, reference=reference, generator=gen, lr=opts.lr,
         batch_size=opts.batch_size, min_epochs=opts.min_epochs, max_epochs=opts.max_epochs,
         patience=opts.patience, min_delta=opts.min_delta, clip=opts.clip,
-        max_steps=opts.max_steps, progress=progress,
+        max_steps=opts.max_steps, progress=progress, data_parallel=opts.data_parallel,
+        stopper=stopper, lr_schedule=opts.lr_schedule, optimizer=opts.optimizer,
+        momentum=opts.momentum, val_reference=val_reference,
     )
 
 
@@ -140,7 +177,10 @@ class LinearProbe:
         lam: regularisation strength lambda.
         bias: learn a bias.
         solver: ``fast`` or ``minibatch``.
-        alpha, tau, sigma, ref_batch: gLocal settings (see ``ObjectiveSpec``).
+        alpha, tau, sigma, ref_batch, regulariser: gLocal settings (see ``ObjectiveSpec``).
+        standardize_reference: gLocal: standardise the reference features
+            with the features' scalar mean and std before the local term
+            (default False: they enter as given, as in the published code).
         val_fraction: fraction of the triplets held out for early stopping when
             ``fit`` gets no validation triplets (0: none, fit to convergence
             with the fast solver or for ``max_epochs`` with the mini-batch one).
@@ -165,6 +205,8 @@ class LinearProbe:
         tau: float = 1.0,
         sigma: float = 1e-3,
         ref_batch: int = 1024,
+        regulariser: str = "identity",
+        standardize_reference: bool = False,
         val_fraction: float = 0.1,
         seed: int = 0,
         device: str = "cpu",
@@ -172,7 +214,9 @@ class LinearProbe:
         **solver_options: Any,
     ) -> None:
         self.spec = ObjectiveSpec(objective=objective, lam=lam, bias=bias, alpha=alpha,  # type: ignore[arg-type]
-                                  tau=tau, sigma=sigma, ref_batch=ref_batch)
+                                  tau=tau, sigma=sigma, ref_batch=ref_batch,
+                                  regulariser=regulariser)
+        self.standardize_reference = standardize_reference
         self.options = SolverOptions(solver=solver, **solver_options)  # type: ignore[arg-type]
         if not 0.0 <= val_fraction < 1.0:
             raise InputError(f"val_fraction must lie in [0, 1), got {val_fraction}")
@@ -188,6 +232,7 @@ class LinearProbe:
     def get_params(self) -> dict[str, Any]:
         """The estimator's settings as a JSON-able dict."""
         return {**asdict(self.spec), **asdict(self.options), "val_fraction": self.val_fraction,
+                "standardize_reference": self.standardize_reference,
                 "seed": self.seed, "device": self.device, "dtype": self.dtype}
 
     def fit(
@@ -206,8 +251,9 @@ class LinearProbe:
             triplets: ``(N, 3)`` int array (odd one out last) or ``Triplets``.
             val_triplets: triplets for early stopping; default: a seeded
                 ``val_fraction`` of ``triplets``.
-            reference: gLocal reference features ``(m, p)`` (raw; standardised
-                here with the features' mean and std).
+            reference: gLocal reference features ``(m, p)``, used as given
+                (or standardised with the features' mean and std when
+                ``standardize_reference``).
             progress: per-step callback.
 
         Returns:
@@ -233,15 +279,16 @@ class LinearProbe:
             r = _as_features(reference, "reference features")
             if r.shape[1] != p:
                 raise MismatchError(f"reference features have {r.shape[1]} columns, features {p}")
-            ref = torch.as_tensor((r - mean) / std, dtype=tdt, device=dev)
+            r = (r - mean) / std if self.standardize_reference else r
+            ref = torch.as_tensor(r, dtype=tdt, device=dev)
         res = fit_one(x, t, self.spec, self.options, val=val, reference=ref, seed=self.seed,
-                      progress=progress)
+                      progress=progress, val_reference=ref)
         self.result_ = res
         self.transform_ = Transform(
             weights=res.weights, bias=res.bias, mean=mean, std=std,
             attrs={"estimator": self.get_params(), "train_loss": res.train_loss,
                    "val_nll": res.val_nll, "steps": res.steps, "step_unit": res.step_unit,
-                   "diverged": res.diverged},
+                   "diverged": res.diverged, "train_triplets_checksum": triplets_checksum(triplets)},
         )
         return self
 

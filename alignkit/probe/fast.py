@@ -180,6 +180,7 @@ def fit_fast(
     tolerance: float = 1e-10,
     backend: str = "auto",
     progress: ProgressFn | None = None,
+    stopper: EarlyStopper | None = None,
 ) -> FitResult:
     """Fit a probe with full-batch L-BFGS over objects (exact objective).
 
@@ -200,10 +201,13 @@ def fit_fast(
             (relative) between iterations.
         backend: gather/scatter backend.
         progress: called after every iteration with a dict of figures.
+        stopper: an early-stopping state shared with other fits (the paper
+            protocol's never-reset state); default: a fresh one. The returned
+            parameters are this fit's best either way.
 
     Returns:
         The fit; with validation triplets, the parameters of the iteration with
-        the lowest validation NLL.
+        the lowest validation NLL (improving by ``min_delta``).
     """
     if len(train) == 0:
         raise InputError("no training triplets: every triplet was dropped by the split")
@@ -236,7 +240,9 @@ def fit_fast(
     has_val = val is not None and len(val) > 0
     v = torch.cat([t.detach().reshape(-1) for t in params])
     f, g, v_nll, v_acc = f_and_g(v)
-    stopper = EarlyStopper(patience, min_delta, min_iter)
+    if stopper is None:
+        stopper = EarlyStopper(patience, min_delta, min_iter)
+    stopper.start_fit()
     best_v, best_val, best_loss = v.clone(), v_nll, f
     if has_val:
         stopper.update(v_nll)
@@ -279,8 +285,8 @@ def fit_fast(
             diverged = True
             break
         if has_val:
-            improved, stop = stopper.update(v_nll)
-            if improved:
+            _, stop = stopper.update(v_nll)
+            if math.isfinite(v_nll) and not v_nll >= best_val - min_delta:
                 best_v, best_val, best_loss = v.clone(), v_nll, f
             if stop:
                 diverged = not math.isfinite(v_nll)

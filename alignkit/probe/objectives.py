@@ -131,7 +131,8 @@ def local_contrastive_loss(
     teacher, averaged over rows.
 
     Args:
-        ref: reference features (m x p), already standardised, m >= 2.
+        ref: reference features (m x p), as the caller prepared them (the
+            published gLocal code passes them unstandardised), m >= 2.
         w: transform (p x p).
         b: bias (p,) or None.
         tau: temperature.
@@ -178,10 +179,16 @@ def glocal_loss(
     lam: float,
     alpha: float,
     tau: float,
+    l2: bool = False,
 ) -> Tensor:
-    """gLocal: ``(1 - alpha) * NLL + alpha * local + lam * R(W)`` on one batch."""
+    """gLocal: ``(1 - alpha) * NLL + alpha * local + lam * R(W)`` on one batch.
+
+    ``R`` is the identity-pulling penalty, or with ``l2`` the unsquared
+    Frobenius norm ``||W||_F`` (the published gLocal code's ``l2`` option).
+    """
+    reg = frobenius_penalty(w) if l2 else identity_penalty(w)
     return (
         (1.0 - alpha) * _batch_nll(x, w, b, triplets)
         + alpha * local_contrastive_loss(ref, w, b, tau)
-        + lam * identity_penalty(w)
+        + lam * reg
     )

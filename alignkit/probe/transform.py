@@ -3,7 +3,16 @@
 A transform maps a feature row ``x`` to ``((x - mean) / std) @ weights + bias``
 where ``mean`` and ``std`` are the scalar mean and standard deviation of the
 features it was fitted on. The ``.npz`` format (keys ``weights``, ``bias``,
-``mean``, ``std``) is the one the gLocal follow-up publishes its transforms in.
+``mean``, ``std``) is the one the gLocal follow-up publishes its transforms in;
+the paper's own code saves one ``.npy`` array ``[W | b]`` of shape
+``p x (p + 1)`` without mean and std, which must then be given or taken from the
+features the transform is applied to (:meth:`Transform.from_npy`).
+
+Every transform is validated when it is built (loaded, imported) and again
+before it is applied: ``p x q`` weights with ``p, q >= 1``, a ``(q,)`` bias,
+positive scalar (or ``(p,)``) std, every value finite and representable in
+float32 (the store keeps float32), the features' width equal to ``p`` and the
+transformed features' dot products finite in float32.
 This module needs numpy only (no torch), so scoring code can apply transforms.
 """
 
@@ -22,6 +31,8 @@ from alignkit.errors import DataError, FormatError, InputError, MismatchError
 __all__ = ["Transform", "load_transform"]
 
 NPZ_KEYS = ("weights", "bias", "mean", "std")
+#: Largest finite float32: stored features and transforms are float32.
+F32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
@@ -34,6 +45,7 @@ class Transform:
         mean: scalar (or ``(p,)``) subtracted from the features.
         std: positive scalar (or ``(p,)``) dividing the centred features.
         attrs: JSON-able configuration, protocol and metrics.
+        label: names the transform in error messages (a file, a probe).
     """
 
     weights: np.ndarray
@@ -41,25 +53,43 @@ class Transform:
     mean: float | np.ndarray
     std: float | np.ndarray
     attrs: dict[str, Any] = field(default_factory=dict)
+    label: str = field(default="transform", compare=False)
 
     def __post_init__(self) -> None:
-        self.weights = np.asarray(self.weights, dtype=np.float64)
-        if self.weights.ndim != 2:
-            raise MismatchError(f"transform weights must be 2-D, got shape {self.weights.shape}")
+        w = np.asarray(self.weights)
+        if w.ndim != 2 or w.dtype.kind not in "fiu":
+            raise MismatchError(
+                f"{self.label}: weights must be a real 2-D (p, q) matrix, got "
+                f"{w.dtype} shape {w.shape}"
+            )
+        if w.shape[0] < 1 or w.shape[1] < 1:
+            raise MismatchError(
+                f"{self.label}: weights have shape {w.shape}; p and q must both be >= 1"
+            )
+        self.weights = w.astype(np.float64)
         if self.bias is not None:
-            self.bias = np.asarray(self.bias, dtype=np.float64).reshape(-1)
-            if self.bias.shape != (self.weights.shape[1],):
+            b = np.asarray(self.bias)
+            if b.dtype.kind not in "fiu" or b.size != self.weights.shape[1]:
                 raise MismatchError(
-                    f"transform bias has shape {self.bias.shape}, expected ({self.weights.shape[1]},)"
+                    f"{self.label}: bias has shape {b.shape}, expected ({self.weights.shape[1]},)"
                 )
-        self.mean = _scalar_or_vector(self.mean, self.weights.shape[0], "mean")
-        self.std = _scalar_or_vector(self.std, self.weights.shape[0], "std")
-        if not np.all(np.asarray(self.std) > 0):
-            raise DataError("transform std must be positive")
+            self.bias = b.astype(np.float64).reshape(-1)
+        self.mean = _scalar_or_vector(self.mean, self.weights.shape[0], "mean", self.label)
+        self.std = _scalar_or_vector(self.std, self.weights.shape[0], "std", self.label)
         for name in ("weights", "bias", "mean", "std"):
             v = getattr(self, name)
-            if v is not None and not np.all(np.isfinite(v)):
-                raise DataError(f"transform {name} holds NaN or infinity")
+            if v is None:
+                continue
+            a = np.asarray(v)
+            if not np.all(np.isfinite(a)):
+                raise DataError(f"{self.label}: {name} holds NaN or infinity")
+            big = float(np.abs(a).max())
+            if big > F32_MAX:
+                raise DataError(
+                    f"{self.label}: {name} holds {big:.3g}, beyond float32 (max {F32_MAX:.3g})"
+                )
+        if not np.all(np.asarray(self.std) > 0):
+            raise DataError(f"{self.label}: std must be > 0, got {np.asarray(self.std).min():g}")
 
     @property
     def p(self) -> int:
@@ -80,16 +110,21 @@ class Transform:
 
         Raises:
             MismatchError: the feature dimension is not ``p``.
+            DataError: the features or the transformed features are not finite,
+                or the transformed features' dot products overflow float32.
         """
         a = np.asarray(x)
         if a.ndim != 2 or a.shape[1] != self.p:
             raise MismatchError(
-                f"features have shape {a.shape}, the transform expects (n, {self.p})"
+                f"{self.label}: features have shape {a.shape}, the transform expects (n, {self.p})"
             )
         a = a.astype(dtype, copy=False)
+        if not np.isfinite(a).all():
+            raise DataError(f"{self.label}: the features hold NaN or infinity")
         out = ((a - np.asarray(self.mean, dtype)) / np.asarray(self.std, dtype)) @ self.weights.astype(dtype)
         if self.bias is not None:
             out += self.bias.astype(dtype)
+        check_output(out, self.label)
         return out
 
     # ---- .npz interop
@@ -120,7 +155,11 @@ class Transform:
         if not p.is_file():
             raise InputError(f"{p}: no such file")
         try:
-            with np.load(p, allow_pickle=False) as z:
+            loaded = np.load(p, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise FormatError(f"{p}: not a .npz archive (a single array; read .npy files "
+                                  "with Transform.from_npy)")
+            with loaded as z:
                 keys = set(z.files)
                 missing = [k for k in ("weights", "mean", "std") if k not in keys]
                 if missing:
@@ -139,13 +178,77 @@ class Transform:
                 raise FormatError(f"{p}: key attrs_json is not JSON ({exc})") from exc
         attrs.setdefault("imported_from", str(p))
         bias = data.get("bias")
+        return cls(
+            weights=data["weights"], bias=bias, mean=_squeeze(data["mean"], p, "mean"),
+            std=_squeeze(data["std"], p, "std"), attrs=attrs, label=str(p),
+        )
+
+    @classmethod
+    def from_npy(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        mean: float | None = None,
+        std: float | None = None,
+        features: np.ndarray | None = None,
+    ) -> Transform:
+        """Read the paper's saved layout: one ``.npy`` array ``[W | b]``, ``p x (p + 1)``.
+
+        The paper's code saves ``concatenate((W, b[:, None]), axis=1)`` and no
+        mean or std. These must be given, or computed from ``features`` (the
+        features the transform will be applied to) as their global scalar mean
+        and population std, the standardisation the paper's code applies.
+
+        Args:
+            path: the ``.npy`` file.
+            mean, std: the scalars the features are standardised with.
+            features: used for whichever of ``mean``/``std`` is not given.
+
+        Raises:
+            FormatError: not a readable ``.npy`` array, or not ``p x (p + 1)``.
+            InputError: neither ``mean``/``std`` nor ``features`` given.
+            DataError: NaN, infinity, values beyond float32, ``std <= 0``.
+        """
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"{p}: no such file")
         try:
-            return cls(
-                weights=data["weights"], bias=bias, mean=_squeeze(data["mean"]),
-                std=_squeeze(data["std"]), attrs=attrs,
+            arr = np.load(p, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise FormatError(f"{p}: cannot read as .npy ({exc})") from exc
+        if not isinstance(arr, np.ndarray):
+            raise FormatError(f"{p}: not a single .npy array (a .npz archive? use from_npz)")
+        if arr.ndim != 2 or arr.dtype.kind not in "fiu":
+            raise FormatError(
+                f"{p}: expected the paper's [W | b] layout, a real p x (p + 1) matrix; got "
+                f"{arr.dtype} shape {arr.shape}"
             )
-        except (MismatchError, DataError) as exc:
-            raise type(exc)(f"{p}: {exc}") from exc
+        rows, cols = arr.shape
+        if rows < 1 or cols != rows + 1:
+            raise FormatError(
+                f"{p}: shape {arr.shape} is not the paper's [W | b] layout p x (p + 1)"
+                + (f" (expected ({rows}, {rows + 1}))" if rows >= 1 else "")
+            )
+        how = "given"
+        if mean is None or std is None:
+            if features is None:
+                raise InputError(
+                    f"{p}: a .npy transform holds no mean and std: give mean and std, or the "
+                    "features it is applied to"
+                )
+            fx = np.asarray(features, dtype=np.float64)
+            if fx.ndim != 2 or fx.shape[1] != rows:
+                raise MismatchError(
+                    f"{p}: transform expects {rows} features, the features have shape {fx.shape}"
+                )
+            if not np.isfinite(fx).all():
+                raise DataError(f"{p}: the features hold NaN or infinity")
+            mean = float(fx.mean()) if mean is None else mean
+            std = float(fx.std()) if std is None else std
+            how = "global scalar mean/std of the features it is applied to"
+        attrs = {"imported_from": str(p), "layout": "paper [W | b] .npy", "mean_std": how}
+        return cls(weights=arr[:, :rows], bias=arr[:, rows], mean=_scalar(mean, p, "mean"),
+                   std=_scalar(std, p, "std"), attrs=attrs, label=str(p))
 
     # ---- store
     def save(self, entry: Any, name: str, *, overwrite: bool = False) -> None:
@@ -159,35 +262,82 @@ class Transform:
     def from_entry(cls, entry: Any, name: str) -> Transform:
         """Load a probe saved under an :class:`alignkit.store.Entry`."""
         d = entry.load_probe(name)
+        where = f"probe {name!r} on {getattr(entry, 'model', '?')}/{getattr(entry, 'layer', '?')}"
         return cls(weights=d["weights"], bias=d["bias"], mean=d["mean"], std=d["std"],
-                   attrs=dict(d.get("attrs") or {}))
+                   attrs=dict(d.get("attrs") or {}), label=where)
 
 
-def load_transform(entry_or_path: Any, name: str | None = None) -> Transform:
-    """Load a transform from a store entry (by probe name) or from a ``.npz`` file.
+def load_transform(
+    entry_or_path: Any,
+    name: str | None = None,
+    *,
+    mean: float | None = None,
+    std: float | None = None,
+    features: np.ndarray | None = None,
+) -> Transform:
+    """Load a transform from a store entry (by probe name), a ``.npz`` or a ``.npy``.
 
     Args:
-        entry_or_path: an :class:`alignkit.store.Entry`, or a path to a ``.npz``.
+        entry_or_path: an :class:`alignkit.store.Entry`, or a path to a
+            ``.npz`` (published format) or ``.npy`` (the paper's ``[W | b]``).
         name: the probe name (needed with an entry; ignored for a path).
+        mean, std, features: for a ``.npy`` only (see :meth:`Transform.from_npy`).
 
     Raises:
-        InputError: an entry without a name; EntryNotFoundError: no such probe.
+        InputError: an entry without a name, or mean/std given for another format;
+        EntryNotFoundError: no such probe; FormatError / DataError /
+        MismatchError: a file that is not a valid transform.
     """
     if isinstance(entry_or_path, (str, os.PathLike)):
-        return Transform.from_npz(entry_or_path)
+        path = Path(entry_or_path)
+        if path.suffix.lower() == ".npy":
+            return Transform.from_npy(path, mean=mean, std=std, features=features)
+        if mean is not None or std is not None:
+            raise InputError(f"{path}: mean and std are only taken for a .npy transform "
+                             "(a .npz holds its own)")
+        return Transform.from_npz(path)
     if name is None:
         raise InputError("--transform: a probe name is needed to load from a store entry")
     return Transform.from_entry(entry_or_path, name)
 
 
-def _squeeze(v: np.ndarray) -> float | np.ndarray:
-    return float(v) if v.size == 1 else v
+def check_output(z: np.ndarray, label: str) -> None:
+    """Refuse transformed features that are not finite or whose dot products overflow float32."""
+    if z.size == 0:
+        return
+    if not np.isfinite(z).all():
+        raise DataError(f"{label}: the transformed features hold NaN or infinity")
+    big = float(np.abs(z).max())
+    if big * big * z.shape[1] > F32_MAX:
+        raise DataError(
+            f"{label}: the transformed features reach {big:.3g}; their dot products would "
+            "overflow float32"
+        )
 
 
-def _scalar_or_vector(v: Any, p: int, label: str) -> float | np.ndarray:
-    a = np.asarray(v, dtype=np.float64)
+def _squeeze(v: np.ndarray, where: Any, label: str) -> float | np.ndarray:
+    if v.dtype.kind not in "fiu":
+        raise FormatError(f"{where}: {label} must be a real number, got dtype {v.dtype}")
+    return float(v.reshape(())) if v.size == 1 else v
+
+
+def _scalar(v: Any, where: Any, label: str) -> float:
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{where}: {label} must be a number, got {v!r}") from exc
+    if a.size != 1:
+        raise InputError(f"{where}: {label} must be a scalar, got shape {a.shape}")
+    return float(a.reshape(()))
+
+
+def _scalar_or_vector(v: Any, p: int, label: str, where: str) -> float | np.ndarray:
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise MismatchError(f"{where}: {label} must be a number, got {v!r}") from exc
     if a.size == 1:
         return float(a.reshape(()))
     if a.shape != (p,):
-        raise MismatchError(f"transform {label} must be a scalar or a ({p},) vector, got {a.shape}")
+        raise MismatchError(f"{where}: {label} must be a scalar or a ({p},) vector, got {a.shape}")
     return a

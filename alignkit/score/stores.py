@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from alignkit.errors import InputError
+from alignkit.errors import InputError, MismatchError
 from alignkit.score.align import align_triplets
 from alignkit.score.ooo import OddOneOutResult, odd_one_out
 from alignkit.score.rsa import RSAResult, rsa_features
@@ -21,24 +21,51 @@ __all__ = [
     "iter_entries",
 ]
 
-def load_probe_transform(entry: Any, name: str) -> Any:
-    """A probe transform stored under ``entry`` by name, or read from a ``.npz``.
+def load_probe_transform(
+    entry: Any,
+    name: str,
+    *,
+    mean: float | None = None,
+    std: float | None = None,
+) -> Any:
+    """A probe transform stored under ``entry`` by name, or read from a ``.npz``/``.npy``.
 
     Returns an :class:`alignkit.probe.transform.Transform` (applied as
-    ``((x - mean) / std) @ weights + bias``; loading it imports no torch).
+    ``((x - mean) / std) @ weights + bias``; loading it imports no torch),
+    validated against the entry: its input width must be the entry's ``p``.
+
+    A ``.npy`` holds the paper's ``[W | b]`` array (``p x (p + 1)``) without
+    mean and std: ``mean``/``std`` are used when given, otherwise the global
+    scalar mean and std of ``entry``'s features (recorded in the transform's
+    attrs). ``mean``/``std`` are refused for the other sources, which hold their own.
     """
     from alignkit.probe.transform import load_transform
 
-    if str(name).endswith(".npz"):
-        if not os.path.exists(name):
-            raise InputError(f"--transform: no such file {name!r}")
-        return load_transform(name)
-    if name not in entry.probes():
-        raise InputError(
-            f"--transform {name!r}: entry {entry.model}/{entry.layer} has no such probe "
-            f"(available: {', '.join(entry.probes()) or 'none'})"
+    text = str(name)
+    suffix = os.path.splitext(text)[1].lower()
+    if suffix in (".npz", ".npy"):
+        if not os.path.exists(text):
+            raise InputError(f"--transform: no such file {text!r}")
+        if suffix == ".npy":
+            feats = entry.features() if (mean is None or std is None) else None
+            tf = load_transform(text, mean=mean, std=std, features=feats)
+        else:
+            tf = load_transform(text, mean=mean, std=std)
+    else:
+        if mean is not None or std is not None:
+            raise InputError(f"--transform {name!r}: --mean/--std apply only to a .npy transform")
+        if name not in entry.probes():
+            raise InputError(
+                f"--transform {name!r}: entry {entry.model}/{entry.layer} has no such probe "
+                f"(available: {', '.join(entry.probes()) or 'none'})"
+            )
+        tf = load_transform(entry, name)
+    if tf.p != entry.p:
+        raise MismatchError(
+            f"--transform {name!r}: the transform expects {tf.p} features, entry "
+            f"{entry.model}/{entry.layer} has {entry.p}"
         )
-    return load_transform(entry, name)
+    return tf
 
 
 def triplet_rows_for_entry(
