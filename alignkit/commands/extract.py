@@ -60,11 +60,15 @@ def _emit(rows: list[dict[str, Any]], fmt: str) -> None:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
 
 
-def _list_layers(model: str, weights: str, offline: bool, pool_maps: str, pool_tokens: str,
-                 fmt: str, seed: int, trust_code: bool) -> None:
+def layer_rows(model: str, weights: str, offline: bool, pool_maps: str, pool_tokens: str,
+               seed: int, trust_code: bool, what: str = "--list-layers") -> list[dict[str, Any]]:
+    """One row per layer of ``model``: name, type, output shape, pooled size, preset.
+
+    Refuses (before importing torch) a model that runs its own code unless ``trust_code``.
+    """
     from alignkit.extract.specs import require_trust
 
-    require_trust(model, trust_code, "--list-layers")  # before torch: fail fast
+    require_trust(model, trust_code, what)
     import torch
 
     from alignkit.extract.layers import _preset, pooled_dim, probe_layers
@@ -92,7 +96,7 @@ def _list_layers(model: str, weights: str, offline: bool, pool_maps: str, pool_t
             "p": p if p is not None else "-",
             "preset": ",".join(marks.get(info.name, [])) or "",
         })
-    _emit(rows, fmt)
+    return rows
 
 
 @click.command(
@@ -173,7 +177,7 @@ def extract(
     if list_layers:
         if images is not None:
             raise InputError("--list-layers takes only MODEL (no IMAGES)")
-        _list_layers(model, weights, offline, pool_maps, pool_tokens, fmt, seed_n, trust_code)
+        _emit(layer_rows(model, weights, offline, pool_maps, pool_tokens, seed_n, trust_code), fmt)
         return
     if images is None:
         raise InputError("missing argument IMAGES (a folder, a THINGS folder or a CSV of id,path)")
