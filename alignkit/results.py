@@ -21,6 +21,12 @@ root folder, where Zarr ignores it. Appends are safe for concurrent writers on a
 local filesystem: each record is one ``write`` of one line to a file opened with
 ``O_APPEND`` (under an advisory lock where the platform has one), then flushed
 to disk.
+
+A writer killed in the middle of an append (or a full disk) can leave a
+partial last line. Such a line (the last line, not decodable as JSON) is never
+read as a record and never glued to the next one: the next append or read
+moves it into ``results.jsonl.corrupt`` beside the table (under the same lock
+as appends) and says so in one warning on stderr; every whole record stays.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import json
 import math
 import os
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +47,7 @@ from alignkit.provenance import now_utc
 __all__ = [
     "FORMAT_VERSION",
     "RESULTS_FILE",
+    "CORRUPT_SUFFIX",
     "KINDS",
     "DEFAULT_KEY",
     "ResultsTable",
@@ -53,6 +61,8 @@ __all__ = [
 FORMAT_VERSION = 1
 #: Name of the results table inside a store's root folder.
 RESULTS_FILE = "results.jsonl"
+#: Suffix of the side file that partial lines are moved into (``results.jsonl.corrupt``).
+CORRUPT_SUFFIX = ".corrupt"
 #: Kinds of record: odd-one-out accuracy, RSA, linear probe.
 KINDS = ("ooo", "rsa", "probe")
 #: Fields that identify "the same measurement" for :func:`latest`.
@@ -303,6 +313,13 @@ class ResultsTable:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        #: Partial lines set aside by the last :meth:`append` or :meth:`records`.
+        self.set_aside = 0
+
+    @property
+    def corrupt_path(self) -> Path:
+        """The side file partial lines are moved into (``<table>.corrupt``)."""
+        return self.path.with_name(self.path.name + CORRUPT_SUFFIX)
 
     @classmethod
     def for_store(
@@ -372,13 +389,18 @@ class ResultsTable:
         ).encode()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
             raise InputError(
                 f"{self.path}: cannot open the results table for appending ({exc.strerror or exc})"
             ) from None
         try:
             _lock(fd)
+            # A partial line left by a killed writer is set aside, never glued to this one;
+            # a whole last record without its newline (edited by hand) gets one.
+            self.set_aside, newline = self._repair_tail(fd)
+            if newline:
+                line = b"\n" + line
             written = os.write(fd, line)
             if written != len(line):  # only on a full disk: say so rather than leave half a line
                 raise InputError(
@@ -400,9 +422,11 @@ class ResultsTable:
     def records(self, kind: str | None = None) -> list[dict[str, Any]]:
         """All records in file order, optionally only those of one ``kind``.
 
-        A missing file holds no records. Blank lines are allowed; nothing else is
-        skipped: a line that is not valid JSON, not a valid record, or from a
-        newer format raises.
+        A missing file holds no records. Blank lines are allowed. A partial last
+        line (a writer killed mid-append: not decodable as JSON) is not a record:
+        it is moved into :attr:`corrupt_path` (when the table is writable) and
+        counted in one warning on stderr. Nothing else is skipped: any other line
+        that is not valid JSON, not a valid record, or from a newer format raises.
 
         Raises:
             DataError: naming the file and the 1-based line number at fault.
@@ -410,12 +434,16 @@ class ResultsTable:
         """
         if kind is not None and kind not in KINDS:
             raise InputError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+        self.set_aside = 0
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
             return []
         except IsADirectoryError:
             raise InputError(f"{self.path}: is a folder, not a results file") from None
+        start, _ = _last_line(raw)
+        if start is not None and _fragment(raw[start:]):
+            raw = self._set_aside_on_read(raw, start)
         out: list[dict[str, Any]] = []
         for number, line in enumerate(raw.split(b"\n"), start=1):
             if not line.strip():
@@ -431,11 +459,126 @@ class ResultsTable:
                 out.append(rec)
         return out
 
+    def _set_aside_on_read(self, raw: bytes, start: int) -> bytes:
+        """Move the partial last line out of the table (under the append lock); return the rest."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+        except OSError:  # a read-only table: read around the fragment, leave the file as it is
+            self.set_aside = 1
+            _warn(f"{self.path}: its last line is a partial record (a write that did not "
+                  "finish); read without it, the file is not writable so it stays")
+            return raw[:start]
+        try:
+            _lock(fd)  # an append in progress finishes first; its line is then whole
+            try:
+                self.set_aside, _ = self._repair_tail(fd)
+            except InputError as exc:  # no room for the side file: read around the fragment
+                self.set_aside = 1
+                _warn(f"{exc}; read without it")
+            data = _read_at(fd, 0, os.fstat(fd).st_size)
+            start, last = _last_line(data)
+            return data[:start] if start is not None and _fragment(last) else data
+        finally:
+            os.close(fd)
+
+    def _repair_tail(self, fd: int) -> tuple[int, bool]:
+        """Under the lock: set a partial last line aside. Returns (lines set aside, needs newline).
+
+        The fragment is appended to the side file and synced before the table is
+        truncated, so a crash in between leaves it in both places, never in neither.
+        """
+        size = os.fstat(fd).st_size
+        end = size
+        start = 0
+        tail = b""
+        while end > 0:  # the last non-blank line
+            stop = end - 1 if _read_at(fd, end - 1, 1) == b"\n" else end
+            start = _line_start(fd, stop)
+            tail = _read_at(fd, start, end - start)
+            if tail.strip():
+                break
+            end = start
+        if not tail.strip():
+            return 0, False
+        if not _fragment(tail):
+            return 0, _read_at(fd, size - 1, 1) != b"\n"  # a whole record without its newline
+        side = self.corrupt_path
+        try:
+            sfd = os.open(side, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise InputError(
+                f"{self.path}: its last line is a partial record and cannot be set aside "
+                f"into {side} ({exc.strerror or exc})"
+            ) from None
+        try:
+            piece = tail if tail.endswith(b"\n") else tail + b"\n"
+            if os.write(sfd, piece) != len(piece):
+                raise InputError(f"{side}: short write; disk full?")
+            os.fsync(sfd)
+        finally:
+            os.close(sfd)
+        os.ftruncate(fd, start)
+        os.fsync(fd)
+        _warn(f"{self.path}: set aside 1 partial record line ({len(tail.rstrip())} bytes, a "
+              f"write that did not finish) into {side}")
+        return 1, False
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.records())
 
     def __len__(self) -> int:
         return len(self.records())
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"alignkit: warning: {message}\n")
+    sys.stderr.flush()
+
+
+def _fragment(line: bytes) -> bool:
+    """Whether a (last) line is a partial record: not blank and not decodable as JSON."""
+    if not line.strip():
+        return False
+    try:
+        json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return True
+    return False
+
+
+def _last_line(raw: bytes) -> tuple[int | None, bytes]:
+    """Start offset and bytes of the last non-blank line of ``raw`` (None if there is none)."""
+    end = len(raw)
+    while end > 0:
+        stop = end - 1 if raw[end - 1:end] == b"\n" else end
+        start = raw.rfind(b"\n", 0, stop) + 1
+        if raw[start:end].strip():
+            return start, raw[start:end]
+        end = start
+    return None, b""
+
+
+def _read_at(fd: int, offset: int, length: int) -> bytes:
+    out = bytearray()
+    while len(out) < length:
+        piece = os.pread(fd, length - len(out), offset + len(out))
+        if not piece:
+            break
+        out += piece
+    return bytes(out)
+
+
+def _line_start(fd: int, end: int) -> int:
+    """Offset just after the last newline before ``end`` (0 if none)."""
+    pos = end
+    while pos > 0:
+        lo = max(0, pos - 65536)
+        block = _read_at(fd, lo, pos - lo)
+        i = block.rfind(b"\n")
+        if i >= 0:
+            return lo + i + 1
+        pos = lo
+    return 0
 
 
 def _lock(fd: int) -> None:

@@ -1,9 +1,14 @@
-"""Run one extraction into a store; the kill-and-resume test runs and kills this.
+"""Run one extraction into a store; the kill-and-resume tests run and kill this.
 
 Usage: python _extract_kill_helper.py IMAGES STORE DELAY
+       python _extract_kill_helper.py --cli DELAY ALIGNKIT-EXTRACT-ARGS...
 
-The model is a small, seeded CNN whose forward pass sleeps ``DELAY`` seconds
-per batch, so that a parent process can kill the run between chunk writes.
+The first form extracts a small, seeded CNN whose forward pass sleeps ``DELAY``
+seconds per batch, so that a parent process can kill the run between chunk
+writes. The second runs ``alignkit extract`` itself (the model built by
+alignkit: ``--weights none``, a factory) with the same sleep added by a forward
+hook (which changes no weight), and 8-row store chunks so that a kill can fall
+between chunk writes of a small image set.
 """
 
 from __future__ import annotations
@@ -47,5 +52,28 @@ def main(images: str, store: str, delay: float) -> None:
     )
 
 
+def main_cli(delay: float, args: list[str]) -> None:
+    """``alignkit extract ARGS`` with a sleep before every forward pass and 8-row chunks."""
+    import alignkit.extract.models as models
+    import alignkit.extract.runner as runner
+    from alignkit.cli import main as cli_main
+
+    torch.set_num_threads(1)
+    build = models.load_model
+
+    def slow_load(*a: object, **k: object) -> models.LoadedModel:
+        lm = build(*a, **k)
+        if delay:
+            lm.module.register_forward_pre_hook(lambda _m, _x: time.sleep(delay))
+        return lm
+
+    models.load_model = slow_load
+    runner._chunk_rows = lambda n, p, dtype, batch: 8
+    cli_main(["extract", *args])
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], float(sys.argv[3]))
+    if sys.argv[1] == "--cli":
+        main_cli(float(sys.argv[2]), sys.argv[3:])
+    else:
+        main(sys.argv[1], sys.argv[2], float(sys.argv[3]))

@@ -396,3 +396,254 @@ def test_default_loader_workers(monkeypatch):
         monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, c=cores: set(range(c)))
         assert default_workers(torch.device("cpu")) == cpu, cores
         assert default_workers(torch.device("cuda")) == gpu, cores
+
+
+# --------------------------------------------------------------------------- seeded models, resume
+
+
+_FACTORY = """
+from torch import nn
+
+
+def build():
+    # no seed of its own: alignkit seeds torch right before calling it
+    return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                         nn.Flatten(), nn.Linear(32, 5))
+"""
+
+_CROP = ["--resize", "40", "--crop", "32"]
+
+
+def _model_args(kind: str, tmp: Path) -> list[str]:
+    if kind == "none":
+        return ["resnet18", "--weights", "none", "-l", "avgpool", "-l", "fc"]
+    factory = tmp / "nets.py"
+    factory.write_text(_FACTORY)
+    return [f"{factory}:build", "--name", "nets", "-l", "2", "-l", "4"]
+
+
+def _entry_meta(store: Path) -> dict:
+    for meta in sorted(store.glob("*/*/zarr.json")):
+        return json.loads(meta.read_text())["attributes"]["alignkit"]
+    return {}
+
+
+def _run_helper(args: list[str], delay: float, env: dict, **kw) -> subprocess.Popen:
+    helper = str(HERE / "_extract_kill_helper.py")
+    return subprocess.Popen([sys.executable, helper, "--cli", str(delay), *args], env=env, **kw)
+
+
+def _independent(kind: str, tmp: Path, root: Path, seed: int) -> dict[str, np.ndarray]:
+    """The features computed without alignkit's loop: seed, build, one forward pass."""
+    import importlib.util
+
+    pre = Preprocess.from_transform(torchvision.models.ResNet18_Weights.DEFAULT.transforms())
+    pre = pre.replace(resize=40, crop=32)
+    torch.manual_seed(seed)
+    if kind == "none":
+        model, names = torchvision.models.resnet18(weights=None), ("avgpool", "fc")
+    else:
+        spec = importlib.util.spec_from_file_location("_nets_ref", tmp / "nets.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        model, names = mod.build(), ("2", "4")
+    model.eval()
+    got: dict[str, torch.Tensor] = {}
+    for n in names:
+        model.get_submodule(n).register_forward_hook(
+            lambda _m, _i, out, n=n: got.__setitem__(n, out.flatten(1)))
+    paths = sorted(root.iterdir())
+    x = torch.stack([pre.normalize(pre.pixels(Image.open(p).convert("RGB")).unsqueeze(0))[0]
+                     for p in paths])
+    with torch.no_grad():
+        model(x)
+    return {n: t.numpy() for n, t in got.items()}
+
+
+@pytest.fixture(scope="module")
+def seeded_refs(tmp_path_factory):
+    """Small images and, per model kind, an uninterrupted run's store."""
+    tmp = tmp_path_factory.mktemp("seeded")
+    root = _small_set(tmp / "imgs", 40, size=48)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    refs = {}
+    for kind in ("none", "factory"):
+        store = tmp / f"ref-{kind}.zarr"
+        args = _model_args(kind, tmp) + [str(root), "--store", str(store), "-b", "4",
+                                         "--device", "cpu", "--workers", "1", *_CROP]
+        proc = _run_helper(args, 0, env)
+        assert proc.wait(timeout=180) == 0
+        refs[kind] = store
+    return tmp, root, env, refs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kind", "kill_at"), [("none", 0), ("none", 8), ("none", 24),
+                                                ("factory", 16)])
+def test_sigkill_random_init_run_resumes_the_same_network(seeded_refs, tmp_path, kind, kill_at):
+    tmp, root, env, refs = seeded_refs
+    store = tmp_path / "cut.zarr"
+    common = [str(root), "--store", str(store), "-b", "4", "--device", "cpu", "--workers", "1",
+              *_CROP]
+    args = _model_args(kind, tmp) + common
+    proc = _run_helper(args, 0.3, env)
+    deadline = time.monotonic() + 120
+    try:  # kill once the entry exists (kill_at 0) or once kill_at rows are stored
+        while proc.poll() is None and time.monotonic() < deadline:
+            meta = _entry_meta(store)
+            if meta and int(meta.get("rows_done", 0)) >= kill_at:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    done = int(_entry_meta(store)["rows_done"])
+    assert kill_at <= done < 40 and not _entry_meta(store)["complete"]
+
+    # A resume with another network is refused, and leaves the entry as it was.
+    weights = tmp_path / "other.pth"
+    torch.manual_seed(5)
+    torch.save(torchvision.models.resnet18().state_dict(), weights)
+    others = [(["--seed", "1"], "seed 0 then, 1 now")]
+    if kind == "none":
+        others.append((["--weights", str(weights)], "model.weights \"none\" then"))
+    for extra, expect in others:
+        res = CliRunner().invoke(cli, ["extract", *_model_args(kind, tmp), *common, *extra])
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert res.exit_code == 2, res.output
+        assert len(lines) == 1 and lines[0].startswith("alignkit: error: "), res.stderr
+        assert "cannot resume the interrupted entry" in lines[0] and expect in lines[0]
+        assert "--overwrite" in lines[0]
+        assert int(_entry_meta(store)["rows_done"]) == done
+
+    proc = _run_helper(args, 0, env)  # the same command: resumes
+    assert proc.wait(timeout=180) == 0
+    a, b = EmbeddingStore(refs[kind]), EmbeddingStore(store)
+    assert a.entries() == b.entries() and len(a.entries()) == 2
+    ref = _independent(kind, tmp, root, seed=0)
+    for model, layer in a.entries():
+        ea, eb = a.entry(model, layer), b.entry(model, layer)
+        assert eb.complete and eb.attrs["model"]["seed"] == 0
+        assert eb.attrs["model"]["state_checksum"] == ea.attrs["model"]["state_checksum"]
+        assert ea.features().tobytes() == eb.features().tobytes()  # bit for bit
+        assert ea.attrs["fingerprint"] == eb.attrs["fingerprint"]
+        np.testing.assert_allclose(eb.features(), ref[layer], rtol=1e-5, atol=1e-5)
+
+
+def test_seed_decides_random_init_and_factory_weights(tmp_path: Path) -> None:
+    from alignkit.extract.models import load_model
+
+    (tmp_path / "nets.py").write_text(_FACTORY)
+    for spec, weights in (("resnet18", "none"), (f"{tmp_path / 'nets.py'}:build", "DEFAULT")):
+        torch.manual_seed(99)
+        before = torch.rand(3)
+        a, b, c = (load_model(spec, weights, seed=s) for s in (0, 0, 1))
+        torch.manual_seed(99)
+        assert torch.equal(torch.rand(3), before)  # the caller's random stream is left alone
+        sa, sb, sc = (m.module.state_dict() for m in (a, b, c))
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+        assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+        assert a.describe()["seed"] == 0 and c.describe()["seed"] == 1
+        assert a.describe()["state_checksum"] == b.describe()["state_checksum"]
+        assert a.describe()["state_checksum"] != c.describe()["state_checksum"]
+    torch.manual_seed(3)
+    ref = torchvision.models.resnet18(weights=None).state_dict()
+    got = load_model("resnet18", "none", seed=3).module.state_dict()
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
+
+
+def test_complete_entry_with_another_seed_names_the_seed(tmp_path: Path) -> None:
+    root = _small_set(tmp_path / "imgs", 4)
+    (tmp_path / "nets.py").write_text(_FACTORY)
+    base = ["extract", f"{tmp_path / 'nets.py'}:build", str(root), "--name", "nets", "-l", "4",
+            "--store", str(tmp_path / "s.zarr"), "--device", "cpu", "--workers", "0", *_CROP]
+    assert CliRunner().invoke(cli, base).exit_code == 0
+    res = CliRunner().invoke(cli, [*base, "--seed", "7"])
+    assert res.exit_code == 2
+    assert "exists, made by another model (model.seed 0 then, 7 now" in res.stderr
+    assert "--overwrite" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert CliRunner().invoke(cli, [*base, "--seed", "7", "--overwrite"]).exit_code == 0
+    assert EmbeddingStore(tmp_path / "s.zarr").entry("nets", "4").attrs["model"]["seed"] == 7
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296", "1.5", "abc"])
+def test_bad_seed_is_one_line_and_exit_2(seed: str) -> None:
+    res = CliRunner().invoke(cli, ["extract", "resnet18", "imgs", "--store", "s.zarr",
+                                   "--seed", seed])
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.exit_code == 2 and len(lines) == 1, res.output
+    assert lines[0].startswith("alignkit: error: --seed ") and "0 to 4294967295" in lines[0]
+    from alignkit.extract.models import load_model
+
+    with pytest.raises(InputError, match="--seed"):
+        load_model("resnet18", "none", seed=int(seed) if seed.lstrip("-").isdigit() else seed)
+
+
+# --------------------------------------------------------------------------- what runs code
+
+
+def test_list_layers_of_code_needs_trust_code(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    (tmp_path / "nets.py").write_text(
+        f"from pathlib import Path\nPath({str(marker)!r}).write_text('x')\n" + _FACTORY)
+    scripted = tmp_path / "tiny.pt"
+    torch.jit.save(torch.jit.script(TinyNet().eval()), str(scripted))
+    for spec, kind in ((f"{tmp_path / 'nets.py'}:build", "a Python factory"),
+                       ("json:loads", "a Python factory (module json)"),
+                       (str(scripted), "a TorchScript file")):
+        res = CliRunner().invoke(cli, ["extract", "--list-layers", spec])
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert res.exit_code == 2 and len(lines) == 1, res.output
+        assert kind in lines[0] and "--trust-code" in lines[0]
+    assert not marker.exists()  # the factory's module was never imported
+    res = CliRunner().invoke(cli, ["extract", "--list-layers", f"{tmp_path / 'nets.py'}:build",
+                                   "--trust-code", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert marker.exists() and [r["layer"] for r in json.loads(res.stdout)][:2] == ["0", "1"]
+    res = CliRunner().invoke(cli, ["extract", "--list-layers", "alexnet", "--format", "json"])
+    assert res.exit_code == 0  # a torchvision name runs no code of its own
+
+
+def test_help_says_what_runs_code() -> None:
+    out = CliRunner().invoke(cli, ["extract", "--help"]).output
+    assert "imports and runs it" in out and "--trust-code" in out and "docs/security.md" in out
+
+
+def test_csv_paths_outside_the_image_root_are_refused(tmp_path: Path) -> None:
+    src = _small_set(tmp_path / "outside", 2)
+    root = tmp_path / "set"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "in.png").write_bytes((src / "img000.png").read_bytes())
+    (root / "link.png").symlink_to(src / "img001.png")
+    (root / "inner_link.png").symlink_to(root / "sub" / "in.png")
+    cases = {
+        "dotdot": ("../outside/img000.png", "row 3"),
+        "absolute": (str(src / "img001.png"), "row 3"),
+        "symlink": ("link.png", "row 3"),
+    }
+    for name, (path, row) in cases.items():
+        csv = root / f"{name}.csv"
+        csv.write_text(f"id,path\na,sub/in.png\nb,{path}\nc,inner_link.png\n")
+        res = CliRunner().invoke(cli, ["extract", "resnet18", str(csv), "--store",
+                                       str(tmp_path / "s.zarr"), "--weights", "none",
+                                       "--device", "cpu", *_CROP])
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert res.exit_code == 2 and len(lines) == 1, (name, res.output)
+        assert f"{csv}, {row}: image path" in lines[0] and "--allow-outside-root" in lines[0]
+        assert "leads outside the image root" in lines[0]
+        from alignkit.extract.images import from_csv
+
+        got = from_csv(csv, allow_outside_root=True)
+        assert got.ids == ["a", "b", "c"]
+    ok = root / "ok.csv"
+    ok.write_text(f"a,sub/in.png\nc,inner_link.png\nd,{root / 'sub' / 'in.png'}\n")
+    res = CliRunner().invoke(cli, ["extract", "resnet18", str(ok), "--store", str(tmp_path / "o.zarr"),
+                                   "--weights", "none", "--device", "cpu", "--workers", "0",
+                                   *_CROP])
+    assert res.exit_code == 0, res.output  # links and absolute paths inside the root are fine
+    res = CliRunner().invoke(cli, ["extract", "resnet18", str(root / "dotdot.csv"), "--store",
+                                   str(tmp_path / "d.zarr"), "--weights", "none", "--device", "cpu",
+                                   "--workers", "0", "--allow-outside-root", *_CROP])
+    assert res.exit_code == 0, res.output

@@ -83,3 +83,63 @@ def test_one_hierarchy():
 @pytest.mark.parametrize("name", ["store", "data", "score", "errors", "provenance"])
 def test_lazy_submodules(name):
     assert getattr(alignkit, name).__name__ == f"alignkit.{name}"
+
+
+_COMPILE = (
+    "import numpy as np\n"
+    "{pre}"
+    "import alignkit\n"
+    "from alignkit._kernels.bootstrap import pack_bits\n"
+    "pack_bits(np.ones(70, dtype=np.uint8))\n"
+    "import os, numba\n"
+    "print(os.environ.get('NUMBA_CACHE_DIR'), numba.config.CACHE_DIR)\n"
+)
+
+
+def _compile_in_subprocess(tmp_path, env_extra, pre=""):
+    import os
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env.update(HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "xdg"), **env_extra)
+    kernels = Path(alignkit.__file__).parent / "_kernels" / "__pycache__"
+    before = {p.name for p in kernels.glob("*.nb*")} if kernels.is_dir() else set()
+    out = subprocess.run([sys.executable, "-c", _COMPILE.format(pre=pre)], capture_output=True,
+                         text=True, env=env, check=True)
+    after = {p.name for p in kernels.glob("*.nb*")} if kernels.is_dir() else set()
+    return out.stdout.split(), after - before
+
+
+@pytest.mark.parametrize("numba_first", [False, True])
+def test_numba_cache_defaults_to_the_user_cache_folder(tmp_path, numba_first):
+    pre = "import numba\n" if numba_first else ""
+    (env_dir, config_dir), new_in_package = _compile_in_subprocess(tmp_path, {}, pre)
+    want = tmp_path / "xdg" / "alignkit" / "numba"
+    assert env_dir == config_dir == str(want)
+    assert sorted(p.name.split("-")[0] for p in want.rglob("*.nbi")) == ["bootstrap.pack_bits"]
+    assert not new_in_package  # nothing written beside the installed package
+
+
+def test_numba_cache_dir_set_by_the_user_is_kept(tmp_path):
+    mine = tmp_path / "mine"
+    (env_dir, config_dir), new_in_package = _compile_in_subprocess(
+        tmp_path, {"NUMBA_CACHE_DIR": str(mine)})
+    assert env_dir == config_dir == str(mine)
+    assert list(mine.rglob("*.nbi")) and not (tmp_path / "xdg" / "alignkit").exists()
+    assert not new_in_package
+
+
+def test_user_cache_dir_follows_the_platform(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")  # the spec allows absolute paths only
+    assert alignkit.user_cache_dir() == tmp_path / ".cache" / "alignkit"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "c"))
+    assert alignkit.user_cache_dir() == tmp_path / "c" / "alignkit"
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert alignkit.user_cache_dir() == tmp_path / "Library" / "Caches" / "alignkit"
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "L"))
+    assert alignkit.user_cache_dir() == Path(tmp_path / "L" / "alignkit" / "Cache")

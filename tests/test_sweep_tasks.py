@@ -173,3 +173,105 @@ def test_cli_dry_run_lists_tasks_and_creates_nothing(folder: Path) -> None:
     assert {r["status"] for r in rows} == {"todo"}
     assert f"{len(expected)} tasks: {len(expected)} to run, 0 done" in proc.stderr
     assert not (folder / "features.zarr").exists() and not (folder / "features.zarr.sweep").exists()
+
+
+_FACTORY = """
+from pathlib import Path
+
+Path(__file__).with_name("imported").write_text("x")  # proof that the file ran
+
+
+def build():
+    from torch import nn
+
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+"""
+
+
+def _factory_study(folder: Path) -> Path:
+    (folder / "nets.py").write_text(_FACTORY)
+    text = STUDY.replace('name = "mobilenet_v3_small"\nlayers = ["penultimate"]',
+                         f'name = "{folder / "nets.py"}:build"\nlabel = "nets"\nlayers = ["3"]')
+    path = folder / "study.toml"
+    path.write_text(text)
+    return path
+
+
+def _sweep_cli(args: list[str]):
+    from click.testing import CliRunner
+
+    from alignkit.cli import cli
+
+    return CliRunner().invoke(cli, ["sweep", *args])
+
+
+def test_seed_is_in_the_key_of_factory_models(folder: Path) -> None:
+    study = _factory_study(folder).read_text()
+    before = _keys(folder, study)
+    after = _keys(folder, study.replace("seed = 1", "seed = 2"))
+    assert before["extract nets @a"] != after["extract nets @a"]
+
+
+@pytest.mark.parametrize("option", ["--dry-run", "--list-layers"])
+def test_looking_at_a_study_with_code_needs_trust_code(folder: Path, option: str) -> None:
+    path = _factory_study(folder)
+    res = _sweep_cli([str(path), option])
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.exit_code == 2 and len(lines) == 1, res.output
+    line = path.read_text().splitlines().index("[[model]]", 5) + 1  # the second [[model]]
+    assert lines[0].startswith(f"alignkit: error: {path} line {line}: [[model]] #2 ")
+    assert "a Python factory" in lines[0] and "--trust-code" in lines[0] and option in lines[0]
+    assert not (folder / "imported").exists()  # the factory file never ran
+    assert not (folder / "features.zarr").exists()
+
+
+def test_dry_run_with_trust_code_still_runs_no_model_code(folder: Path) -> None:
+    path = _factory_study(folder)
+    res = _sweep_cli([str(path), "--dry-run", "--trust-code", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert "extract" in res.stdout and not (folder / "imported").exists()
+
+
+def test_list_layers_with_trust_code_builds_each_model(folder: Path) -> None:
+    import json
+
+    pytest.importorskip("torch")
+    path = _factory_study(folder)
+    res = _sweep_cli([str(path), "--list-layers", "--trust-code", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    assert (folder / "imported").exists()
+    assert [r["layer"] for r in rows if r["model"] == "nets"] == ["0", "1", "2", "3", "output"]
+    assert any(r["model"] == "squeezenet1_0" and r["layer"] == "features.12" for r in rows)
+
+
+@pytest.mark.parametrize(("seed", "match"), [("-1", "must be at least 0, got -1"),
+                                             ("4294967296", "must be at most 4294967295")])
+def test_bad_study_seed_is_one_line_naming_the_key(folder: Path, seed: str, match: str) -> None:
+    path = folder / "study.toml"
+    path.write_text(STUDY.replace("seed = 1", f"seed = {seed}"))
+    res = _sweep_cli([str(path), "--dry-run"])
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.exit_code == 2 and len(lines) == 1, res.output
+    assert f"{path} line 3: [sweep] key 'seed': {match}" in lines[0]
+
+
+def test_csv_images_outside_their_folder_need_the_study_key(folder: Path) -> None:
+    from alignkit.errors import InputError
+    from alignkit.sweep.tasks import images_checksum
+
+    (folder / "lists").mkdir()
+    (folder / "lists" / "set.csv").write_text("a,../imgs_a/img0.png\n")
+    text = STUDY.replace('path = "imgs_b"', 'path = "lists/set.csv"')
+    with pytest.raises(InputError, match="allow_outside_root"):
+        parse_study(text.replace('path = "lists/set.csv"', 'path = "lists/set.csv"\n'
+                                 'allow_outside_root = 1'), base=folder, check_models=False)
+    study = parse_study(text.replace('path = "lists/set.csv"', 'path = "lists/set.csv"\n'
+                                     'allow_outside_root = true'), base=folder, check_models=False)
+    spec = study.images[1]
+    assert spec.allow_outside_root
+    before = images_checksum(spec)
+    (folder / "imgs_a" / "img0.png").write_bytes(b"changed")  # outside the CSV's folder
+    assert images_checksum(spec) != before
+    ex = next(t for t in expand(study) if t.kind == "extract" and t.images == "b")
+    assert ex.spec["allow_outside_root"] is True

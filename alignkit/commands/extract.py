@@ -22,6 +22,8 @@ Examples:
       --weights ~/weights/vgg16-397923af.pth --dtype float16
   alignkit extract mypkg.nets:build images.csv --store feats.zarr --layer encoder.ln
   alignkit extract --list-layers vit_b_16
+  alignkit extract resnet18 images/ --store feats.zarr --weights none --seed 3
+  alignkit extract --list-layers nets.py:build --trust-code
 """
 
 
@@ -58,15 +60,22 @@ def _emit(rows: list[dict[str, Any]], fmt: str) -> None:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
 
 
-def _list_layers(model: str, weights: str, offline: bool, pool_maps: str, pool_tokens: str,
-                 fmt: str) -> None:
+def layer_rows(model: str, weights: str, offline: bool, pool_maps: str, pool_tokens: str,
+               seed: int, trust_code: bool, what: str = "--list-layers") -> list[dict[str, Any]]:
+    """One row per layer of ``model``: name, type, output shape, pooled size, preset.
+
+    Refuses (before importing torch) a model that runs its own code unless ``trust_code``.
+    """
+    from alignkit.extract.specs import require_trust
+
+    require_trust(model, trust_code, what)
     import torch
 
     from alignkit.extract.layers import _preset, pooled_dim, probe_layers
     from alignkit.extract.models import load_model
 
     # Weights change no layer name or shape: without a file, list a random-init copy.
-    lm = load_model(model, "none" if weights == "DEFAULT" else weights, offline)
+    lm = load_model(model, "none" if weights == "DEFAULT" else weights, offline, seed)
     size = lm.input_size
     example = torch.zeros((1, 3, size, size))
     infos, order = probe_layers(lm.module, example)
@@ -87,16 +96,21 @@ def _list_layers(model: str, weights: str, offline: bool, pool_maps: str, pool_t
             "p": p if p is not None else "-",
             "preset": ",".join(marks.get(info.name, [])) or "",
         })
-    _emit(rows, fmt)
+    return rows
 
 
 @click.command(
     "extract",
     help="Extract a model's features for an image set into an embedding store.\n\n"
-    "MODEL is a torchvision model name, package.module:factory, a TorchScript file, "
-    "timm:NAME or open_clip:ARCH. IMAGES is a folder (recursive; ids are relative paths "
-    "without extension), a THINGS folder (--layout things / things-full) or a CSV of id,path. "
-    "An interrupted run resumes when started again with the same command.\n"
+    "MODEL is a torchvision model name, package.module:factory, path/file.py:factory, a "
+    "TorchScript file, timm:NAME or open_clip:ARCH. A factory or a TorchScript file is code: "
+    "alignkit imports and runs it with your permissions, so use only ones you trust "
+    "(--list-layers asks for --trust-code; see docs/security.md). IMAGES is a folder "
+    "(recursive; ids are relative paths without extension), a THINGS folder (--layout things / "
+    "things-full) or a CSV of id,path (paths inside the CSV's folder unless "
+    "--allow-outside-root). Random-init weights (--weights none) and factories are built "
+    "after seeding with --seed. An interrupted run resumes when started again with the same "
+    "command; a resume that would use another network (seed, weights) is refused.\n"
     + _HELP_EXAMPLES,
 )
 @click.argument("model")
@@ -108,6 +122,14 @@ def _list_layers(model: str, weights: str, offline: bool, pool_maps: str, pool_t
 @click.option("--list-layers", is_flag=True, help="List MODEL's layers with output shapes and exit.")
 @click.option("--weights", default="DEFAULT", show_default=True,
               help="none, a weights name (DEFAULT, IMAGENET1K_V1, ...) or a .pth/.pt file.")
+@click.option("--seed", "seed", default="0", show_default=True, metavar="INT",
+              help="Seeds torch, Python and numpy right before the model is built: decides "
+              "--weights none and factory weights (0 to 4294967295); recorded with the entry.")
+@click.option("--trust-code", is_flag=True,
+              help="Allow --list-layers to import and run a factory or TorchScript MODEL.")
+@click.option("--allow-outside-root", is_flag=True,
+              help="Let a CSV of images name files outside its folder (.., absolute paths, "
+              "links pointing out).")
 @click.option("--name", "model_name", help="Model name in the store (default: MODEL).")
 @click.option("--layout", type=click.Choice(["auto", "folder", "csv", "things", "things-full"]),
               default="auto", show_default=True, help="How IMAGES is organised.")
@@ -146,13 +168,16 @@ def extract(
     workers: int | None, dtype: str, pool_maps: str, pool_tokens: str, bf16: bool,
     channels_last: bool | None, resize: int | None, crop: int | None, interpolation: str | None,
     mean: str | None, std: str | None, skip_bad: bool, overwrite: bool, offline: bool,
-    progress: bool | None, fmt: str,
+    progress: bool | None, fmt: str, seed: str, trust_code: bool, allow_outside_root: bool,
 ) -> None:
     """Command body: see the click help above."""
+    from alignkit.extract.specs import check_seed
+
+    seed_n = check_seed(seed)
     if list_layers:
         if images is not None:
             raise InputError("--list-layers takes only MODEL (no IMAGES)")
-        _list_layers(model, weights, offline, pool_maps, pool_tokens, fmt)
+        _emit(layer_rows(model, weights, offline, pool_maps, pool_tokens, seed_n, trust_code), fmt)
         return
     if images is None:
         raise InputError("missing argument IMAGES (a folder, a THINGS folder or a CSV of id,path)")
@@ -163,7 +188,7 @@ def extract(
     from alignkit.extract.models import load_model
     from alignkit.extract.runner import extract_features
 
-    lm = load_model(model, weights, offline)
+    lm = load_model(model, weights, offline, seed_n)
     mean_t, std_t = _triple("--mean", mean), _triple("--std", std)
     transform = None
     if any(v is not None for v in (resize, crop, interpolation, mean_t, std_t)):
@@ -175,7 +200,7 @@ def extract(
         model_name=model_name, batch_size=batch_size, device=device, num_workers=workers,
         dtype=dtype, pool_maps=pool_maps, pool_tokens=pool_tokens, bf16=bf16,
         channels_last=channels_last, skip_bad=skip_bad, overwrite=overwrite, offline=offline,
-        layout=layout, progress=progress,
+        layout=layout, progress=progress, allow_outside_root=allow_outside_root,
     )
     for s in res.skipped:
         click.echo(f"alignkit: skipped {s['error']}", err=True)

@@ -13,9 +13,31 @@ from alignkit.commands._output import emit
 EXIT_INCOMPLETE = 3
 
 
+def _check_trust(study: Any, trust_code: bool, what: str) -> None:
+    """Refuse to look at a study naming code-running models unless --trust-code."""
+    from alignkit.errors import InputError
+    from alignkit.extract.specs import runs_code
+
+    if trust_code:
+        return
+    for i, m in enumerate(study.models):
+        kind = runs_code(m.name)
+        if kind is not None:
+            at = f" line {m.line}" if m.line else ""
+            raise InputError(
+                f"{study.path}{at}: [[model]] #{i + 1} {m.name!r} is {kind}, code that this study "
+                f"imports and runs; pass --trust-code to allow {what} on it (see docs/security.md)"
+            )
+
+
 @click.command("sweep")
 @click.argument("study_file", metavar="STUDY.toml", type=click.Path(dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="List the tasks and whether each is done; run nothing.")
+@click.option("--list-layers", is_flag=True,
+              help="List the layers of every model of the study (builds each model); run nothing.")
+@click.option("--trust-code", is_flag=True,
+              help="Allow --dry-run and --list-layers on a study naming a factory or TorchScript "
+                   "model (code that a sweep imports and runs).")
 @click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
               help="local: this process (or --workers processes); dask: a Dask cluster.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
@@ -27,8 +49,8 @@ EXIT_INCOMPLETE = 3
               show_default=True, help="Output format on stdout.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar over tasks on stderr (default: when stderr is a terminal).")
-def sweep(study_file: str, dry_run: bool, executor: str, workers: int | None,
-          scheduler: str | None, fmt: str, progress: bool | None) -> int:
+def sweep(study_file: str, dry_run: bool, list_layers: bool, trust_code: bool, executor: str,
+          workers: int | None, scheduler: str | None, fmt: str, progress: bool | None) -> int:
     """Run every task of a study that is not done yet.
 
     A study file lists models, image sets, triplet sets, RDMs and probe
@@ -37,9 +59,15 @@ def sweep(study_file: str, dry_run: bool, executor: str, workers: int | None,
     rerun next time. Exit status: 0 when every task is done, 3 when some failed
     (or could not run because a task they need failed), 2 on a bad study file.
 
+    A study naming a Python factory (file.py:factory, pkg.mod:factory) or a
+    TorchScript file makes the sweep import and run that code in every task
+    process: run only studies you trust (docs/security.md). --dry-run and
+    --list-layers refuse such studies unless --trust-code.
+
     \b
     Examples:
       alignkit sweep study.toml --dry-run
+      alignkit sweep study.toml --list-layers --trust-code
       alignkit sweep study.toml
       alignkit sweep study.toml --executor dask --workers 4
       alignkit sweep study.toml --executor dask --scheduler tcp://10.0.0.5:8786
@@ -52,6 +80,19 @@ def sweep(study_file: str, dry_run: bool, executor: str, workers: int | None,
     if scheduler is not None and workers is not None:
         raise InputError("give --scheduler (an existing cluster) or --workers (a local one), not both")
     study = load_study(study_file)
+    if dry_run and list_layers:
+        raise InputError("give --dry-run or --list-layers, not both")
+    if dry_run or list_layers:
+        _check_trust(study, trust_code, "--list-layers" if list_layers else "--dry-run")
+    if list_layers:
+        from alignkit.commands.extract import layer_rows
+
+        rows = [{"model": m.label, **row}
+                for m in study.models
+                for row in layer_rows(m.name, m.weights, study.sweep.offline, study.sweep.pool_maps,
+                                      study.sweep.pool_tokens, study.sweep.seed, True)]
+        emit(rows, fmt)
+        return 0
     if dry_run:
         tasks, done = plan(study)
         rows = [{"status": "done" if t.key in done else "todo", "task": t.kind, "model": t.model,

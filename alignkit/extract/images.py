@@ -181,20 +181,25 @@ def from_folder(root: str | os.PathLike[str]) -> ImageSet:
     return ImageSet(ids=ids, paths=[by_id[i] for i in ids], root=root, layout="folder")
 
 
-def from_csv(path: str | os.PathLike[str]) -> ImageSet:
+def from_csv(path: str | os.PathLike[str], *, allow_outside_root: bool = False) -> ImageSet:
     """Images listed in a CSV file of ``id,path`` rows, in file order.
 
     A header row ``id,path`` is optional. Relative paths are taken relative to
-    the CSV file's folder.
+    the CSV file's folder, the image root. A path that leaves the root (``..``,
+    an absolute path elsewhere, or a symbolic link pointing out of it) is
+    refused unless ``allow_outside_root`` (``--allow-outside-root``): a CSV from
+    elsewhere cannot make alignkit read files outside the folder it came with.
 
     Raises:
         InputError: the file is missing.
         FormatError: a row does not have two fields.
-        DataError: an id repeats, is empty, or its image file does not exist.
+        DataError: an id repeats, is empty, its image file does not exist, or
+            its path leaves the image root.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: image list does not exist")
+    root = path.resolve().parent
     ids: list[str] = []
     paths: list[Path] = []
     seen: dict[str, int] = {}
@@ -216,6 +221,14 @@ def from_csv(path: str | os.PathLike[str]) -> ImageSet:
                 img = path.parent / img
             if not img.is_file():
                 raise DataError(f"{path}, row {row_no}: image {img} does not exist")
+            if not allow_outside_root:
+                real = img.resolve()
+                if real != root and root not in real.parents:
+                    how = "a link to " if img.is_symlink() or real != img.absolute() else ""
+                    raise DataError(
+                        f"{path}, row {row_no}: image path {rel!r} leads outside the image root "
+                        f"{root} (to {how}{real}); pass --allow-outside-root if that is intended"
+                    )
             seen[sid] = row_no
             ids.append(sid)
             paths.append(img)
@@ -304,13 +317,16 @@ def from_things(
     raise InputError(f"THINGS layout {kind!r}: expected 'reference' or 'full'")
 
 
-def open_images(source: str | os.PathLike[str], layout: str = "auto") -> ImageSet:
+def open_images(source: str | os.PathLike[str], layout: str = "auto", *,
+                allow_outside_root: bool = False) -> ImageSet:
     """An image set from a folder or CSV file.
 
     Args:
         source: a folder or a ``.csv`` file.
         layout: ``auto`` (CSV for a ``.csv`` file, else folder), ``folder``,
             ``csv``, ``things`` (reference images) or ``things-full``.
+        allow_outside_root: a CSV may name images outside its own folder
+            (see :func:`from_csv`).
     """
     path = Path(source)
     if layout == "auto":
@@ -318,7 +334,7 @@ def open_images(source: str | os.PathLike[str], layout: str = "auto") -> ImageSe
     if layout == "folder":
         return from_folder(path)
     if layout == "csv":
-        return from_csv(path)
+        return from_csv(path, allow_outside_root=allow_outside_root)
     if layout in ("things", "things-reference"):
         return from_things(path, "reference")
     if layout == "things-full":

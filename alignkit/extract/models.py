@@ -8,6 +8,15 @@ A model specification is one of
 * a TorchScript file (``.pt``/``.pth``/``.ts`` saved with ``torch.jit.save``);
 * ``timm:NAME`` or ``open_clip:ARCH`` when those packages are installed.
 
+Factories and TorchScript files run their own code: see ``docs/security.md``
+and :func:`alignkit.extract.specs.runs_code`.
+
+Every model is built right after seeding torch, Python's ``random`` and numpy
+with ``seed`` (:func:`alignkit.extract.specs.seeded`), so random-init weights
+(``weights="none"``) and factories give the same network for the same seed in
+any process. For those the seed and a checksum of the built weights are
+recorded (:meth:`LoadedModel.describe`), so a resume can tell the networks apart.
+
 Weights for torchvision models (``weights=``): ``none`` (random
 initialisation), an enum member name of the model's weights (``DEFAULT``,
 ``IMAGENET1K_V1``, ...), or a local state-dict/checkpoint file. Enum weights
@@ -35,6 +44,7 @@ from torch import nn
 
 from alignkit.errors import InputError, ModelError, WeightsUnavailableError
 from alignkit.extract.images import Preprocess
+from alignkit.extract.specs import check_seed, seed_applies, seeded
 
 __all__ = [
     "LoadedModel",
@@ -60,6 +70,8 @@ class LoadedModel:
         input_size: side of the square input used for the probe pass.
         presets: model-specific layer presets (``{"penultimate": "output"}``).
         attrs: further JSON-able facts to record.
+        seed: the seed the weights were initialised with, for random-init
+            models and factories (None where the seed plays no part).
     """
 
     module: nn.Module
@@ -71,6 +83,7 @@ class LoadedModel:
     input_size: int = 224
     presets: dict[str, str] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able record of the model for the store's attributes."""
@@ -85,6 +98,8 @@ class LoadedModel:
             out["weights_file"] = self.weights_file
             out["weights_checksum"] = sha256_file(self.weights_file)
         out.update(self.attrs)
+        if self.seed is not None:
+            out["seed"] = self.seed
         return out
 
 
@@ -408,7 +423,8 @@ def _open_clip_load(arch: str, weights: str) -> LoadedModel:
                        presets={"penultimate": "output", "logits": "output"})
 
 
-def load_model(spec: str | nn.Module, weights: str = "DEFAULT", offline: bool = False) -> LoadedModel:
+def load_model(spec: str | nn.Module, weights: str = "DEFAULT", offline: bool = False,
+               seed: int = 0) -> LoadedModel:
     """Build a model from a specification (see the module docstring).
 
     Args:
@@ -417,17 +433,31 @@ def load_model(spec: str | nn.Module, weights: str = "DEFAULT", offline: bool = 
         weights: ``none``, a weights enum name (``DEFAULT``, ``IMAGENET1K_V1``),
             or a local file; ignored for factories and TorchScript.
         offline: never download (also set by the ``ALIGNKIT_OFFLINE`` variable).
+        seed: seeds torch, Python and numpy right before the model is built
+            (0 to 2**32 - 1); decides random-init weights and a factory's.
 
     Raises:
+        InputError: a bad seed.
         ModelError: unknown model or layer, a weights file that does not fit.
         WeightsUnavailableError: named weights neither cached nor downloadable.
     """
+    seed = check_seed(seed)
     if isinstance(spec, nn.Module):
         return LoadedModel(spec.eval(), type(spec).__name__, "object", "given", None, Preprocess(),
                            attrs={"state_checksum": state_checksum(spec)})
     spec = spec.strip()
     if not spec:
         raise InputError("--model: empty model name")
+    with seeded(seed):
+        lm = _build(spec, weights, offline)
+    if seed_applies(spec, weights) and lm.source != "torchscript":
+        lm.seed = seed
+        # the weights themselves: a resume must find the very same network
+        lm.attrs.setdefault("state_checksum", state_checksum(lm.module))
+    return lm
+
+
+def _build(spec: str, weights: str, offline: bool) -> LoadedModel:
     if spec.startswith("timm:"):
         return _timm(spec[5:], weights, offline)
     if spec.startswith("open_clip:"):

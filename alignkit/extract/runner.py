@@ -11,6 +11,13 @@ Resuming: chunk sizes are multiples of the batch size and batches are aligned
 to absolute row positions, so a run that continues an interrupted entry feeds
 the model exactly the batches the uninterrupted run would have fed it; on the
 CPU in float32 the stored features are then bit-identical.
+
+A resume continues an entry only when it would be made by the very same job:
+the entry's *fingerprint* (the SHA-256 of the model record, with its weights id,
+weights file checksum, seed and, for random-init models and factories, the
+checksum of the built weights; the image set; preprocessing; pooling; dtype;
+layer) must match. Otherwise :class:`~alignkit.errors.EntryExistsError` names
+what differs and ``--overwrite``; two networks are never mixed in one entry.
 """
 
 from __future__ import annotations
@@ -197,9 +204,10 @@ def _source(
     transform: Preprocess | Callable[..., torch.Tensor],
     skip_bad: bool,
     layout: str,
+    allow_outside_root: bool = False,
 ) -> _Source:
     if isinstance(images, (str, os.PathLike)):
-        images = open_images(images, layout)
+        images = open_images(images, layout, allow_outside_root=allow_outside_root)
     if isinstance(images, ImageSet):
         if ids is not None:
             raise InputError("ids are given by the image set; do not pass ids= with it")
@@ -239,6 +247,52 @@ def _source(
 def _fingerprint(record: dict[str, Any]) -> str:
     blob = json.dumps(record, sort_keys=True, default=str).encode()
     return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
+_SHORT = 40  # longer values (checksums, lists) are named, not shown
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, key))
+        else:
+            out[key] = v
+    return out
+
+
+def _differences(stored: dict[str, Any], job: dict[str, Any]) -> str:
+    """How the job differs from the one that made an entry, for a one-line message.
+
+    ``"by another model (model.seed 0 then, 1 now; model.state_checksum differs)"``.
+    """
+    old = _flat({k: stored.get(k) for k in job})
+    new = _flat(json.loads(json.dumps(job, default=str)))
+    parts = []
+    for key in sorted(set(old) | set(new), key=lambda k: (not k.startswith("model."), k)):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        shown = [json.dumps(v) if isinstance(v, str) else str(v) for v in (a, b)]
+        if a is None:
+            parts.append(f"{key} not recorded then, {shown[1]} now"
+                         if len(shown[1]) <= _SHORT else f"{key} not recorded then")
+        elif b is None:
+            parts.append(f"{key} {shown[0]} then, none now" if len(shown[0]) <= _SHORT
+                         else f"{key} not given now")
+        elif max(map(len, shown)) <= _SHORT:
+            parts.append(f"{key} {shown[0]} then, {shown[1]} now")
+        else:
+            parts.append(f"{key} differs")
+    if not parts:
+        return "with other settings"
+    who = "by another model" if all(p.startswith("model.") for p in parts) else "with other settings"
+    more = f"; and {len(parts) - 4} more" if len(parts) > 4 else ""
+    return f"{who} ({'; '.join(parts[:4])}{more})"
 
 
 def _chunk_rows(n: int, p: int, dtype: str, batch: int) -> int:
@@ -281,6 +335,8 @@ def extract_features(
     layout: str = "auto",
     progress: bool | None = None,
     chunk_rows: int | None = None,
+    seed: int = 0,
+    allow_outside_root: bool = False,
 ) -> ExtractionResult:
     """Extract features of one or more layers for a set of images.
 
@@ -318,6 +374,11 @@ def extract_features(
         progress: show a progress bar on stderr (default: when stderr is a terminal).
         chunk_rows: rows per store chunk for new entries, rounded up to a
             multiple of ``batch_size`` (default: about 8 MiB, at most ~1024 rows).
+        seed: for a model given as a specification, seeds torch, Python and
+            numpy right before it is built (random-init weights, factories);
+            recorded in the fingerprint. 0 to 2**32 - 1.
+        allow_outside_root: a CSV of images may name files outside its folder
+            (``..``, absolute paths, links pointing out); refused by default.
 
     Returns:
         An :class:`ExtractionResult`.
@@ -325,7 +386,9 @@ def extract_features(
     Raises:
         InputError, DataError: bad options, images or ids.
         ModelError, WeightsUnavailableError: the model, weights or a layer.
-        EntryExistsError: a complete entry made with other settings, without ``overwrite``.
+        EntryExistsError: an entry (complete, or interrupted and to be resumed)
+            made by another model (seed, weights) or with other settings,
+            without ``overwrite``; the message says what differs.
     """
     if isinstance(layers, str):
         layers = [layers]
@@ -344,10 +407,10 @@ def extract_features(
         raise InputError(f"--workers {num_workers}: expected 0 or more")
     dev = resolve_device(device)
 
-    lm = model if isinstance(model, LoadedModel) else load_model(model, weights, offline)
+    lm = model if isinstance(model, LoadedModel) else load_model(model, weights, offline, seed)
     name = model_name or lm.name
     tf: Preprocess | Callable[..., torch.Tensor] = transform or lm.transform or Preprocess()
-    src = _source(images, ids, tf, skip_bad, layout)
+    src = _source(images, ids, tf, skip_bad, layout, allow_outside_root)
     n = len(src.ids)
     if n == 0:
         raise InputError("no image to extract")
@@ -421,12 +484,18 @@ def extract_features(
         if st is None:
             continue
         existing = st.entry(name, ln) if st.has(name, ln) else None
-        if existing is not None and existing.complete and not overwrite:
-            if existing.attrs.get("fingerprint") != fp:
+        if existing is not None and not overwrite and existing.attrs.get("fingerprint") != fp:
+            what = _differences(existing.attrs, job)
+            if existing.complete:
                 raise EntryExistsError(
-                    f"{st.name}: {name}/{ln} exists, made with other settings (model, weights, "
-                    "images, preprocessing, pooling or dtype); pass --overwrite to replace it"
+                    f"{st.name}: {name}/{ln} exists, made {what}; pass --overwrite to replace it"
                 )
+            raise EntryExistsError(
+                f"{st.name}: {name}/{ln}: cannot resume the interrupted entry "
+                f"({existing.rows_done} of {existing.n} rows), it was made {what}; "
+                "pass --overwrite to start it again"
+            )
+        if existing is not None and existing.complete and not overwrite:
             status[ln] = "complete"
             continue
         resuming = existing is not None and not existing.complete

@@ -14,19 +14,22 @@ Layout (see ``docs/sweep.md``)::
     store = "features.zarr"      # a folder or an fsspec URL (s3://bucket/features.zarr)
     results = "results.jsonl"    # optional; default: <store>/results.jsonl
     device = "cpu"               # auto | cpu | cuda | cuda:N
-    seed = 0                     # seeds random-init weights, bootstrap, probes
+    seed = 0                     # seeds random-init and factory weights, bootstrap, probes
     batch_size = 32
     pool_maps = "avg"            # flatten | avg | max
     threads = 0                  # torch and numba threads per task (0: leave as is)
 
     [[model]]
-    name = "resnet18"            # torchvision name, timm:NAME, pkg.mod:factory, a .pt file
+    name = "resnet18"            # torchvision name, timm:NAME, pkg.mod:factory, file.py:factory
+                                 # (relative to this file), a .pt file; factories and .pt files
+                                 # are code that the sweep runs (docs/security.md)
     weights = "none"             # DEFAULT | none | IMAGENET1K_V1 | a weights file
     layers = ["layer4", "penultimate"]
 
     [[images]]
     name = "sample"
     path = "images/"             # a folder or a CSV file
+    allow_outside_root = false   # a CSV may name files outside its folder
 
     [[triplets]]
     name = "things"
@@ -53,6 +56,7 @@ from typing import Any
 import tomllib
 
 from alignkit.errors import FormatError, InputError
+from alignkit.extract.specs import SEED_MAX
 
 __all__ = [
     "Study",
@@ -146,6 +150,7 @@ class ImageSetSpec:
     path: str
     layout: str = "auto"
     line: int = 0
+    allow_outside_root: bool = False
 
 
 @dataclass(frozen=True)
@@ -311,10 +316,12 @@ class _Parser:
         return value
 
     def integer(self, tbl: Mapping[str, Any], table: str, index: int | None, key: str,
-                default: int, minimum: int = 0) -> int:
+                default: int, minimum: int = 0, maximum: int | None = None) -> int:
         value = self._get(tbl, table, index, key, int, default, "an integer")
         if value < minimum:
             raise self.fail(table, index, key, f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise self.fail(table, index, key, f"must be at most {maximum}, got {value}")
         return int(value)
 
     def strings(self, tbl: Mapping[str, Any], table: str, index: int | None, key: str,
@@ -395,7 +402,7 @@ class _Parser:
             store=store,
             results=results,
             device=device,
-            seed=self.integer(t, "sweep", None, "seed", 0),
+            seed=self.integer(t, "sweep", None, "seed", 0, maximum=SEED_MAX),
             batch_size=self.integer(t, "sweep", None, "batch_size", 32, minimum=1),
             dtype=self.text(t, "sweep", None, "dtype", "float32", choices=("float32", "float16")),
             pool_maps=self.text(t, "sweep", None, "pool_maps", "flatten",
@@ -415,6 +422,9 @@ class _Parser:
         for i, t in rows:
             self.keys(t, "model", i, ("name", "weights", "layers", "label"))
             name = self.text(t, "model", i, "name", required=True)
+            target, sep, attr = name.rpartition(":")
+            if sep and target.endswith(".py") and not Path(target).expanduser().is_absolute():
+                name = f"{os.path.abspath(self.base / Path(target).expanduser())}:{attr}"
             weights = self.text(t, "model", i, "weights", default="DEFAULT")
             layers = self.strings(t, "model", i, "layers", required=True)
             label = self.name(t, "model", i, "label", default=_default_label(name))
@@ -438,13 +448,15 @@ class _Parser:
         if not rows:
             raise InputError(f"{self.where}: no [[images]] table; list at least one image set")
         for i, t in rows:
-            self.keys(t, "images", i, ("name", "path", "layout"))
+            self.keys(t, "images", i, ("name", "path", "layout", "allow_outside_root"))
             out.append(ImageSetSpec(
                 name=self.name(t, "images", i),
                 path=self.path(t, "images", i, "path", required=True) or "",
                 layout=self.text(t, "images", i, "layout", "auto",
                                  choices=("auto", "folder", "csv", "things", "things-full")),
                 line=self.lines.key("images", i, None),
+                allow_outside_root=self._get(t, "images", i, "allow_outside_root", bool, False,
+                                             "true or false"),
             ))
         _unique(self, "images", [s.name for s in out], "name")
         return tuple(out)
@@ -564,6 +576,9 @@ def check_model_name(name: str, weights: str) -> str | None:
     """
     if ":" in name:
         prefix = name.split(":", 1)[0]
+        target = name.rpartition(":")[0]
+        if target.endswith(".py"):  # path/file.py:factory
+            return None if Path(target).expanduser().is_file() else f"no such factory file {target!r}"
         if prefix in ("timm", "open_clip") or re.match(r"^[A-Za-z_][\w.]*$", prefix):
             return None
         return f"{name!r}: not a model name, package.module:factory, timm:NAME or open_clip:ARCH"

@@ -6,7 +6,7 @@ set, one ``rsa`` task per RDM and one ``probe`` task per probed triplet set
 (each depends on its extraction).
 
 Every task has a *key*: the SHA-256 of everything that decides its numbers
-(model, weights and the checksum of a weights file, the seed of random-init
+(model, weights and the checksum of a weights file, the seed of random-init and factory
 weights, layer, pooling and dtype, the image set's file checksums, the human
 data's checksums, the scoring options, and the alignkit version). A finished
 task leaves a marker named by its key in the sweep ledger (``<store>.sweep/``),
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from alignkit._version import __version__
+from alignkit.extract.specs import seed_applies
 from alignkit.sweep.study import ImageSetSpec, ModelSpec, Study, is_url
 
 __all__ = [
@@ -106,6 +107,13 @@ def images_checksum(spec: ImageSetSpec) -> str:
         h.update(sha256_file(p).encode() + b"\n")
     if root.is_file():
         h.update(b"csv:" + root.name.encode())
+        if spec.allow_outside_root:  # files named outside the folder count too
+            from alignkit.extract.images import from_csv
+
+            for path in from_csv(root, allow_outside_root=True).paths:
+                real = path.resolve()
+                if real.parent != folder.resolve() and folder.resolve() not in real.parents:
+                    h.update(str(real).encode() + b"\0" + sha256_file(real).encode() + b"\n")
     return "sha256:" + h.hexdigest()
 
 
@@ -169,7 +177,7 @@ def expand(study: Study) -> list[Task]:
         for s in study.images:
             ex_content = {
                 "kind": "extract", "entry": entry_model(m, s), "model": m.name, **_weights_id(m),
-                "seed": sw.seed if m.weights.lower() == "none" else None,
+                "seed": sw.seed if seed_applies(m.name, m.weights) else None,
                 "layers": list(m.layers), "images": img_sums[s.name], "layout": s.layout,
                 "dtype": sw.dtype, "pool_maps": sw.pool_maps, "pool_tokens": sw.pool_tokens,
                 "alignkit": __version__,
@@ -179,7 +187,8 @@ def expand(study: Study) -> list[Task]:
             ex = Task("extract", ex_key, f"extract {m.label} @{s.name}", m.label, None, s.name, None, (),
                       {**common, "entry_model": store_model, "model_spec": m.name,
                        "weights": m.weights, "layers": list(m.layers), "image_path": s.path,
-                       "layout": s.layout, "seed": sw.seed, "batch_size": sw.batch_size,
+                       "layout": s.layout, "allow_outside_root": s.allow_outside_root,
+                       "seed": sw.seed, "batch_size": sw.batch_size,
                        "dtype": sw.dtype, "pool_maps": sw.pool_maps, "pool_tokens": sw.pool_tokens,
                        "loader_workers": sw.loader_workers, "offline": sw.offline})
             extracts.append(ex)
@@ -251,20 +260,18 @@ def _device(spec: dict[str, Any]) -> str:
 
 
 def _run_extract(task: Task) -> TaskOutcome:
-    import torch
-
     from alignkit.errors import EntryExistsError
     from alignkit.extract import extract_features, load_model
 
     s = task.spec
-    if str(s["weights"]).lower() == "none":
-        torch.manual_seed(int(s["seed"]))  # random-init weights: the same in every process
-    lm = load_model(s["model_spec"], s["weights"], s["offline"])
+    # seeded right before the build: random-init and factory weights are the same in every process
+    lm = load_model(s["model_spec"], s["weights"], s["offline"], int(s["seed"]))
     options = dict(
         store=s["store"], model_name=s["entry_model"], batch_size=s["batch_size"],
         device=s["device"], num_workers=s["loader_workers"], dtype=s["dtype"],
         pool_maps=s["pool_maps"], pool_tokens=s["pool_tokens"], layout=s["layout"],
         progress=False, offline=s["offline"],
+        allow_outside_root=bool(s.get("allow_outside_root", False)),
     )
     try:  # resumes an interrupted entry of the same extraction
         res = extract_features(lm, s["image_path"], s["layers"], **options)
