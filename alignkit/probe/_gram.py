@@ -131,7 +131,7 @@ def gram_nll(
     return _torch_nll(S, _as_index(triplets, S.device), want_grad, scale)
 
 
-def gram_choices(S: torch.Tensor, triplets: np.ndarray, ties: str = "wrong") -> np.ndarray:
+def gram_choices(S: torch.Tensor, triplets: np.ndarray, ties: str = "paper") -> np.ndarray:
     """Position (0, 1, 2) of the odd one out by the largest pair similarity.
 
     Uses the shared odd-one-out kernel (:func:`alignkit._kernels.ooo.ooo_choices`).
@@ -139,7 +139,8 @@ def gram_choices(S: torch.Tensor, triplets: np.ndarray, ties: str = "wrong") -> 
     Args:
         S: Gram matrix (n x n).
         triplets: (N, 3) object indices.
-        ties: ``wrong`` (the paper: -1 where the maximum ties) or ``first``.
+        ties: a tie rule of :mod:`alignkit._kernels.ties` (``paper``: -1 only where all
+            three similarities are equal; ``first``; ``any-tie-wrong``).
 
     Returns:
         int8 (N,): the position in each row of the object outside the most

@@ -301,13 +301,14 @@ class LinearProbe:
         """``((x - mean) / std) @ W + b`` for every row (float64)."""
         return self._fitted().apply(_as_features(features))
 
-    def predict(self, features: np.ndarray, triplets: Any, ties: str = "wrong") -> np.ndarray:
+    def predict(self, features: np.ndarray, triplets: Any, ties: str = "paper") -> np.ndarray:
         """The probe's odd-one-out choices on ``features``' objects.
 
         Args:
             features: ``(n, p)`` raw features (the transform standardises them).
             triplets: ``(N, 3)`` object indices into ``features``' rows.
-            ties: ``wrong`` (the paper: a tie gives -1) or ``first``.
+            ties: ``paper`` (the paper's code: only a three-way tie gives -1), ``first`` or
+                ``any-tie-wrong``.
 
         Returns:
             int8 (N,): position 0, 1 or 2 of the odd one out in each row, -1 for a tie.
@@ -316,7 +317,7 @@ class LinearProbe:
         t = as_triplets(triplets, z.shape[0])
         return gram_choices(z @ z.T, t, ties)
 
-    def score(self, features: np.ndarray, triplets: Any, ties: str = "wrong") -> float:
+    def score(self, features: np.ndarray, triplets: Any, ties: str = "paper") -> float:
         """Odd-one-out accuracy against the human choice (last column)."""
         choices = self.predict(features, triplets, ties)
         return float(np.mean(choices == 2)) if len(choices) else math.nan
