@@ -35,10 +35,13 @@ def demo(out: str, bootstrap: int, seed: int, no_extract: bool) -> None:
     if res.top_classes:
         click.echo("\nMobileNetV2 (ImageNet weights) top class of each sample image:")
         emit([{"image": k, "top class": v} for k, v in res.top_classes.items()], "table")
-    click.echo("\nZero-shot odd-one-out accuracy on 20,000 real THINGS triplets "
-               "(chance 0.333, noise ceiling 0.673):")
-    emit([{k: v for k, v in r.row().items() if k not in ("layer", "ceiling", "ties")}
-          for r in res.ooo], "table")
+    first = res.ooo[0]
+    ceiling = (f"noise ceiling {first.ceiling} ({first.ceiling_source})"
+               if first.ceiling is not None else "no noise ceiling")
+    click.echo(f"\nZero-shot odd-one-out accuracy on {first.n_triplets:,} real THINGS triplets "
+               f"(chance 0.333, {ceiling}; {first.ci_level:.0%} bootstrap intervals):")
+    drop = {"layer", "ceiling"} | ({"preset"} if all(r.preset is None for r in res.ooo) else set())
+    emit([{k: v for k, v in r.row().items() if k not in drop} for r in res.ooo], "table")
     best = next(r for r in res.ooo if r.model == "spose" and r.similarity == "dot")
     if best.per_concept is not None:
         rows = sorted((c for c in best.per_concept.rows() if c["triplets"] >= 200),

@@ -473,7 +473,8 @@ def _resolve_ceiling(
         if ceiling != "auto":
             raise InputError(f"--ceiling must be a number, 'auto' or 'none'; got {ceiling!r}")
         if is_things:
-            return base.things_ceiling, f"{base.ceiling_source} ({preset or 'default'})", []
+            how = f"preset {preset}" if preset else "the default for THINGS triplets"
+            return base.things_ceiling, f"{base.ceiling_source}; {how}", []
         return None, None, [
             "no noise ceiling: the triplets are not THINGS triplets (by their object ids), and "
             "a ceiling belongs to its data set; give --ceiling or compute one with "

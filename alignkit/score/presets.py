@@ -22,7 +22,7 @@ from dataclasses import dataclass
 __all__ = ["Preset", "PRESETS", "THINGS_CEILING_SOURCE", "normalise"]
 
 #: Where the default THINGS ceiling comes from.
-THINGS_CEILING_SOURCE = "THINGS odd-one-out noise ceiling (Muttenthaler et al. 2023)"
+THINGS_CEILING_SOURCE = "THINGS odd-one-out noise ceiling of Muttenthaler et al. 2023"
 
 
 @dataclass(frozen=True)
