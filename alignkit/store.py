@@ -1359,7 +1359,8 @@ class Entry:
         if self._ids is None:
             arr = self._node("ids", "the ids array is missing (interrupted at creation)")
             if tuple(arr.shape) != (self.n,):
-                self._damaged(f"the ids array holds {tuple(arr.shape)} values for n={self.n} rows")
+                held = arr.shape[0] if len(arr.shape) == 1 else tuple(arr.shape)
+                self._damaged(f"the ids array holds {held} ids for n={self.n} rows")
             try:
                 raw = arr[:]
             except MemoryError:
