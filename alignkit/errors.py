@@ -22,6 +22,9 @@ __all__ = [
     "EntryNotFoundError",
     "EntryExistsError",
     "IncompleteEntryError",
+    "CorruptEntryError",
+    "EntryReplacedError",
+    "StoreInUseError",
     "ModelError",
     "WeightsUnavailableError",
     "DeviceError",
@@ -75,6 +78,32 @@ class EntryExistsError(StoreError):
 
 class IncompleteEntryError(StoreError):
     """An entry was never finished (an interrupted write)."""
+
+
+class CorruptEntryError(StoreError):
+    """An entry's data or metadata on disk is damaged: a checksum mismatch, an
+    undecodable chunk, an unreadable ``zarr.json``, missing or repeated ids.
+
+    Attributes:
+        store: the store's path or URL.
+        entry: ``"model/layer"`` (``"model/layer probe NAME"`` for a probe), or None.
+        detail: what is wrong, without the store and entry names.
+    """
+
+    def __init__(self, message: str, *, store: str | None = None, entry: str | None = None,
+                 detail: str | None = None) -> None:
+        super().__init__(message)
+        self.store = store
+        self.entry = entry
+        self.detail = detail if detail is not None else message
+
+
+class EntryReplacedError(StoreError):
+    """An entry was replaced or removed by another writer while it was being read."""
+
+
+class StoreInUseError(StoreError):
+    """Another process is writing the same entry (or creating the same store)."""
 
 
 class ModelError(AlignkitError):

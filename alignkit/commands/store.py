@@ -1,4 +1,4 @@
-"""``alignkit store``: import, inspect, list and remove entries of an embedding store."""
+"""``alignkit store``: import, inspect, list, verify and remove entries of an embedding store."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ def store() -> None:
       alignkit store import emb.npy --ids things --store s.zarr --model spose --layer 49d
       alignkit store info s.zarr
       alignkit store ls s.zarr
+      alignkit store verify s.zarr
       alignkit store rm s.zarr --model spose --layer 49d
     """
 
@@ -84,17 +85,31 @@ def store_summary(store_path: str) -> dict[str, Any]:
     Returns:
         ``{"store": path, "entries": [{model, layer, n, p, dtype, chunk_rows,
         complete, rows_done, created, completed, features_checksum,
-        provenance, versions, probes}, ...]}``.
+        provenance, versions, probes, damaged}, ...]}``; ``damaged`` is None,
+        or what is wrong with an entry whose record cannot be read (its other
+        values are then None).
 
     Raises:
         NotAStoreError: the path is not an alignkit store.
     """
     from alignkit.store import EmbeddingStore
 
+    from alignkit.errors import CorruptEntryError
+
     st = EmbeddingStore(store_path, mode="r")
     entries = []
     for model, layer in st.entries():
-        e = st.entry(model, layer)
+        try:
+            e = st.entry(model, layer)
+            probes = e.probes()
+        except CorruptEntryError as exc:
+            entries.append({
+                "model": model, "layer": layer, "n": None, "p": None, "dtype": None,
+                "chunk_rows": None, "complete": False, "rows_done": None, "created": None,
+                "completed": None, "features_checksum": None, "provenance": {},
+                "versions": {}, "probes": [], "damaged": exc.detail,
+            })
+            continue
         meta = e.meta
         entries.append({
             "model": e.model,
@@ -110,7 +125,8 @@ def store_summary(store_path: str) -> dict[str, Any]:
             "features_checksum": e.checksum,
             "provenance": meta.get("provenance") or {},
             "versions": meta.get("versions") or {},
-            "probes": e.probes(),
+            "probes": probes,
+            "damaged": None,
         })
     return {"store": store_path, "entries": entries}
 
@@ -161,6 +177,10 @@ def info(store_path: str, fmt: str) -> None:
         return
     rows = [["model", "layer", "n x p", "dtype", "state", "created", "probes"]]
     for e in entries:
+        if e["damaged"]:
+            rows.append([e["model"], e["layer"], "-", "-", "DAMAGED (alignkit store verify)",
+                         "-", "-"])
+            continue
         state = "complete" if e["complete"] else f"INCOMPLETE {e['rows_done']}/{e['n']} rows"
         rows.append([
             e["model"], e["layer"], f"{e['n']} x {e['p']}", e["dtype"], state,
@@ -185,6 +205,42 @@ def ls(store_path: str) -> None:
 
     for model, layer in EmbeddingStore(store_path, mode="r").entries():
         click.echo(f"{model}/{layer}")
+
+
+@store.command("verify")
+@click.argument("store_path", metavar="STORE")
+@click.option("--no-probes", is_flag=True, help="Check the entries only, not their probes.")
+def verify(store_path: str, no_probes: bool) -> None:
+    """Check every entry of STORE on disk: ids, every chunk, the features checksum, probes.
+
+    Prints one line per entry (and per probe): ok, damaged (and what is
+    wrong) or incomplete. Exits with status 2 if anything is damaged. Reads
+    all the data: about the time of reading the store once.
+
+    \b
+    Example:
+      alignkit store verify s.zarr
+    """
+    from alignkit.errors import CorruptEntryError
+    from alignkit.store import EmbeddingStore
+
+    st = EmbeddingStore(store_path, mode="r")
+    records = st.check(probes=not no_probes)
+    for r in records:
+        name = r["entry"] if r["probe"] is None else f"{r['entry']} probe {r['probe']}"
+        status = {"ok": "ok", "damaged": "DAMAGED", "incomplete": "INCOMPLETE",
+                  "changed": "CHANGED"}[r["status"]]
+        click.echo(f"{name}: {status}" + (f": {r['detail']}" if r["detail"] else ""))
+    bad = [r for r in records if r["status"] in ("damaged", "changed")]
+    if bad:
+        names = sorted({r["entry"] if r["probe"] is None else f"{r['entry']} probe {r['probe']}"
+                        for r in bad})
+        raise CorruptEntryError(
+            f"{store_path}: {len(names)} damaged: {', '.join(names)}; rewrite them (--overwrite) "
+            "or remove them (alignkit store rm)",
+            store=store_path,
+        )
+    click.echo(f"{store_path}: {len(records)} checked, none damaged", err=True)
 
 
 @store.command("rm")
