@@ -44,8 +44,9 @@ def sha256_array(array: np.ndarray) -> str:
 def features_checksum(features: np.ndarray) -> str:
     """``"sha256:<hex>"`` of features as little-endian float32 in C order.
 
-    The checksum an embedding-store entry records for its features, so a result computed
-    from an entry's features carries the entry's checksum and links to it.
+    The checksum an embedding-store entry records for its features (it equals
+    ``hashlib.sha256(entry.features().astype("<f4").tobytes())``), so a result computed from
+    an entry's features carries the entry's checksum and links to it.
     """
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(features, dtype="<f4"))

@@ -43,15 +43,15 @@ from alignkit.errors import (
     DataError,
     EntryExistsError,
     EntryNotFoundError,
+    EntryReplacedError,
     IncompleteEntryError,
     InputError,
     MismatchError,
-    EntryReplacedError,
     NotAStoreError,
     StoreError,
     StoreInUseError,
 )
-from alignkit.provenance import now_utc, versions
+from alignkit.provenance import features_checksum, now_utc, versions
 
 if TYPE_CHECKING:
     import zarr
@@ -133,17 +133,6 @@ def default_chunk_rows(n: int, p: int, dtype: str = "float32") -> int:
     """Rows per chunk so that one chunk holds about 8 MiB (at least one row, at most n)."""
     row_bytes = max(1, p * np.dtype(dtype).itemsize)
     return int(max(1, min(n, _TARGET_CHUNK_BYTES // row_bytes)))
-
-
-def features_checksum(features: np.ndarray) -> str:
-    """``"sha256:<hex>"`` of the features as little-endian float32, C order.
-
-    This is the ``features_checksum`` recorded when an entry is finalized; it
-    equals ``hashlib.sha256(entry.features().astype("<f4").tobytes())``.
-    """
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(features, dtype="<f4"))
-    return "sha256:" + h.hexdigest()
 
 
 def _jsonable(attrs: Mapping[str, Any], what: str) -> dict[str, Any]:
@@ -1000,6 +989,7 @@ class EmbeddingStore:
         }
         if staged:
             import uuid
+
             import zarr
 
             assert self._local is not None and lock is not None

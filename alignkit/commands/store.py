@@ -92,9 +92,8 @@ def store_summary(store_path: str) -> dict[str, Any]:
     Raises:
         NotAStoreError: the path is not an alignkit store.
     """
-    from alignkit.store import EmbeddingStore
-
     from alignkit.errors import CorruptEntryError
+    from alignkit.store import EmbeddingStore
 
     st = EmbeddingStore(store_path, mode="r")
     entries = []
