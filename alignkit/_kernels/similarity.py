@@ -27,6 +27,7 @@ __all__ = [
     "as_float64",
     "gram",
     "gram_bytes",
+    "SYRK_MAX_ROWS",
     "use_gram",
     "prepare_rows",
     "triplet_sims_direct",
@@ -100,7 +101,11 @@ def gram(X: np.ndarray, similarity: str = "dot") -> np.ndarray:
             ``"correlation"``.
 
     Returns:
-        The symmetric similarity matrix, computed with one BLAS product ``Y @ Y.T``.
+        The symmetric similarity matrix: one BLAS product ``Y @ Y.T`` (a ``syrk``) up to
+        :data:`SYRK_MAX_ROWS` rows; above, row blocks of the upper triangle as ``gemm``
+        products, mirrored into the lower one, so the matrix stays exactly symmetric.
+        (OpenBLAS 0.3.31's threaded ``dsyrk`` crashes the process for about 15,500 to
+        16,400 rows of 768 columns.)
 
     Example:
         >>> import numpy as np
@@ -110,17 +115,41 @@ def gram(X: np.ndarray, similarity: str = "dot") -> np.ndarray:
     Y, f = prepare_rows(X, similarity)
     if similarity in ("cosine", "correlation"):
         Y = Y * f[:, None]
-    S = Y @ Y.T
+    S = Y @ Y.T if Y.shape[0] <= SYRK_MAX_ROWS else _blocked_gram(Y)
     if similarity == "euclidean":
-        # the squared norms are the Gram diagonal itself, so identical rows give exactly 0
+        # the squared norms are the Gram diagonal itself, so identical rows give exactly 0;
+        # (|a|^2 + |b|^2) - 2 d, as the direct path, in row blocks: symmetric bit for bit
         sq = np.diagonal(S).copy()
-        S *= -2.0
-        S += sq[:, None]
-        S += sq[None, :]
+        for s in range(0, S.shape[0], _GRAM_BLOCK):
+            block = S[s : s + _GRAM_BLOCK]
+            np.subtract(sq[s : s + _GRAM_BLOCK, None] + sq[None, :], 2.0 * block, out=block)
         np.maximum(S, 0.0, out=S)
         np.sqrt(S, out=S)
         np.negative(S, out=S)
         np.fill_diagonal(S, 0.0)
+    return S
+
+
+#: Largest row count whose Gram matrix is one ``syrk``; larger ones go in ``gemm`` blocks.
+SYRK_MAX_ROWS = 8192
+_GRAM_BLOCK = 4096
+
+
+def _blocked_gram(Y: np.ndarray) -> np.ndarray:
+    """``Y @ Y.T`` by row blocks of the upper triangle (``gemm``: the operands differ),
+    each mirrored into the lower triangle."""
+    n = Y.shape[0]
+    S = np.empty((n, n))
+    for s in range(0, n, _GRAM_BLOCK):
+        e = min(n, s + _GRAM_BLOCK)
+        np.matmul(Y[s:e], Y[s:].T, out=S[s:e, s:])
+        S[e:, s:e] = S[s:e, e:].T
+    # the diagonal blocks are gemm results too: make them exactly symmetric
+    for s in range(0, n, _GRAM_BLOCK):
+        e = min(n, s + _GRAM_BLOCK)
+        block = S[s:e, s:e]
+        lower = np.tril_indices(e - s, -1)
+        block[lower] = block.T[lower]
     return S
 
 
