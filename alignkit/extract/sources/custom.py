@@ -33,7 +33,7 @@ class CustomSource(ModelSource):
 
     name = "custom"
     forms = ("package.module:factory", "path/file.py:factory")
-    help = "a callable returning an nn.Module, or (module, transform)"
+    help = "a callable returning an nn.Module, or (module, transform); imported and called"
     runs_code = True
 
     def matches(self, spec: str) -> bool:

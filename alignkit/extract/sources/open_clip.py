@@ -38,7 +38,8 @@ class OpenClipSource(ModelSource):
     name = "open_clip"
     prefix = "open_clip"
     forms = ("open_clip:ARCH",)
-    help = "an OpenCLIP image encoder (when open_clip is installed); output is the image embedding"
+    help = ("an OpenCLIP image encoder (when open_clip is installed); --weights is a tag or a "
+            "file; output and embedding are the unnormalised image embedding")
     layer_presets = {"penultimate": "output", "logits": "output", "embedding": "output"}
 
     def resolve_weights(self, spec: str, weights: str, offline: bool) -> ResolvedWeights:

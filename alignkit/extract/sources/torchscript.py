@@ -29,7 +29,7 @@ class TorchScriptSource(ModelSource):
 
     name = "torchscript"
     forms = ("a TorchScript file",)
-    help = "a model saved with torch.jit.save (.pt, .pth, .ts, ...); only layer output"
+    help = "a model saved with torch.jit.save; only the layer output can be read"
     runs_code = True
     layer_presets = {"penultimate": "output"}
 

@@ -40,7 +40,7 @@ class TorchvisionSource(ModelSource):
 
     name = "torchvision"
     forms = ("a torchvision model name",)
-    help = "any torchvision classification model (resnet50, vit_b_16, ...)"
+    help = "any torchvision classification model (torchvision.models.list_models)"
 
     def matches(self, spec: str) -> bool:
         return ":" not in spec
