@@ -113,6 +113,12 @@ def test_each_existing_spec_goes_to_its_source(tmp_path: Path) -> None:
     assert seed_applies("resnet18", "none") and not seed_applies("resnet18", "DEFAULT")
     with pytest.raises(InputError, match="empty model name"):
         source_for("  ")
+    from alignkit.sweep.study import check_model_name
+
+    assert check_model_name("timm:", "none") == "'timm:': no name after timm: (expected timm:NAME)"
+    assert check_model_name("1x:y", "none").startswith("'1x:y': not a torchvision model name, ")
+    assert check_model_name("json:loads", "none") is None
+    assert check_model_name("absent.jit", "none") == "no such model file 'absent.jit'"
 
 
 def test_the_registry_needs_no_torch() -> None:
@@ -307,3 +313,92 @@ def test_embedding_preset_exists_only_where_a_source_declares_it() -> None:
     with pytest.raises(ModelError, match=r"'embedding'.*models that have one: open_clip:ARCH"):
         resolve_layers(net, ["embedding"], infos, order)
     assert resolve_layers(net, ["embedding"], infos, order, {"embedding": "1"}) == ["1"]
+
+
+def _fake_zoo(monkeypatch: pytest.MonkeyPatch, name: str, **attrs: object) -> None:
+    import types
+
+    mod = types.ModuleType(name)
+    for key, value in attrs.items():
+        if "." in key:
+            sub = sys.modules.get(f"{name}.{key.split('.')[0]}") or types.ModuleType(
+                f"{name}.{key.split('.')[0]}")
+            setattr(sub, key.split(".")[1], value)
+            monkeypatch.setitem(sys.modules, sub.__name__, sub)
+            setattr(mod, key.split(".")[0], sub)
+        else:
+            setattr(mod, key, value)
+    monkeypatch.setitem(sys.modules, name, mod)
+
+
+def test_timm_source_wiring_with_a_stand_in_library(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the timm source asks of timm and records, without timm installed."""
+    pytest.importorskip("torch")
+    from torch import nn
+
+    from alignkit.errors import WeightsUnavailableError
+    from alignkit.extract.models import load_model
+
+    calls: list[tuple[str, bool, dict[str, object]]] = []
+
+    def create_model(name: str, pretrained: bool, **kw: object) -> nn.Module:
+        if pretrained and "pretrained_cfg_overlay" not in kw:
+            raise RuntimeError("offline")
+        calls.append((name, pretrained, kw))
+        return nn.Sequential(nn.Flatten(), nn.Linear(12, 2))
+
+    _fake_zoo(monkeypatch, "timm", __version__="0.0-test", list_models=lambda: ["tiny"],
+              create_model=create_model,
+              **{"data.resolve_data_config": lambda _cfg, model: {"input_size": (3, 96, 96)},
+                 "data.create_transform": lambda **cfg: ("transform", cfg["input_size"])})
+    lm = load_model("timm:tiny", weights="none", seed=2)
+    assert (lm.name, lm.source, lm.weights, lm.seed, lm.input_size) == ("timm:tiny", "timm", "none",
+                                                                        2, 96)
+    assert lm.transform == ("transform", (3, 96, 96)) and lm.attrs["timm_version"] == "0.0-test"
+    f = tmp_path / "w.pth"
+    f.write_bytes(b"x")
+    lm = load_model("timm:tiny", weights=str(f))
+    assert lm.weights == "file:w.pth" and lm.weights_file == str(f.resolve()) and lm.seed is None
+    assert calls[-1] == ("tiny", True, {"pretrained_cfg_overlay": {"file": str(f)}})
+    with pytest.raises(WeightsUnavailableError, match="timm:tiny: weights not available"):
+        load_model("timm:tiny", weights="DEFAULT", offline=True)
+    with pytest.raises(ModelError, match="unknown timm model"):
+        load_model("timm:tin", weights="none")
+    with pytest.raises(InputError, match="file does not exist"):
+        load_model("timm:tiny", weights=str(tmp_path / "absent.pth"))
+
+
+def test_open_clip_source_wiring_with_a_stand_in_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The image encoder, its presets and the weights tag, without open_clip installed."""
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    from alignkit.extract.models import load_model
+
+    class Clip(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.visual = nn.Linear(12, 4)
+            self.visual.image_size = (64, 64)  # type: ignore[assignment]
+
+        def encode_image(self, x: torch.Tensor) -> torch.Tensor:
+            return self.visual(x.flatten(1))
+
+    tags: list[object] = []
+
+    def create(arch: str, pretrained: object) -> tuple[nn.Module, None, str]:
+        tags.append(pretrained)
+        return Clip(), None, "preprocess"
+
+    _fake_zoo(monkeypatch, "open_clip", list_models=lambda: ["RN-tiny"],
+              create_model_and_transforms=create)
+    lm = load_model("open_clip:RN-tiny", weights="none")
+    assert (lm.source, lm.weights, lm.input_size, lm.transform) == ("open_clip", "none", 64,
+                                                                    "preprocess")
+    assert lm.presets == {"penultimate": "output", "logits": "output", "embedding": "output"}
+    x = torch.randn(2, 3, 2, 2)
+    with torch.inference_mode():
+        assert torch.equal(lm.module(x), lm.module.model.encode_image(x))
+    assert load_model("open_clip:RN-tiny", weights="openai").weights == "openai"
+    assert tags == [None, "openai"]

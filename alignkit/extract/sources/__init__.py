@@ -124,7 +124,7 @@ class ModelSource:
         every ``[[model]]`` before any work starts).
         """
         if self.prefix is not None and not self.rest(spec).strip():
-            return f"{spec!r}: give a name after {self.prefix!r}: ({' or '.join(self.forms)})"
+            return f"{spec!r}: no name after {self.prefix}: (expected {' or '.join(self.forms)})"
         return None
 
     def code_kind(self, spec: str) -> str:
