@@ -14,7 +14,9 @@ Presets follow the paper's rule (see the protocol document):
 
 A model source may set any preset for its models
 (:attr:`alignkit.extract.sources.ModelSource.layer_presets`; TorchScript and
-OpenCLIP name ``output``). Execution order is observed with hooks during one forward pass on a blank
+OpenCLIP name ``output``).
+
+Execution order is observed with hooks during one forward pass on a blank
 input, so models that register modules in another order than they run them
 are handled. The pseudo-layer ``output`` is the model's return value.
 

@@ -7,12 +7,13 @@ extraction runner:
   takes the spec says so (``runs_code`` in :mod:`alignkit.extract.sources`): a
   Python factory (``path/file.py:factory``, ``package.module:factory``) is
   imported and called; a TorchScript file carries compiled code that runs in
-  every forward pass. Commands that only inspect (``alignkit extract --list-layers``,
-  ``alignkit sweep --dry-run`` / ``--list-layers``) refuse such models without
-  ``--trust-code``. See ``docs/security.md``.
+  every forward pass. Commands that only inspect (``alignkit extract
+  --list-layers``, ``alignkit sweep --dry-run`` / ``--list-layers``) refuse
+  such models without ``--trust-code``. See ``docs/security.md``.
 * Does the seed decide the weights? (The source's ``seed_decides_weights``.)
-  Random initialisation (``--weights none``) and factories are built right after seeding torch, Python and numpy with
-  ``--seed``, so the same seed gives the same network in every process.
+  Random initialisation (``--weights none``) and factories are built right
+  after seeding torch, Python and numpy with ``--seed``, so the same seed
+  gives the same network in every process.
 """
 
 from __future__ import annotations

@@ -423,7 +423,7 @@ class _Parser:
         for i, t in rows:
             self.keys(t, "model", i, ("name", "weights", "layers", "label"))
             name = self.text(t, "model", i, "name", required=True)
-            name = _model_source(name, self.base)
+            name = _rebase_model(name, self.base)
             weights = self.text(t, "model", i, "weights", default="DEFAULT")
             layers = self.strings(t, "model", i, "layers", required=True)
             label = self.name(t, "model", i, "label", default=_default_label(name))
@@ -566,7 +566,7 @@ def _unique(parser: _Parser, table: str, values: list[str], key: str) -> None:
         seen[v] = i
 
 
-def _model_source(name: str, base: Path) -> str:
+def _rebase_model(name: str, base: Path) -> str:
     """``name`` with its relative files resolved against the study's folder, by its source."""
     try:
         return source_for(name).rebase(name, base)
