@@ -51,8 +51,13 @@ def test_lists_torchvision_classification_models() -> None:
 def test_unknown_model_suggests_names() -> None:
     with pytest.raises(ModelError, match="resnet05.*did you mean resnet50"):
         load_model("resnet05")
-    with pytest.raises(InputError, match="does not exist"):
-        load_model("no/such/model.pt")
+    with pytest.raises(ModelError, match=r"other models: package.module:factory, .*timm:NAME"):
+        load_model("resnet05")  # the other forms, from the model-source registry
+    for missing in ("no/such/model.pt", "model.jit", "model.torchscript", "no/such/model"):
+        with pytest.raises(InputError, match=f"--model {missing}: file does not exist"):
+            load_model(missing)
+    with pytest.raises(InputError, match="empty model name"):
+        load_model("  ")
 
 
 def test_random_init_uses_default_preprocessing() -> None:
@@ -239,7 +244,7 @@ def test_open_clip_image_encoder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     open_clip = pytest.importorskip("open_clip")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     lm = load_model("open_clip:RN50", weights="none")
-    assert lm.presets == {"penultimate": "output", "logits": "output"}
+    assert lm.presets == {"penultimate": "output", "logits": "output", "embedding": "output"}
     x = torch.randn(2, 3, lm.input_size, lm.input_size)
     with torch.inference_mode():
         assert torch.equal(lm.module(x), lm.module.model.encode_image(x))

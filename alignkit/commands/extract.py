@@ -71,7 +71,7 @@ def layer_rows(model: str, weights: str, offline: bool, pool_maps: str, pool_tok
     require_trust(model, trust_code, what)
     import torch
 
-    from alignkit.extract.layers import _preset, pooled_dim, probe_layers
+    from alignkit.extract.layers import PRESETS, _preset, pooled_dim, probe_layers
     from alignkit.extract.models import load_model
 
     # Weights change no layer name or shape: without a file, list a random-init copy.
@@ -80,10 +80,10 @@ def layer_rows(model: str, weights: str, offline: bool, pool_maps: str, pool_tok
     example = torch.zeros((1, 3, size, size))
     infos, order = probe_layers(lm.module, example)
     marks: dict[str, list[str]] = {}
-    for preset in ("penultimate", "logits"):
+    for preset in PRESETS:
         try:
             target = lm.presets.get(preset) or _preset(lm.module, preset, order)
-        except Exception:  # a model without hooks has no penultimate preset
+        except Exception:  # a model without hooks has no penultimate preset, most no embedding
             continue
         marks.setdefault(target, []).append(preset)
     rows = []
@@ -99,20 +99,32 @@ def layer_rows(model: str, weights: str, offline: bool, pool_maps: str, pool_tok
     return rows
 
 
-@click.command(
-    "extract",
-    help="Extract a model's features for an image set into an embedding store.\n\n"
-    "MODEL is a torchvision model name, package.module:factory, path/file.py:factory, a "
-    "TorchScript file, timm:NAME or open_clip:ARCH. A factory or a TorchScript file is code: "
-    "alignkit imports and runs it with your permissions, so use only ones you trust "
-    "(--list-layers asks for --trust-code; see docs/security.md). IMAGES is a folder "
-    "(recursive; ids are relative paths without extension), a THINGS folder (--layout things / "
-    "things-full) or a CSV of id,path (paths inside the CSV's folder unless "
-    "--allow-outside-root). Random-init weights (--weights none) and factories are built "
-    "after seeding with --seed. An interrupted run resumes when started again with the same "
-    "command; a resume that would use another network (seed, weights) is refused.\n"
-    + _HELP_EXAMPLES,
-)
+def _help() -> str:
+    from alignkit.extract.sources import spec_forms
+
+    return (
+        "Extract a model's features for an image set into an embedding store.\n\n"
+        f"MODEL is {spec_forms()}. A factory or a TorchScript file is code: "
+        "alignkit imports and runs it with your permissions, so use only ones you trust "
+        "(--list-layers asks for --trust-code; see docs/security.md). IMAGES is a folder "
+        "(recursive; ids are relative paths without extension), a THINGS folder (--layout things / "
+        "things-full) or a CSV of id,path (paths inside the CSV's folder unless "
+        "--allow-outside-root). Random-init weights (--weights none) and factories are built "
+        "after seeding with --seed. An interrupted run resumes when started again with the same "
+        "command; a resume that would use another network (seed, weights) is refused.\n"
+        + _HELP_EXAMPLES
+    )
+
+
+class _ExtractCommand(click.Command):
+    """Help written when asked, so that it lists every model source registered by then."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.help = _help()
+        super().format_help_text(ctx, formatter)
+
+
+@click.command("extract", cls=_ExtractCommand, help=_help())
 @click.argument("model")
 @click.argument("images", required=False)
 @click.option("--store", "store", type=click.Path(), help="Zarr store to write (created if missing).")

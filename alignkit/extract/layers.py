@@ -8,7 +8,13 @@ Presets follow the paper's rule (see the protocol document):
   logits layer. ResNet gives ``avgpool``, VGG16 ``classifier.3``, AlexNet
   ``classifier.4`` (the last hidden Linear before its ReLU), torchvision ViT
   ``encoder.ln`` (whose class token is kept), EfficientNet ``avgpool``,
-  ConvNeXt ``classifier.0``.
+  ConvNeXt ``classifier.0``;
+* ``embedding``: no rule; only models whose source declares it (OpenCLIP:
+  the image embedding, ``output``).
+
+A model source may set any preset for its models
+(:attr:`alignkit.extract.sources.ModelSource.layer_presets`; TorchScript and
+OpenCLIP name ``output``).
 
 Execution order is observed with hooks during one forward pass on a blank
 input, so models that register modules in another order than they run them
@@ -33,6 +39,7 @@ import torch
 from torch import nn
 
 from alignkit.errors import InputError, ModelError
+from alignkit.extract.layer_presets import LAYER_PRESETS, RULE_PRESETS
 
 __all__ = [
     "PRESETS",
@@ -45,7 +52,8 @@ __all__ = [
     "StopForward",
 ]
 
-PRESETS = ("penultimate", "logits")
+#: Layer names that any model takes (see :mod:`alignkit.extract.layer_presets`).
+PRESETS = tuple(LAYER_PRESETS)
 OUTPUT = "output"
 MAP_POOLS = ("flatten", "avg", "max")
 TOKEN_POOLS = ("cls", "mean", "flatten")
@@ -163,6 +171,15 @@ def probe_layers(model: nn.Module, example: torch.Tensor) -> tuple[list[LayerInf
 
 
 def _preset(model: nn.Module, preset: str, exec_order: list[str]) -> str:
+    if preset not in RULE_PRESETS:
+        from alignkit.extract.sources import sources
+
+        having = [f for s in sources() if preset in s.layer_presets for f in s.forms]
+        where = f" (models that have one: {', '.join(having)})" if having else ""
+        raise ModelError(
+            f"layer preset {preset!r}: this model does not define it{where}; use "
+            f"{', '.join(RULE_PRESETS)} or a module name"
+        )
     if isinstance(model, torch.jit.ScriptModule) or not exec_order:
         if preset == "logits":
             return OUTPUT
@@ -191,9 +208,11 @@ def resolve_layers(
 
     Args:
         model: the model.
-        specs: module names, ``output``, ``penultimate`` or ``logits``.
+        specs: module names, ``output`` or a preset (:data:`PRESETS`:
+            ``penultimate``, ``logits``, ``embedding``).
         infos, exec_order: from :func:`probe_layers`.
-        presets: model-specific preset overrides (e.g. CLIP's image embedding).
+        presets: model-specific presets (the model source's ``layer_presets``,
+            e.g. CLIP's image embedding); ``embedding`` exists only there.
 
     Raises:
         ModelError: an unknown name (close names suggested), a module that

@@ -3,15 +3,17 @@
 Two questions are answered here for the command line, the sweep and the
 extraction runner:
 
-* Does building the model run code that came with it? A Python factory
-  (``path/file.py:factory``, ``package.module:factory``) is imported and
-  called; a TorchScript file carries compiled code that runs in every forward
-  pass. Commands that only inspect (``alignkit extract --list-layers``,
-  ``alignkit sweep --dry-run`` / ``--list-layers``) refuse such models without
-  ``--trust-code``. See ``docs/security.md``.
-* Does the seed decide the weights? Random initialisation (``--weights none``)
-  and factories are built right after seeding torch, Python and numpy with
-  ``--seed``, so the same seed gives the same network in every process.
+* Does building the model run code that came with it? The model source that
+  takes the spec says so (``runs_code`` in :mod:`alignkit.extract.sources`): a
+  Python factory (``path/file.py:factory``, ``package.module:factory``) is
+  imported and called; a TorchScript file carries compiled code that runs in
+  every forward pass. Commands that only inspect (``alignkit extract
+  --list-layers``, ``alignkit sweep --dry-run`` / ``--list-layers``) refuse
+  such models without ``--trust-code``. See ``docs/security.md``.
+* Does the seed decide the weights? (The source's ``seed_decides_weights``.)
+  Random initialisation (``--weights none``) and factories are built right
+  after seeding torch, Python and numpy with ``--seed``, so the same seed
+  gives the same network in every process.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from alignkit.errors import InputError
+from alignkit.extract.sources import source_for
+from alignkit.extract.sources.torchscript import SUFFIXES as TORCHSCRIPT_SUFFIXES
 
 __all__ = [
     "SEED_MAX",
@@ -36,8 +39,6 @@ __all__ = [
 
 #: Largest accepted seed (the seeds numpy's legacy generator takes: 32 bits).
 SEED_MAX = 2**32 - 1
-#: File name endings read as TorchScript models.
-TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".torchscript")
 
 
 def check_seed(value: Any, where: str = "--seed") -> int:
@@ -68,19 +69,10 @@ def runs_code(spec: str) -> str | None:
     Returns a short description: ``"a Python factory (file.py)"``, ``"a Python
     factory (module mypkg.nets)"`` or ``"a TorchScript file"``. Torchvision names
     and ``timm:``/``open_clip:`` names run only the installed libraries' code.
+    Decided by the spec's model source without importing or running anything.
     """
-    spec = spec.strip()
-    if spec.startswith(("timm:", "open_clip:")):
-        return None
-    path = Path(spec).expanduser()
-    if path.is_file() or (":" not in spec and path.suffix.lower() in TORCHSCRIPT_SUFFIXES):
-        return "a TorchScript file"
-    if ":" in spec:
-        target = spec.rpartition(":")[0]
-        if target.endswith(".py"):
-            return f"a Python factory ({target})"
-        return f"a Python factory (module {target})"
-    return None
+    source = source_for(spec)
+    return source.code_kind(spec.strip()) if source.runs_code else None
 
 
 def require_trust(spec: str, trust_code: bool, what: str) -> None:
@@ -104,10 +96,7 @@ def require_trust(spec: str, trust_code: bool, what: str) -> None:
 
 def seed_applies(spec: str, weights: str) -> bool:
     """Whether ``--seed`` decides the model's weights (random init or a factory)."""
-    kind = runs_code(spec)
-    if kind is not None:
-        return kind.startswith("a Python factory")
-    return weights.strip().lower() == "none"
+    return source_for(spec).seed_decides_weights(spec.strip(), weights)
 
 
 @contextmanager

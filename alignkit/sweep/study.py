@@ -55,7 +55,8 @@ from typing import Any
 
 import tomllib
 
-from alignkit.errors import FormatError, InputError
+from alignkit.errors import AlignkitError, FormatError, InputError
+from alignkit.extract.sources import source_for
 from alignkit.extract.specs import SEED_MAX
 
 __all__ = [
@@ -422,9 +423,7 @@ class _Parser:
         for i, t in rows:
             self.keys(t, "model", i, ("name", "weights", "layers", "label"))
             name = self.text(t, "model", i, "name", required=True)
-            target, sep, attr = name.rpartition(":")
-            if sep and target.endswith(".py") and not Path(target).expanduser().is_absolute():
-                name = f"{os.path.abspath(self.base / Path(target).expanduser())}:{attr}"
+            name = _rebase_model(name, self.base)
             weights = self.text(t, "model", i, "weights", default="DEFAULT")
             layers = self.strings(t, "model", i, "layers", required=True)
             label = self.name(t, "model", i, "label", default=_default_label(name))
@@ -567,33 +566,29 @@ def _unique(parser: _Parser, table: str, values: list[str], key: str) -> None:
         seen[v] = i
 
 
+def _rebase_model(name: str, base: Path) -> str:
+    """``name`` with its relative files resolved against the study's folder, by its source."""
+    try:
+        return source_for(name).rebase(name, base)
+    except AlignkitError:
+        return name  # check_model_name says what is wrong with it
+
+
 def check_model_name(name: str, weights: str) -> str | None:
     """Why a model specification cannot be built, or None if it looks buildable.
 
-    Torchvision names are checked against the installed torchvision; custom
-    factories (``pkg.mod:factory``), ``timm:``/``open_clip:`` names and model
-    files are checked for their form (or existence) only.
+    Asks the spec's model source (:mod:`alignkit.extract.sources`): torchvision
+    names are checked against the installed torchvision; custom factories
+    (``pkg.mod:factory``), ``timm:``/``open_clip:`` names and model files are
+    checked for their form (or existence) only. No model code is imported.
     """
-    if ":" in name:
-        prefix = name.split(":", 1)[0]
-        target = name.rpartition(":")[0]
-        if target.endswith(".py"):  # path/file.py:factory
-            return None if Path(target).expanduser().is_file() else f"no such factory file {target!r}"
-        if prefix in ("timm", "open_clip") or re.match(r"^[A-Za-z_][\w.]*$", prefix):
-            return None
-        return f"{name!r}: not a model name, package.module:factory, timm:NAME or open_clip:ARCH"
-    if name.endswith((".pt", ".pth", ".ts", ".torchscript")) or os.sep in name:
-        return None if Path(name).expanduser().exists() else f"no such model file {name!r}"
-    from alignkit.extract.models import torchvision_models
-
-    names = torchvision_models()
-    if name in names:
-        return None
-    import difflib
-
-    near = difflib.get_close_matches(name, names, n=3)
-    hint = f" (did you mean {', '.join(near)}?)" if near else ""
-    return f"unknown model {name!r}: not a torchvision classification model{hint}"
+    if not name.strip():
+        return "empty model name"
+    try:
+        source = source_for(name)
+    except AlignkitError as exc:
+        return str(exc)
+    return source.check(name.strip(), weights)
 
 
 def parse_study(text: str, *, where: str = "<study>", base: str | os.PathLike[str] = ".",
