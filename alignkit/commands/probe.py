@@ -19,9 +19,11 @@ from alignkit.errors import InputError
 class _DefaultGroup(click.Group):
     """A group whose first argument, when it is not a sub-command, goes to ``fit``."""
 
+    default_command = "fit"
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
-            args = ["fit", *args]
+            args = [self.default_command, *args]
         return super().parse_args(ctx, args)
 
 
