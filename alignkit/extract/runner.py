@@ -214,7 +214,7 @@ def _source(
         if skip_bad:
             images = verify_images(images, workers=max(2, min(16, os.cpu_count() or 1)))
         s = images
-        return _Source(list(s.ids), lambda off: ImageDataset(s.paths, transform, off),
+        return _Source(list(s.ids), lambda off: ImageDataset(s.paths, transform, off, s.where()),
                        s.describe(), True, list(s.skipped))
     if isinstance(images, torch.utils.data.Dataset) and hasattr(images, "__len__"):
         items: Any = images
