@@ -306,6 +306,9 @@ CASES = [
          has=("--overwrite",), lacks=("overwrite=True",),
          setup=_twice("probe", "import", "s.zarr", "tr.npz", "--model", "m", "--layer", "l",
                       "--name", "p")),
+    # a file that is not a results table is refused, never repaired (it lost its tail before)
+    Case("report-on-a-npy-file", ["report", "f.npy", "--out", "rep"],
+         has=("f.npy", "not a results file"), patch=None),
     # 9. rows named as the file's lines
     Case("triplets-int64-overflow-line-5", ["data", "info", "o.txt", "--kind", "triplets"],
          has=("o.txt: row 5", "99999999999999999999"),
@@ -343,8 +346,10 @@ def test_hostile(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         case.setup(tmp_path)
     if case.patch is not None:
         case.patch(monkeypatch)
+    before = {p: p.read_bytes() for p in tmp_path.glob("*.npy")}
     res = CliRunner().invoke(cli, case.argv)
     assert res.exit_code == case.status, (res.exit_code, res.stdout, res.stderr)
+    assert {p: p.read_bytes() for p in before} == before, "an input file was modified"
     if case.status == 0:
         for word in case.has:
             assert word in res.stdout, res.stdout
