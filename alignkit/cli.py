@@ -10,10 +10,13 @@ traceback).
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
+import re
 import sys
 import traceback
+import warnings
 from typing import Any
 
 import click
@@ -38,12 +41,126 @@ def _debug() -> bool:
     return os.environ.get("ALIGNKIT_DEBUG", "") not in ("", "0")
 
 
+#: errnos of an OSError that the environment causes (a full disk, a read-only or
+#: unwritable folder, a missing path): reported as a user error, exit 2.
+_ENV_ERRNOS = {
+    errno.ENOSPC: "no space left on the device (disk full)",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+    errno.ENOENT: "no such file or folder",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "is a folder, not a file",
+}
+
+#: Python argument names that library messages use, as the command line spells them.
+_CLI_WORDS = (
+    (re.compile(r"overwrite=True \(--overwrite\)"), "--overwrite"),
+    (re.compile(r"\bpass resume=True to continue it\b"), "rerun the extraction to resume it"),
+    (re.compile(r" or pass allow_incomplete=True to read the rows written"), ""),
+)
+
+
+def one_line(message: str, argv: list[str] | None = None) -> str:
+    """An error message as one line, in the command line's words.
+
+    Libraries (torch's unpickler, numpy, zarr) write messages over several
+    lines; only the first non-blank line is kept, brackets it leaves open are
+    closed, and "..." marks the cut. Python argument names (``overwrite=True``,
+    ``key=``) become the options of the command that ran (``--overwrite``,
+    ``--rdm-key``) when ``argv`` shows which command that was.
+    """
+    lines = [ln.strip() for ln in str(message).splitlines() if ln.strip()]
+    if not lines:
+        return "(no message)"
+    text = lines[0]
+    if len(lines) > 1:
+        text = text.rstrip(":") + " ..."
+        depth = text.count("(") - text.count(")")
+        text += ")" * max(depth, 0)
+    return _cli_words(text, argv)
+
+
+def _cli_words(text: str, argv: list[str] | None) -> str:
+    for pattern, repl in _CLI_WORDS:
+        text = pattern.sub(repl, text)
+    options = _command_options(argv) if argv is not None else {}
+    if not options:
+        return text
+
+    def option_for(name: str) -> str | None:
+        if name in options:
+            return options[name]
+        ends = [opt for dest, opt in options.items() if dest.endswith("_" + name)]
+        return ends[0] if len(ends) == 1 else None
+
+    def flag(m: re.Match[str]) -> str:
+        opt = option_for(m.group(1))
+        return opt if opt is not None else m.group(0)
+
+    def value(m: re.Match[str]) -> str:
+        opt = option_for(m.group(1))
+        if opt is None:
+            return m.group(0)
+        rest = m.string[m.end():m.end() + 1]
+        return opt + (" " if rest.isalnum() or rest in ("'", '"') else "")
+
+    text = re.sub(r"\b([a-z][a-z_]*)=True\b", flag, text)
+    text = re.sub(r"\b([a-z][a-z_]*)=(?!True\b|False\b)", value, text)
+    return re.sub(r"(--[a-z-]+) \(\1\)", r"\1", text)
+
+
+def _command_options(argv: list[str]) -> dict[str, str]:
+    """``{python name: --option}`` of the sub-command that ``argv`` invokes."""
+    try:
+        cmd: Any = cli
+        ctx = click.Context(cli)
+        for tok in argv:
+            if not isinstance(cmd, click.Group):
+                break
+            sub = cmd.get_command(ctx, tok)
+            if sub is None:
+                default = getattr(cmd, "default_command", None)
+                sub = cmd.get_command(ctx, default) if default and not tok.startswith("-") else None
+                if sub is None:
+                    break
+            cmd = sub
+        return {p.name: max(p.opts, key=len) for p in cmd.params
+                if isinstance(p, click.Option) and p.name}
+    except Exception:  # naming options is a courtesy; never hide the error itself
+        return {}
+
+
+def _os_error_line(exc: OSError) -> str | None:
+    """One line for an OSError the environment caused, or None for a bug."""
+    what = _ENV_ERRNOS.get(exc.errno or -1)
+    if what is None:
+        return None
+    where = exc.filename if exc.filename is not None else None
+    prefix = f"{where}: " if where else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"{prefix}{what}; free some space and rerun the same command "
+                "(an interrupted extraction resumes where it stopped)")
+    return f"{prefix}{what}"
+
+
+def _show_warning(message: Any, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """Library warnings on stderr as one line each, without the source line."""
+    click.echo(f"alignkit: warning: {one_line(str(message))}", err=True)
+
+
 def run_guarded(func: Any, *args: Any, **kwargs: Any) -> int:
     """Run ``func`` and turn exceptions into alignkit's exit statuses.
 
-    Returns the exit status: 0 on success, 2 for an :class:`AlignkitError` or a
-    click usage error, 1 for any other exception, 130 on Ctrl-C.
+    Returns the exit status: 0 on success, 2 for an :class:`AlignkitError`, a
+    click usage error or an OSError the environment caused (a full disk, a
+    read-only folder), 1 for any other exception, 130 on Ctrl-C. Every message
+    is one line (see :func:`one_line`).
     """
+    argv = kwargs.get("args")
+    argv = list(argv) if argv is not None else sys.argv[1:]
     try:
         rv = func(*args, **kwargs)
         return rv if isinstance(rv, int) else 0
@@ -54,11 +171,11 @@ def run_guarded(func: Any, *args: Any, **kwargs: Any) -> int:
         return 130
     except click.ClickException as exc:
         exc.show()
-        return exc.exit_code
+        return 2 if exc.exit_code == 1 else exc.exit_code
     except AlignkitError as exc:
         if _debug():
             traceback.print_exc()
-        click.echo(f"alignkit: error: {exc}", err=True)
+        click.echo(f"alignkit: error: {one_line(str(exc), argv)}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("alignkit: interrupted", err=True)
@@ -68,8 +185,13 @@ def run_guarded(func: Any, *args: Any, **kwargs: Any) -> int:
     except Exception as exc:  # a bug: one line, a traceback on request
         if _debug():
             traceback.print_exc()
+        if isinstance(exc, OSError):
+            line = _os_error_line(exc)
+            if line is not None:
+                click.echo(f"alignkit: error: {line}", err=True)
+                return 2
         click.echo(
-            f"alignkit: internal error: {type(exc).__name__}: {exc} "
+            f"alignkit: internal error: {type(exc).__name__}: {one_line(str(exc))} "
             "(set ALIGNKIT_DEBUG=1 for a traceback)",
             err=True,
         )
@@ -90,10 +212,12 @@ class AlignkitGroup(click.Group):
 
     def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:
         extra.pop("standalone_mode", None)
-        code = run_guarded(
-            super().main, args=args, prog_name=prog_name or "alignkit",
-            standalone_mode=False, **extra,
-        )
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            code = run_guarded(
+                super().main, args=args, prog_name=prog_name or "alignkit",
+                standalone_mode=False, **extra,
+            )
         sys.exit(code)
 
 

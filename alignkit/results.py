@@ -31,6 +31,7 @@ as appends) and says so in one warning on stderr; every whole record stays.
 
 from __future__ import annotations
 
+import errno
 import datetime as _dt
 import json
 import math
@@ -401,12 +402,18 @@ class ResultsTable:
             self.set_aside, newline = self._repair_tail(fd)
             if newline:
                 line = b"\n" + line
-            written = os.write(fd, line)
+            try:
+                written = os.write(fd, line)
+                os.fsync(fd)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                written = -1
             if written != len(line):  # only on a full disk: say so rather than leave half a line
                 raise InputError(
-                    f"{self.path}: short write ({written} of {len(line)} bytes); disk full?"
+                    f"{self.path}: disk full, the result was not recorded (a partial line is set "
+                    "aside on the next append); free some space and rerun the command"
                 )
-            os.fsync(fd)
         finally:
             os.close(fd)  # closing releases the lock
         return rec

@@ -109,11 +109,13 @@ def as_seed(seed: int | np.integer) -> np.uint64:
     """Validate a user seed (an integer in ``[0, 2**64)``) and return it as ``numpy.uint64``.
 
     Raises:
-        ValueError: the seed is not an integer or lies outside ``[0, 2**64)``.
+        InputError: (a ValueError) the seed is not an integer or lies outside ``[0, 2**64)``.
     """
+    from alignkit.errors import InputError
+
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"the seed must be an integer, got {seed!r}")
+        raise InputError(f"the seed must be an integer, got {seed!r}")
     value = int(seed)
     if not 0 <= value < 2**64:
-        raise ValueError(f"the seed must lie in [0, 2**64), got {value}")
+        raise InputError(f"the seed must lie in [0, 2**64), got {value}")
     return np.uint64(value)

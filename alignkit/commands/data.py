@@ -95,7 +95,7 @@ def _guess_text_kind(path: Any) -> str:
     """Kind of a text table from its first two data lines (and its line count for floats)."""
     head: list[str] = []
     n_lines = 0
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
         for line in fh:
             content = line.split("#", 1)[0].strip()
             if not content:

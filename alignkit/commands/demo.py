@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from alignkit.commands._options import SEED
 from alignkit.commands._output import emit
 
 
@@ -12,7 +13,7 @@ from alignkit.commands._output import emit
               help="Folder for the demo's store and report.")
 @click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Bootstrap resamples for the accuracy intervals.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True, help="0 to 4294967295.")
 @click.option("--no-extract", is_flag=True, help="Skip the MobileNetV2 extraction step.")
 def demo(out: str, bootstrap: int, seed: int, no_extract: bool) -> None:
     """Run the whole idea on bundled data and write a report.

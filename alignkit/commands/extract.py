@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from alignkit.commands._options import SEED
 from alignkit.errors import InputError
 
 _HELP_EXAMPLES = """
@@ -134,7 +135,7 @@ class _ExtractCommand(click.Command):
 @click.option("--list-layers", is_flag=True, help="List MODEL's layers with output shapes and exit.")
 @click.option("--weights", default="DEFAULT", show_default=True,
               help="none, a weights name (DEFAULT, IMAGENET1K_V1, ...) or a .pth/.pt file.")
-@click.option("--seed", "seed", default="0", show_default=True, metavar="INT",
+@click.option("--seed", "seed", type=SEED, default=0, show_default=True,
               help="Seeds torch, Python and numpy right before the model is built: decides "
               "--weights none and factory weights (0 to 4294967295); recorded with the entry.")
 @click.option("--trust-code", is_flag=True,
@@ -180,12 +181,10 @@ def extract(
     workers: int | None, dtype: str, pool_maps: str, pool_tokens: str, bf16: bool,
     channels_last: bool | None, resize: int | None, crop: int | None, interpolation: str | None,
     mean: str | None, std: str | None, skip_bad: bool, overwrite: bool, offline: bool,
-    progress: bool | None, fmt: str, seed: str, trust_code: bool, allow_outside_root: bool,
+    progress: bool | None, fmt: str, seed: int, trust_code: bool, allow_outside_root: bool,
 ) -> None:
     """Command body: see the click help above."""
-    from alignkit.extract.specs import check_seed
-
-    seed_n = check_seed(seed)
+    seed_n = seed
     if list_layers:
         if images is not None:
             raise InputError("--list-layers takes only MODEL (no IMAGES)")

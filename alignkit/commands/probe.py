@@ -13,15 +13,18 @@ from typing import Any
 
 import click
 
+from alignkit.commands._options import SEED, FiniteFloat, OutputFile
 from alignkit.errors import InputError
 
 
 class _DefaultGroup(click.Group):
     """A group whose first argument, when it is not a sub-command, goes to ``fit``."""
 
+    default_command = "fit"
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
-            args = ["fit", *args]
+            args = [self.default_command, *args]
         return super().parse_args(ctx, args)
 
 
@@ -141,7 +144,7 @@ def _matched_inputs(
 @click.option("--device", default="auto", show_default=True, help="auto|cpu|cuda")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
               show_default=True)
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True, help="0 to 4294967295.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True)
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr.")
@@ -288,10 +291,10 @@ def _resolve_transform(entry: Any, probe_name: str, mean: float | None,
 @click.option("--layer", required=True)
 @click.option("--probe", "probe_name", required=True,
               help="Probe name on that layer, or a .npz / .npy transform file.")
-@click.option("--mean", type=float, default=None,
+@click.option("--mean", type=FiniteFloat(), default=None,
               help="For a .npy [W | b] transform: the scalar mean it was fitted with "
               "[default: the layer's global feature mean].")
-@click.option("--std", type=float, default=None,
+@click.option("--std", type=FiniteFloat(positive=True), default=None,
               help="For a .npy [W | b] transform: the scalar std it was fitted with "
               "[default: the layer's global feature std].")
 @click.option("--out-layer", default=None, help="New layer name [LAYER+PROBE].")
@@ -328,7 +331,7 @@ def apply_cmd(store: str, model: str, layer: str, probe_name: str, mean: float |
 
 @probe.command("export")
 @click.argument("store", type=click.Path(exists=True, file_okay=False))
-@click.argument("out", type=click.Path(dir_okay=False))
+@click.argument("out", type=OutputFile((".npz",)))
 @click.option("--model", required=True)
 @click.option("--layer", required=True)
 @click.option("--probe", "probe_name", required=True)
@@ -351,10 +354,10 @@ def export_cmd(store: str, out: str, model: str, layer: str, probe_name: str) ->
 @click.option("--model", required=True)
 @click.option("--layer", required=True)
 @click.option("--name", required=True, help="Probe name to store it under.")
-@click.option("--mean", type=float, default=None,
+@click.option("--mean", type=FiniteFloat(), default=None,
               help="For a .npy [W | b] transform: the scalar mean it was fitted with "
               "[default: the layer's global feature mean].")
-@click.option("--std", type=float, default=None,
+@click.option("--std", type=FiniteFloat(positive=True), default=None,
               help="For a .npy [W | b] transform: the scalar std it was fitted with "
               "[default: the layer's global feature std].")
 @click.option("--overwrite", is_flag=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from alignkit.commands._options import SEED, OutputFile
 from alignkit.commands._output import atomic_write, emit, format_option
 
 SIMILARITIES = ("cosine", "dot", "euclidean", "correlation")
@@ -96,13 +97,15 @@ def score() -> None:
               help="Bootstrap resamples of the triplets for a confidence interval.")
 @click.option("--ci-level", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               default=0.95, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--seed", type=SEED, default=0, show_default=True,
+              help="Seed of the bootstrap (0 to 4294967295).")
 @click.option("--ceiling", default="auto", show_default=True,
               help="Noise ceiling for the normalised score: 'auto' (the preset's THINGS ceiling, "
                    "0.673 by default, for THINGS triplets only; none for other data), a number, "
                    "a triplet file with repeated triplets to compute it from (see 'alignkit "
                    "data ceiling'), or 'none'.")
-@click.option("--per-triplet", "per_triplet_out", type=click.Path(dir_okay=False), default=None,
+@click.option("--per-triplet", "per_triplet_out", type=OutputFile((".npz", ".csv", ".tsv")),
+              default=None,
               help="Write per-triplet choices (-1 tie, 0-2 position of the model's odd one out) "
                    "and correctness to a .npz or .csv file.")
 @click.option("--per-concept", is_flag=True,
@@ -268,7 +271,8 @@ def _write_per_triplet(path: str, triplets: Any, results: list[Any]) -> None:
               help="Bootstrap resamples of the stimuli for a confidence interval.")
 @click.option("--ci-level", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               default=0.95, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True,
+              help="Seed of the permutations and the bootstrap (0 to 4294967295).")
 @click.option("--transform", default=None,
               help="Apply a probe transform (name stored under the entry, or a .npz) first.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,

@@ -339,14 +339,15 @@ def _np_load(path: Path, where: str) -> np.ndarray:
 
 def _read_float_table(path: Path, where: str) -> np.ndarray:
     """Parse a whitespace (or comma) separated float table; name the bad row on failure."""
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
         first = fh.readline()
     delim = "," if "," in first else None
     try:
-        return np.loadtxt(path, dtype=np.float64, delimiter=delim, ndmin=2, comments="#")
+        return np.loadtxt(path, dtype=np.float64, delimiter=delim, ndmin=2, comments="#",
+                          encoding="utf-8-sig")
     except ValueError as exc:
         ncol = None
-        with open(path, encoding="utf-8", errors="replace") as fh:
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
             for lineno, line in enumerate(fh, start=1):
                 content = line.split("#", 1)[0].strip()
                 if not content:

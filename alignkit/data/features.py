@@ -127,10 +127,29 @@ def _first_nonfinite(a: np.ndarray) -> tuple[int, int] | None:
     return int(r), int(c)
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def _head(path: Path, n: int = 6) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(n)
+
+
 def _load_npy(path: Path) -> np.ndarray:
+    head = _head(path)
+    if not head:
+        raise FormatError(f"{path}: empty file, not a .npy array")
+    if not head.startswith(_NPY_MAGIC):
+        raise FormatError(f"{path}: not a .npy file (no NumPy header); save it with numpy.save")
     try:
         return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise FormatError(f"{path}: cannot be read as numbers: it holds Python objects "
+                              "(dtype object); save a numeric array") from None
+        raise FormatError(f"{path}: cannot be read as a .npy array ({exc})") from None
+    except (OSError, EOFError) as exc:
         raise FormatError(f"{path}: cannot be read as a .npy array ({exc})") from None
 
 
@@ -148,6 +167,11 @@ def _pick(names: list[str], key: str | None, path: Path) -> str:
 
 
 def _load_npz(path: Path, key: str | None) -> np.ndarray:
+    head = _head(path, 4)
+    if not head:
+        raise FormatError(f"{path}: empty file, not a .npz archive")
+    if not head.startswith(_ZIP_MAGIC):
+        raise FormatError(f"{path}: not a .npz archive (not a zip file); save it with numpy.savez")
     try:
         with np.load(path, allow_pickle=False) as npz:
             name = _pick(list(npz.files), key, path)
@@ -155,20 +179,18 @@ def _load_npz(path: Path, key: str | None) -> np.ndarray:
     except (ValueError, OSError, EOFError) as exc:
         if isinstance(exc, InputError):
             raise
+        if "allow_pickle" in str(exc):
+            raise FormatError(f"{path}: an array in it holds Python objects (dtype object), "
+                              "not numbers") from None
         raise FormatError(f"{path}: cannot be read as a .npz archive ({exc})") from None
 
 
 def _load_torch(path: Path, key: str | None) -> np.ndarray:
-    import pickle
-    import zipfile
-
     import torch
 
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError,
-            ValueError) as exc:
-        raise FormatError(f"{path}: cannot be read as a torch tensor file ({exc})") from None
+    from alignkit._torchio import torch_load
+
+    obj = torch_load(path, str(path))
     if isinstance(obj, dict):
         names = [str(k) for k in obj]
         name = _pick(names, key, path)
@@ -177,6 +199,9 @@ def _load_torch(path: Path, key: str | None) -> np.ndarray:
         raise InputError(f"{path}: holds a single {type(obj).__name__}, not a dict; drop key")
     if not isinstance(obj, torch.Tensor):
         raise FormatError(f"{path}: expected a tensor, found a {type(obj).__name__}")
+    if obj.layout != torch.strided:
+        raise FormatError(f"{path}: holds a sparse tensor ({str(obj.layout).replace('torch.', '')}); "
+                          "save a dense one (tensor.to_dense())")
     t = obj.detach().cpu()
     if t.is_complex():
         raise FormatError(f"{path}: features must be real numbers, got dtype {t.dtype}")

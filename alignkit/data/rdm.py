@@ -264,6 +264,7 @@ def load_rdm(
     if kind is not None and kind not in KINDS:
         raise InputError(f"unknown RDM kind {kind!r}; expected dissimilarity or similarity")
     file_ids: list[str] | None = None
+    lines: list[int] | None = None
     if not isinstance(source, (str, os.PathLike)):
         where, checksum = "<array>", ""
         data = np.asarray(source)
@@ -288,6 +289,7 @@ def load_rdm(
             layout = "NumPy .npy array"
         elif ext in _TEXT_EXTENSIONS:
             data, file_ids = _read_text_matrix(path, where)
+            lines = _data_line_numbers(path, header=file_ids is not None)
             layout = "text table" + (" with an id header row" if file_ids else "")
         elif ext == ".mat":
             data, file_ids, inferred, layout = _read_mat(path, where, key, set_name, domain)
@@ -303,7 +305,8 @@ def load_rdm(
     if checksum == "":
         checksum = sha256_array(matrix)
     kind_read = kind or inferred
-    _check_matrix(matrix, where)
+    same_rows = lines is not None and data.ndim == 2 and data.shape[0] == len(lines) == matrix.shape[0]
+    _check_matrix(matrix, where, lines if same_rows else None)
     if kind_read == "similarity":
         smax = float(matrix.max())
         matrix = smax - matrix
@@ -370,19 +373,34 @@ def _to_square(data: np.ndarray, where: str) -> np.ndarray:
     return arr
 
 
-def _check_matrix(m: np.ndarray, where: str) -> None:
+def _data_line_numbers(path: Path, header: bool) -> list[int]:
+    """The 1-based file lines of a text table's data rows (blank, comment and header lines skipped)."""
+    out = []
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if line.split("#", 1)[0].strip():
+                out.append(lineno)
+    return out[1:] if header else out
+
+
+def _check_matrix(m: np.ndarray, where: str, lines: list[int] | None = None) -> None:
+    """Refuse NaN, infinity and asymmetry; ``lines`` maps matrix rows to the file's lines."""
+
+    def row(r: int) -> str:
+        return f"row {lines[r]}" if lines is not None else f"row {r + 1}"
+
     finite = np.isfinite(m)
     if not finite.all():
         r, c = (int(x) for x in np.argwhere(~finite)[0])
-        raise DataError(f"{where}: row {r + 1}, column {c + 1}: NaN or infinite value")
+        raise DataError(f"{where}: {row(r)}, column {c + 1}: NaN or infinite value")
     scale = float(np.abs(m).max()) if m.size else 0.0
     diff = np.abs(m - m.T)
     bad = diff > _SYM_RTOL * scale
     if bad.any():
         r, c = (int(x) for x in np.argwhere(bad)[0])
         raise DataError(
-            f"{where}: not symmetric: row {r + 1}, column {c + 1} is {m[r, c]!r} but row {c + 1}, "
-            f"column {r + 1} is {m[c, r]!r} (relative tolerance {_SYM_RTOL:g})"
+            f"{where}: not symmetric: {row(r)}, column {c + 1} is {float(m[r, c]):g} but "
+            f"{row(c)}, column {r + 1} is {float(m[c, r]):g} (relative tolerance {_SYM_RTOL:g})"
         )
 
 

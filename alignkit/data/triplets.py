@@ -50,6 +50,7 @@ FORMATS = ("auto", "npy", "text", "csv", "things-validation", "raw")
 _TEXT_EXTENSIONS = (".txt", ".tsv", ".csv", ".dat", ".tab")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _INT = re.compile(r"^[+-]?\d+$")
+_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 # raw chosen position (0, 1, 2) -> column order that moves it last, others kept
 _ODD_LAST = np.array([[1, 2, 0], [0, 2, 1], [0, 1, 2]], dtype=np.intp)
 
@@ -280,7 +281,8 @@ def load_sortindex(source: Any = "things-sortindex") -> np.ndarray:
             values = np.load(path, allow_pickle=False)
         else:
             try:
-                values = np.loadtxt(path, dtype=np.int64, ndmin=1, comments="#")
+                values = np.loadtxt(path, dtype=np.int64, ndmin=1, comments="#",
+                                    encoding="utf-8-sig")
             except ValueError as exc:
                 raise FormatError(f"{path}: sortindex must be one integer a line ({exc})") from None
     else:
@@ -576,8 +578,11 @@ def _read_npy(path: Path, where: str) -> np.ndarray:
 
 
 def _data_lines(path: Path) -> Generator[tuple[int, str], None, None]:
-    """Yield ``(1-based line number, content)`` of non-blank, non-comment lines."""
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    """Yield ``(1-based line number, content)`` of non-blank, non-comment lines.
+
+    A UTF-8 byte-order mark at the start of the file is dropped.
+    """
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
         for lineno, line in enumerate(fh, start=1):
             content = line.split("#", 1)[0].strip()
             if content:
@@ -608,8 +613,14 @@ def _read_text(path: Path) -> tuple[np.ndarray, list[str] | None, int, str | Non
             raise FormatError(f"{path}: only a header line, no triplets")
         delim = "," if "," in second[1] else delim
     lines.close()
+
+    def records() -> Generator[str, None, None]:  # the lines after the header, BOM dropped
+        for ln, text in _data_lines(path):
+            if ln > skip:
+                yield ",".join(_tokens(text, delim))
+
     try:
-        arr = np.loadtxt(path, dtype=np.int64, delimiter=delim, skiprows=skip, ndmin=2, comments="#")
+        arr = np.loadtxt(records(), dtype=np.int64, delimiter=",", ndmin=2, comments=None)
     except ValueError as exc:
         _diagnose_text(path, delim, skip)
         raise FormatError(f"{path}: cannot be read as an integer table ({exc})") from None
@@ -636,6 +647,9 @@ def _diagnose_text(path: Path, delim: str | None, skip: int) -> None:
                 kind = "non-numeric" if not _NUMBER.match(tok) else "non-integer"
                 cls = FormatError if kind == "non-numeric" else DataError
                 raise cls(f"{path}: row {lineno}: {kind} value {tok!r} in column {col}")
+            if not _INT64_MIN <= int(tok) <= _INT64_MAX:
+                raise DataError(f"{path}: row {lineno}: value {tok} in column {col} is too large "
+                                "for an object index (beyond int64)")
 
 
 def _text_row_mapper(path: Path, skip: int) -> Any:

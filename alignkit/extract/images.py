@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,8 @@ class ImageSet:
             of each image; otherwise ``None``.
         skipped: images left out because they could not be read, as
             ``{"id": ..., "path": ..., "error": ...}`` records.
+        rows: for ``"csv"``, the 1-based row of each image in the CSV file
+            (named in messages about the image); otherwise ``None``.
     """
 
     ids: list[str]
@@ -75,6 +78,13 @@ class ImageSet:
     layout: str
     concepts: np.ndarray | None = None
     skipped: list[dict[str, str]] = field(default_factory=list)
+    rows: list[int] | None = None
+
+    def where(self) -> list[str]:
+        """The prefix that messages about each image start with ("" or "list.csv, row 3: ")."""
+        if self.rows is None:
+            return [""] * len(self.ids)
+        return [f"{self.root}, row {r}: " for r in self.rows]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -108,6 +118,7 @@ class ImageSet:
             layout=self.layout,
             concepts=None if self.concepts is None else self.concepts[idx],
             skipped=list(self.skipped) + list(skipped),
+            rows=None if self.rows is None else [self.rows[i] for i in idx],
         )
 
     def describe(self) -> dict[str, Any]:
@@ -203,6 +214,7 @@ def from_csv(path: str | os.PathLike[str], *, allow_outside_root: bool = False) 
     ids: list[str] = []
     paths: list[Path] = []
     seen: dict[str, int] = {}
+    rows: list[int] = []
     with open(path, newline="", encoding="utf-8-sig") as fh:
         for row_no, row in enumerate(csv.reader(fh), start=1):
             if not row or all(not c.strip() for c in row):
@@ -232,9 +244,10 @@ def from_csv(path: str | os.PathLike[str], *, allow_outside_root: bool = False) 
             seen[sid] = row_no
             ids.append(sid)
             paths.append(img)
+            rows.append(row_no)
     if not ids:
         raise InputError(f"{path}: no image listed")
-    return ImageSet(ids=ids, paths=paths, root=path, layout="csv")
+    return ImageSet(ids=ids, paths=paths, root=path, layout="csv", rows=rows)
 
 
 def _things_ids() -> list[str]:
@@ -359,16 +372,28 @@ def load_rgb(path: str | os.PathLike[str], draft: int | None = None) -> Image.Im
             verify files; not used for features).
 
     Raises:
-        DataError: the file is missing, is not an image, or is corrupt/truncated.
+        DataError: the file is missing, is not an image, is corrupt/truncated,
+            or declares a size beyond PIL's decompression-bomb limit
+            (``Image.MAX_IMAGE_PIXELS``).
     """
     try:
-        with Image.open(path) as img:
-            if draft is not None and img.format == "JPEG":
-                img.draft("RGB", (draft, draft))
-            img.load()
-            return _to_rgb(img)
+        with warnings.catch_warnings():
+            # PIL only warns between MAX_IMAGE_PIXELS and twice that; refuse both
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if draft is not None and img.format == "JPEG":
+                    img.draft("RGB", (draft, draft))
+                img.load()
+                return _to_rgb(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(
+            f"{path}: image too large to decode safely ({_short(exc).split(', could be')[0]}; "
+            "a decompression bomb?)"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"{path}: cannot read image ({_short(exc)})") from None
+    except Exception as exc:  # decoders of corrupt files raise other kinds too
+        raise DataError(f"{path}: cannot read image ({type(exc).__name__}: {_short(exc)})") from None
 
 
 def _short(exc: BaseException) -> str:
@@ -516,8 +541,10 @@ class ImageDataset(torch.utils.data.Dataset):
         paths: Sequence[Path],
         transform: Preprocess | Callable[[Image.Image], torch.Tensor],
         offset: int = 0,
+        where: Sequence[str] | None = None,
     ) -> None:
         self.paths = list(paths)
+        self.where = list(where) if where is not None else [""] * len(self.paths)
         self.transform = transform
         self.offset = offset
         self._shape: tuple[int, ...] | None = None
@@ -540,7 +567,7 @@ class ImageDataset(torch.utils.data.Dataset):
             self._shape = tuple(t.shape)
             return pos, t, ""
         except DataError as exc:
-            return pos, self._blank(), str(exc)
+            return pos, self._blank(), self.where[pos] + str(exc)
 
     def _blank(self) -> torch.Tensor:
         if isinstance(self.transform, Preprocess) and self.transform.crop is not None:
@@ -573,12 +600,12 @@ def collate(items: list[tuple[int, torch.Tensor, str]]) -> tuple[list[int], torc
     return positions, torch.stack(tensors), errors
 
 
-def _verify_one(path: Path) -> str:
+def _verify_one(path: Path, where: str = "") -> str:
     try:
         load_rgb(path, draft=64)
         return ""
     except DataError as exc:
-        return str(exc)
+        return where + str(exc)
 
 
 def verify_images(images: ImageSet, workers: int = 0) -> ImageSet:
@@ -595,9 +622,9 @@ def verify_images(images: ImageSet, workers: int = 0) -> ImageSet:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(workers) as ex:
-            errors = list(ex.map(_verify_one, images.paths))
+            errors = list(ex.map(_verify_one, images.paths, images.where()))
     else:
-        errors = [_verify_one(p) for p in images.paths]
+        errors = [_verify_one(p, w) for p, w in zip(images.paths, images.where(), strict=True)]
     keep = [i for i, e in enumerate(errors) if not e]
     skipped = [
         {"id": images.ids[i], "path": str(images.paths[i]), "error": e}

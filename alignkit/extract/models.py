@@ -133,15 +133,13 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
         ModelError: the file cannot be read or holds no state dict.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"--weights {path}: is a folder, expected a .pth/.pt file")
     if not path.is_file():
         raise InputError(f"--weights {path}: file does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(
-            f"--weights {path}: cannot read as a state dict or checkpoint "
-            f"({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})"
-        ) from None
+    from alignkit._torchio import torch_load
+
+    obj = torch_load(path, f"--weights {path}", error=ModelError)
     if isinstance(obj, dict) and not _is_state_dict(obj):
         for key in ("state_dict", "model_state_dict", "model", "net", "ema", "module"):
             if key in obj and isinstance(obj[key], dict) and _is_state_dict(obj[key]):

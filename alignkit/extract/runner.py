@@ -22,6 +22,8 @@ what differs and ``--overwrite``; two networks are never mixed in one entry.
 
 from __future__ import annotations
 
+import errno
+import functools
 import hashlib
 import json
 import os
@@ -43,6 +45,7 @@ from alignkit.errors import (
     EntryExistsError,
     InputError,
     MismatchError,
+    StoreError,
 )
 from alignkit.extract.images import (
     ImageDataset,
@@ -214,7 +217,7 @@ def _source(
         if skip_bad:
             images = verify_images(images, workers=max(2, min(16, os.cpu_count() or 1)))
         s = images
-        return _Source(list(s.ids), lambda off: ImageDataset(s.paths, transform, off),
+        return _Source(list(s.ids), lambda off: ImageDataset(s.paths, transform, off, s.where()),
                        s.describe(), True, list(s.skipped))
     if isinstance(images, torch.utils.data.Dataset) and hasattr(images, "__len__"):
         items: Any = images
@@ -311,6 +314,36 @@ def _progress(total: int, initial: int, enabled: bool | None, desc: str) -> Any:
                 file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
 
 
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _store_os_errors(func: Callable[..., ExtractionResult]) -> Callable[..., ExtractionResult]:
+    """Report a full disk or an unwritable store as a :class:`StoreError` naming the store."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> ExtractionResult:
+        try:
+            return func(*args, **kwargs)
+        except OSError as exc:
+            store = kwargs.get("store")
+            if store is None or exc.errno not in _DISK_FULL + _NOT_WRITABLE:
+                raise
+            if exc.errno in _DISK_FULL:
+                raise StoreError(
+                    f"{os.fspath(store)}: disk full while writing features ({exc.strerror}); the "
+                    "entry is left incomplete and resumable: free some space and rerun the same "
+                    "command to resume it"
+                ) from None
+            raise StoreError(
+                f"{os.fspath(store)}: cannot write to the store ({exc.strerror}"
+                + (f": {exc.filename}" if exc.filename else "") + ")"
+            ) from None
+
+    return wrapper
+
+
+@_store_os_errors
 def extract_features(
     model: str | nn.Module | LoadedModel,
     images: Any,

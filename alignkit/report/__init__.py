@@ -136,6 +136,11 @@ def load_records(source: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], 
                 "record some by scoring or probing its entries"
             )
     else:
+        if path.suffix.lower() != ".jsonl":  # reading a table may set aside a partial last line
+            raise InputError(
+                f"{path}: not a results file (.jsonl) nor a store folder; refusing to read it "
+                "as a results table"
+            )
         table = ResultsTable(path)
     records = table.records()
     if not records:

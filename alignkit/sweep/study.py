@@ -622,7 +622,7 @@ def load_study(path: str | os.PathLike[str], *, check_models: bool = True) -> St
     """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise InputError(f"{p}: no such study file") from None
     except (OSError, UnicodeDecodeError) as exc:
