@@ -31,8 +31,8 @@ as appends) and says so in one warning on stderr; every whole record stays.
 
 from __future__ import annotations
 
-import errno
 import datetime as _dt
+import errno
 import json
 import math
 import os

@@ -15,7 +15,6 @@ import click
 from alignkit.errors import InputError
 
 
-
 def _option_name(param: click.Parameter | None, default: str) -> str:
     if isinstance(param, click.Option) and param.opts:
         return max(param.opts, key=len)
