@@ -80,12 +80,17 @@ def test_gram_nll_counts_and_ties_against_numpy() -> None:
         nll, good, _ = gram_nll(z @ z.T, t, backend=backend)
         assert good == want_correct
         assert nll == pytest.approx(want_nll, rel=1e-12)
-    ch = gram_choices(z @ z.T, t)
     top = sims.max(1)
-    tie = (sims == top[:, None]).sum(1) > 1
-    assert np.array_equal(ch == -1, tie)
-    assert np.array_equal(ch[~tie], 2 - sims.argmax(1)[~tie])
+    n_top = (sims == top[:, None]).sum(1)
+    ch = gram_choices(z @ z.T, t, ties="any-tie-wrong")
+    assert np.array_equal(ch == -1, n_top > 1)
+    assert np.array_equal(ch[n_top == 1], 2 - sims.argmax(1)[n_top == 1])
     assert (ch == -1).any()
+    # the paper's rule (the default): only three-way ties are wrong, two-way go to the first pair
+    ch = gram_choices(z @ z.T, t)
+    assert np.array_equal(ch == -1, n_top == 3)
+    assert np.array_equal(ch[n_top < 3], 2 - sims.argmax(1)[n_top < 3])
+    assert (n_top == 2).any() and (n_top == 3).any()
 
 
 def test_float32_scatter_with_many_slabs_matches_float64() -> None:
