@@ -380,6 +380,37 @@ def _read_lock_info(path: Path) -> dict[str, Any] | None:
     return info if isinstance(info, dict) else {}
 
 
+#: How long a lock whose recorded owner is dead may stay held by processes it forked.
+ORPHAN_LOCK_WAIT_S = 30.0
+
+
+def _flock_or_wait_for_orphans(fcntl: Any, fd: int, path: Path) -> bool:
+    """Take ``flock`` on ``fd``; True on success.
+
+    A process's forked children (data-loader workers) inherit its lock, so a writer killed
+    with SIGKILL can leave the lock held for a few seconds by workers that have not yet
+    noticed their parent is gone. When the lock file names a dead owner, wait up to
+    :data:`ORPHAN_LOCK_WAIT_S` for them to exit instead of reporting the entry in use.
+    """
+    import time
+
+    deadline = None
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            pass
+        if deadline is None:
+            info = _read_lock_info(path)
+            if not info or _owner_alive(info):
+                return False
+            deadline = time.monotonic() + ORPHAN_LOCK_WAIT_S
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+
+
 class _Lock:
     """An exclusive lock file with its owner's pid and host.
 
@@ -427,9 +458,7 @@ class _Lock:
                     continue
             else:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
+                if not _flock_or_wait_for_orphans(fcntl, fd, self.path):
                     os.close(fd)
                     raise self._busy(_read_lock_info(self.path)) from None
                 try:

@@ -402,3 +402,41 @@ def test_lock_of_a_live_process_is_not_taken_over(tmp_path: Path) -> None:
     with pytest.raises(StoreInUseError, match="another-host.example"):
         EmbeddingStore(path, mode="a").delete("m", "l")
     np.testing.assert_array_equal(EmbeddingStore(path).entry("m", "l").features(), _x(1, 4, 2))
+
+
+def test_lock_held_by_children_of_a_killed_writer_is_taken_over_once_they_exit(tmp_path):
+    """Data-loader workers forked by a writer inherit its flock; after the writer is killed
+    they keep it for a moment. The next writer waits for them instead of reporting 'in use'."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    import warnings
+
+    from alignkit.store import _Lock
+
+    lock_path = tmp_path / "entry.lock"
+    script = (
+        "import os, sys, time\n"
+        "from pathlib import Path\n"
+        "from alignkit.store import _Lock\n"
+        "lock = _Lock(Path(sys.argv[1]), 'entry m/l', 's.zarr').acquire()\n"
+        "if os.fork() == 0:\n"
+        "    time.sleep(3)\n"
+        "    os._exit(0)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(lock_path)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    t0 = time.monotonic()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lock = _Lock(lock_path, "entry m/l", "s.zarr").acquire()
+    waited = time.monotonic() - t0
+    lock.release()
+    assert 0.5 < waited < 30
+    assert any("no longer running" in str(w.message) for w in caught)
