@@ -454,8 +454,8 @@ class LinearProbe:
         early_stopper: Any = None,
         progress: ProgressFn | None = None,
         require_triplets: bool = False,
-    ) -> tuple[FitResult, np.ndarray, float, float]:
-        """Check, standardise and fit; ``(result, training triplets, mean, std)``, no state set.
+    ) -> tuple[FitResult, float, float]:
+        """Check, standardise and fit; ``(result, mean, std)``, no state set.
 
         ``early_stopper``: a shared :class:`~alignkit.probe._common.EarlyStopper`
         (cross-validation keeps one across the folds of a configuration).
@@ -495,7 +495,7 @@ class LinearProbe:
             ref_val = ref if reference_val is None else prep(reference_val, "reference_val")
         res = fit_one(x, t, spec, opts, val=val, reference=ref, seed=int(self.seed),
                       progress=progress, stopper=early_stopper, val_reference=ref_val)
-        return res, t, mean, std
+        return res, mean, std
 
     def fit(
         self,
@@ -530,7 +530,7 @@ class LinearProbe:
         Raises:
             InputError: a bad parameter, features or triplets, or a diverged fit.
         """
-        res, _, mean, std = self._learn(X, y, val_triplets=val_triplets, reference=reference,
+        res, mean, std = self._learn(X, y, val_triplets=val_triplets, reference=reference,
                                         reference_val=reference_val, progress=progress,
                                         require_triplets=True)
         for name, v in (("weights", res.weights), ("bias", res.bias)):
@@ -567,7 +567,8 @@ class LinearProbe:
 
     def transform(self, X: Any) -> np.ndarray:
         """``((x - mean) / std) @ W + b`` for every row (float64)."""
-        return self.transform_.apply(self._fitted_features(X))
+        x = self._fitted_features(X)
+        return self.transform_.apply(x)
 
     def fit_transform(self, X: Any, y: Any, **fit_params: Any) -> np.ndarray:
         """``fit(X, y, **fit_params)``, then ``transform(X)``."""
@@ -585,14 +586,17 @@ class LinearProbe:
         Returns:
             int8 (N,): position 0, 1 or 2 of the odd one out in each row, -1 for a tie.
         """
-        z = torch.from_numpy(self.transform(X))
-        t = as_triplets(triplets, z.shape[0])
-        return gram_choices(z @ z.T, t, ties)
+        return self._choices(X, triplets, ties)
 
     def score(self, X: Any, y: Any, ties: str = "paper") -> float:
         """Odd-one-out accuracy on the triplets ``y`` against the human choice (last column)."""
-        choices = self.predict(X, y, ties)
+        choices = self._choices(X, y, ties)
         return float(np.mean(choices == 2)) if len(choices) else math.nan
+
+    def _choices(self, X: Any, triplets: Any, ties: str) -> np.ndarray:
+        z = torch.from_numpy(self.transform(X))
+        t = as_triplets(triplets, z.shape[0])
+        return gram_choices(z @ z.T, t, ties)
 
 
 def _as_features(features: Any, where: str = "features") -> np.ndarray:
@@ -607,6 +611,10 @@ def _as_features(features: Any, where: str = "features") -> np.ndarray:
             x = x.astype(np.float64)
         except (TypeError, ValueError) as exc:
             raise _NonNumericError(f"{where}: the entries must be numbers ({exc})") from exc
+    if x.ndim == 1:
+        raise InputError(f"{where}: expected a 2-D (n, p) array, got 1-D of shape {x.shape}; "
+                         "Reshape your data: x.reshape(-1, 1) for one feature, "
+                         "x.reshape(1, -1) for one object")
     if x.ndim != 2 or x.dtype.kind not in "fiu":
         raise InputError(f"{where}: expected a real (n, p) array, got {x.dtype} {x.shape}")
     if x.shape[0] < 1 or x.shape[1] < 1:
