@@ -102,7 +102,7 @@ def test_glocal_fit_and_errors() -> None:
     with pytest.raises(MismatchError, match="row"):
         LinearProbe().fit(x, np.array([[0, 1, len(x)]]))
     with pytest.raises(InputError, match="solver"):
-        LinearProbe(solver="sgd")
+        LinearProbe(solver="sgd").fit(x, t)
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError):
             LinearProbe(device="cuda").fit(x, t)

@@ -38,6 +38,13 @@ one (configuration, k) and never reset, as in the published code
 (``early_stopping="shared"``), and the mini-batch solver averages 4 batches per
 step (``data_parallel=4``: the published code's 4 data-parallel processes).
 
+The grid search is over probes: every configuration is a clone of one base
+:class:`~alignkit.probe.estimator.LinearProbe` with its grid values set
+(``clone(base).set_params(lam=..., lr=..., alpha=..., tau=...)``), and every
+fit is a fresh clone of it with the fold's seed. The folds' fits keep their
+solver result even when it diverged (it is then counted and discarded, where
+``LinearProbe.fit`` would refuse it).
+
 Every result carries the zero-shot accuracy of the (standardised) features on
 exactly the same held-out folds, with the same dot-product similarity and
 accuracy rule, and the sha256 of the training triplets.
@@ -48,19 +55,20 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from alignkit.errors import InputError, MismatchError
-from alignkit.probe._common import ACCURACY_RULES, EarlyStopper, FitResult, ObjectiveSpec, evaluate
+from alignkit.probe._common import ACCURACY_RULES, EarlyStopper, FitResult, evaluate
 from alignkit.probe.estimator import (
+    LinearProbe,
     SolverOptions,
     _as_features,
     as_triplets,
-    fit_one,
+    clone,
     resolve_device,
     standardization,
     triplets_checksum,
@@ -444,29 +452,39 @@ def cross_validate(
     tau_grid = tuple(taus) if objective == "glocal" else (1.0,)
     grid = [GridPoint(float(la), float(lr), float(a), float(tau), k)
             for k in ks for la, lr, a, tau in itertools.product(lambdas, lr_grid, a_grid, tau_grid)]
-    specs = [ObjectiveSpec(objective=objective, lam=g.lam, bias=bias, alpha=g.alpha,  # type: ignore[arg-type]
-                           tau=g.tau, sigma=sigma, ref_batch=ref_batch, regulariser=regulariser)
-             for g in grid]
-    opts = [SolverOptions(**{**opts_base, "solver": solver, "lr": g.lr}) for g in grid]  # type: ignore[arg-type]
+    unknown = sorted(set(opts_base) - {f.name for f in fields(SolverOptions)})
+    if unknown:
+        raise InputError(f"solver_options: unknown option(s) {', '.join(unknown)} "
+                         f"(the fields of SolverOptions)")
+    # the grid search: one unfitted probe per configuration, cloned from one base
+    base = LinearProbe(objective, bias=bias, sigma=sigma, ref_batch=ref_batch,
+                       regulariser=regulariser, standardize_reference=standardize_reference,
+                       val_fraction=val_fraction, seed=seed, device=device, dtype=dtype)
+    base.set_params(**opts_base).set_params(solver=solver)
+    probes = [clone(base).set_params(lam=g.lam, lr=g.lr, alpha=g.alpha, tau=g.tau) for g in grid]
+    opts = [pr._settings()[1] for pr in probes]  # checks every configuration before any fit
 
     mean, std = standardization(feats)
     dev = resolve_device(device)
     tdt = torch.float64 if dtype == "float64" else torch.float32
     x = torch.as_tensor((feats - mean) / std, dtype=tdt, device=dev)
-    ref = ref_val = None
     if objective == "glocal":
         if reference is None:
             raise InputError("--objective glocal needs reference features (--reference)")
+        for a, what in ((reference, "reference features"),
+                        (reference_val, "validation reference features")):
+            width = p if a is None else _as_features(a, what).shape[1]
+            if width != p:
+                raise MismatchError(f"{what} have {width} columns, features {p}")
+    else:
+        reference = reference_val = None
 
-        def prep(a: np.ndarray, what: str) -> torch.Tensor:
-            r = _as_features(a, what)
-            if r.shape[1] != p:
-                raise MismatchError(f"{what} have {r.shape[1]} columns, features {p}")
-            r = (r - mean) / std if standardize_reference else r
-            return torch.as_tensor(r, dtype=tdt, device=dev)
-
-        ref = prep(reference, "reference features")
-        ref_val = ref if reference_val is None else prep(reference_val, "validation reference features")
+    def fit(c: int, rows: np.ndarray, val_rows: np.ndarray, fit_seed: int,
+            stopper: EarlyStopper | None = None) -> FitResult:
+        """Configuration ``c`` fitted (a fresh clone) on ``t[rows]``, stopping on ``t[val_rows]``."""
+        probe = clone(probes[c]).set_params(seed=fit_seed)
+        return probe._learn(feats, t[rows], val_triplets=t[val_rows], reference=reference,
+                            reference_val=reference_val, early_stopper=stopper)[0]
 
     splits = {k: fold_splits(t, n, k) for k in ks}
     for k, sp in splits.items():
@@ -484,7 +502,7 @@ def cross_validate(
     done = 0
     runs: list[RunRecord] = []
     last_fold_fit: dict[int, FitResult] = {}
-    for c, (g, spec, opt) in enumerate(zip(grid, specs, opts, strict=True)):
+    for c, (g, opt) in enumerate(zip(grid, opts, strict=True)):
         k = g.k
         shared = (EarlyStopper(opt.patience, opt.min_delta,
                                opt.min_epochs if solver == "minibatch" else opt.min_iter)
@@ -495,8 +513,7 @@ def cross_validate(
                                                   seed + 1000 * (f + 1))
             else:
                 fit_rows, val_rows = train_rows, test_rows
-            res = fit_one(x, t[fit_rows], spec, opt, val=t[val_rows], reference=ref,
-                          seed=seed + f, stopper=shared, val_reference=ref_val)
+            res = fit(c, fit_rows, val_rows, seed + f, shared)
             w = torch.as_tensor(res.weights, dtype=tdt, device=dev)
             b = None if res.bias is None else torch.as_tensor(res.bias, dtype=tdt, device=dev)
             test_nll, test_acc = evaluate(x, w, b, t[test_rows], accuracy_rule)
@@ -555,8 +572,7 @@ def cross_validate(
         perm = rng.permutation(len(t))
         n_val = max(1, int(round(val_fraction * len(t))))
         val_rows, fit_rows = perm[:n_val], perm[n_val:]
-        final = fit_one(x, t[fit_rows], specs[chosen], opts[chosen], val=t[val_rows],
-                        reference=ref, seed=seed + g.k, val_reference=ref_val)
+        final = fit(chosen, fit_rows, val_rows, seed + g.k)
         runs.append(RunRecord(
             config=chosen, fold=-1, n_train=len(fit_rows), n_val=len(val_rows), n_test=0,
             train_loss=final.train_loss, val_nll=final.val_nll, test_nll=math.nan,

@@ -1,9 +1,22 @@
-"""``LinearProbe``: a small sklearn-style estimator over the two solvers."""
+"""``LinearProbe``: a scikit-learn estimator over the two solvers.
+
+``LinearProbe`` follows scikit-learn's estimator conventions without importing
+scikit-learn: ``__init__`` only stores its arguments, ``fit`` validates them and
+learns, learned state ends in ``_``, ``get_params``/``set_params`` and
+``sklearn.base.clone`` work, and a probe used before ``fit`` raises
+:class:`NotFittedError`. scikit-learn is imported only when it asks for the
+estimator's tags or when that error is raised (so that, where scikit-learn is
+installed, the error is also its ``sklearn.exceptions.NotFittedError``).
+"""
 
 from __future__ import annotations
 
+import copy
+import functools
+import inspect
 import math
-from dataclasses import asdict, dataclass
+import numbers
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -16,7 +29,8 @@ from alignkit.probe.fast import fit_fast
 from alignkit.probe.minibatch import fit_minibatch
 from alignkit.probe.transform import Transform
 
-__all__ = ["LinearProbe", "SolverOptions", "resolve_device", "fit_one", "as_triplets"]
+__all__ = ["LinearProbe", "NotFittedError", "SolverOptions", "clone", "resolve_device", "fit_one",
+           "as_triplets"]
 
 Solver = Literal["fast", "minibatch"]
 
@@ -65,30 +79,32 @@ class SolverOptions:
 
     def __post_init__(self) -> None:
         if self.solver not in ("fast", "minibatch"):
-            raise InputError(f"--solver: unknown solver {self.solver!r} (fast|minibatch)")
+            raise InputError(f"solver: unknown solver {self.solver!r} (fast|minibatch)")
         if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise InputError(f"--lrs: learning rate must be > 0, got {self.lr}")
+            raise InputError(f"lr: the learning rate must be finite and > 0, got {self.lr}")
         if self.batch_size < 1:
-            raise InputError(f"--batch-size must be >= 1, got {self.batch_size}")
+            raise InputError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.patience < 1:
-            raise InputError(f"--patience must be >= 1, got {self.patience}")
+            raise InputError(f"patience must be >= 1, got {self.patience}")
         if self.data_parallel < 1:
-            raise InputError(f"--data-parallel must be >= 1, got {self.data_parallel}")
+            raise InputError(f"data_parallel must be >= 1, got {self.data_parallel}")
         if self.lr_schedule not in ("constant", "linear"):
-            raise InputError(f"--lr-schedule: unknown schedule {self.lr_schedule!r} "
+            raise InputError(f"lr_schedule: unknown schedule {self.lr_schedule!r} "
                              "(constant|linear)")
         if self.optimizer not in ("adam", "sgd"):
-            raise InputError(f"--optimizer: unknown optimizer {self.optimizer!r} (adam|sgd)")
+            raise InputError(f"optimizer: unknown optimizer {self.optimizer!r} (adam|sgd)")
 
 
 def resolve_device(device: str) -> torch.device:
     """``auto`` -> cuda when available else cpu; refuse an unavailable cuda."""
+    if not isinstance(device, str):
+        raise InputError(f"device: expected auto, cpu or cuda, got {device!r}")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise DeviceError(f"--device {device}: CUDA is not available on this machine")
+        raise DeviceError(f"device={device!r}: CUDA is not available on this machine")
     if not (device == "cpu" or device.startswith("cuda")):
-        raise InputError(f"--device: unknown device {device!r} (auto|cpu|cuda)")
+        raise InputError(f"device: unknown device {device!r} (auto|cpu|cuda)")
     return torch.device(device)
 
 
@@ -165,12 +181,87 @@ def fit_one(
     )
 
 
-class LinearProbe:
-    """A linear probe learned from odd-one-out triplets (sklearn-style).
+class NotFittedError(InputError, AttributeError):
+    """A probe was used before ``fit``.
 
-    ``fit`` standardises the features by one scalar mean and std, then learns
-    ``W`` (and ``b``) so that dot products of ``((x - mean) / std) @ W + b``
-    predict the human's most similar pair.
+    Where scikit-learn is installed, the error raised is of a subclass that also
+    derives from ``sklearn.exceptions.NotFittedError``, so both
+    ``except alignkit.probe.estimator.NotFittedError`` and scikit-learn's own
+    class catch it (and it is a ``ValueError`` and an ``AttributeError``, as
+    scikit-learn's is).
+    """
+
+
+@functools.cache
+def _sklearn_not_fitted_class() -> type[NotFittedError]:
+    """:class:`NotFittedError` joined with scikit-learn's class (or alone without scikit-learn)."""
+    try:
+        from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+    except ImportError:
+        return NotFittedError
+    return type("SklearnNotFittedError", (NotFittedError, SklearnNotFittedError),
+                {"__module__": __name__, "__doc__": NotFittedError.__doc__})
+
+
+def __getattr__(name: str) -> Any:
+    # lets the joined class pickle by reference (module.SklearnNotFittedError)
+    if name == "SklearnNotFittedError" and _sklearn_not_fitted_class() is not NotFittedError:
+        return _sklearn_not_fitted_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _NonNumericError(InputError, TypeError):
+    """Features that are not numbers (a ``TypeError`` too, as ``np.asarray`` raises)."""
+
+
+#: ``LinearProbe`` parameters that are fields of :class:`SolverOptions`.
+_SOLVER_FIELDS = tuple(f.name for f in fields(SolverOptions))
+#: ``LinearProbe`` parameters that are fields of :class:`ObjectiveSpec`.
+_SPEC_FIELDS = tuple(f.name for f in fields(ObjectiveSpec))
+
+
+def _real(name: str, value: Any, *, none: bool = False) -> None:
+    if value is None and none:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputError(f"{name} must be a real number, got {value!r}")
+    if not math.isfinite(value):
+        raise InputError(f"{name} must be finite, got {value!r}")
+
+
+def _integer(name: str, value: Any, *, none: bool = False) -> None:
+    if value is None and none:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InputError(f"{name} must be an integer, got {value!r}")
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if not (isinstance(value, str) and value in choices):
+        raise InputError(f"{name}: unknown value {value!r} ({'|'.join(choices)})")
+
+
+def clone(probe: LinearProbe) -> LinearProbe:
+    """An unfitted copy of ``probe`` with deep copies of its parameters.
+
+    The same as ``sklearn.base.clone(probe)``, without scikit-learn.
+    """
+    params = probe.get_params(deep=False)
+    return type(probe)(**{k: copy.deepcopy(v) for k, v in params.items()})
+
+
+class LinearProbe:
+    """A linear probe learned from odd-one-out triplets (a scikit-learn estimator).
+
+    ``fit(X, y)`` standardises the features ``X`` (one row per object) by one
+    scalar mean and std, then learns ``W`` (and ``b``) so that dot products of
+    ``((x - mean) / std) @ W + b`` predict the human's most similar pair of
+    every triplet in ``y`` (an ``(N, 3)`` int array of row indices into ``X``,
+    the odd one out last).
+
+    Every argument is stored as given and checked by ``fit`` (as scikit-learn
+    requires), so ``get_params``, ``set_params`` and ``sklearn.base.clone``
+    work and a bad value raises :class:`~alignkit.errors.InputError` naming it.
 
     Args:
         objective: ``paper`` or ``glocal``.
@@ -187,7 +278,19 @@ class LinearProbe:
         seed: seeds initialisation, shuffling and the validation split.
         device: ``auto``, ``cpu`` or ``cuda``.
         dtype: ``float32`` (fast) or ``float64`` (exact checks).
-        **solver_options: fields of :class:`SolverOptions` (lr, max_iter, ...).
+        lr, batch_size, min_epochs, max_epochs, max_iter, min_iter, patience,
+            min_delta, clip, max_steps, backend, data_parallel, lr_schedule,
+            optimizer, momentum: solver settings (see :class:`SolverOptions`,
+            whose defaults they share).
+
+    Attributes (after ``fit``):
+        weights_: ``W`` (p x p), float64.
+        bias_: ``b`` (p,) float64, or None without a bias.
+        mean_, std_: the scalar standardisation of the training features.
+        n_features_in_: p.
+        n_iter_: iterations (fast solver) or epochs (mini-batch) run.
+        transform_: the fitted :class:`~alignkit.probe.transform.Transform`.
+        result_: the solver's :class:`~alignkit.probe._common.FitResult`.
 
     Example:
         >>> probe = LinearProbe(lam=1e-3).fit(features, triplets)  # doctest: +SKIP
@@ -211,58 +314,162 @@ class LinearProbe:
         seed: int = 0,
         device: str = "cpu",
         dtype: str = "float32",
-        **solver_options: Any,
+        lr: float = 1e-3,
+        batch_size: int = 256,
+        min_epochs: int = 10,
+        max_epochs: int = 100,
+        max_iter: int = 500,
+        min_iter: int = 10,
+        patience: int = 10,
+        min_delta: float = 1e-4,
+        clip: float | None = 1.0,
+        max_steps: int | None = None,
+        backend: str = "auto",
+        data_parallel: int = 1,
+        lr_schedule: str = "constant",
+        optimizer: str = "adam",
+        momentum: float = 0.9,
     ) -> None:
-        self.spec = ObjectiveSpec(objective=objective, lam=lam, bias=bias, alpha=alpha,  # type: ignore[arg-type]
-                                  tau=tau, sigma=sigma, ref_batch=ref_batch,
-                                  regulariser=regulariser)
+        self.objective = objective
+        self.lam = lam
+        self.bias = bias
+        self.solver = solver
+        self.alpha = alpha
+        self.tau = tau
+        self.sigma = sigma
+        self.ref_batch = ref_batch
+        self.regulariser = regulariser
         self.standardize_reference = standardize_reference
-        self.options = SolverOptions(solver=solver, **solver_options)  # type: ignore[arg-type]
-        if not 0.0 <= val_fraction < 1.0:
-            raise InputError(f"val_fraction must lie in [0, 1), got {val_fraction}")
-        if dtype not in ("float32", "float64"):
-            raise InputError(f"dtype must be float32 or float64, got {dtype!r}")
         self.val_fraction = val_fraction
         self.seed = seed
         self.device = device
         self.dtype = dtype
-        self.transform_: Transform | None = None
-        self.result_: FitResult | None = None
+        self.lr = lr
+        self.batch_size = batch_size
+        self.min_epochs = min_epochs
+        self.max_epochs = max_epochs
+        self.max_iter = max_iter
+        self.min_iter = min_iter
+        self.patience = patience
+        self.min_delta = min_delta
+        self.clip = clip
+        self.max_steps = max_steps
+        self.backend = backend
+        self.data_parallel = data_parallel
+        self.lr_schedule = lr_schedule
+        self.optimizer = optimizer
+        self.momentum = momentum
 
-    def get_params(self) -> dict[str, Any]:
-        """The estimator's settings as a JSON-able dict."""
-        return {**asdict(self.spec), **asdict(self.options), "val_fraction": self.val_fraction,
-                "standardize_reference": self.standardize_reference,
-                "seed": self.seed, "device": self.device, "dtype": self.dtype}
+    # -- parameters (scikit-learn's BaseEstimator protocol) --------------------------
 
-    def fit(
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        names = []
+        for p in list(sig.parameters.values())[1:]:
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                raise TypeError(f"{cls.__name__}.__init__ must name every parameter (no *args/**kwargs)")
+            names.append(p.name)
+        return sorted(names)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The estimator's parameters (``deep`` is accepted; a probe holds no sub-estimators)."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params: Any) -> LinearProbe:
+        """Set parameters by name (checked by ``fit``, not here); returns self."""
+        valid = self._get_param_names()
+        for key, value in params.items():
+            if key not in valid:
+                raise InputError(f"Invalid parameter {key!r} for estimator {type(self).__name__}. "
+                                 f"Valid parameters are: {valid!r}.")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        sig = inspect.signature(type(self).__init__)
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items()
+                   if repr(v) != repr(sig.parameters[k].default)]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's tags (only scikit-learn calls this; it needs scikit-learn >= 1.6)."""
+        from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
+
+        return Tags(estimator_type=None, target_tags=TargetTags(required=True),
+                    transformer_tags=TransformerTags(), input_tags=InputTags())
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "transform_")
+
+    def _settings(self) -> tuple[ObjectiveSpec, SolverOptions]:
+        """Check every parameter (messages name the argument); the solvers' settings."""
+        _choice("objective", self.objective, ("paper", "glocal"))
+        _real("lam", self.lam)
+        if self.lam < 0:
+            raise InputError(f"lam must be >= 0, got {self.lam}")
+        _real("alpha", self.alpha)
+        if not 0.0 <= self.alpha <= 1.0:
+            raise InputError(f"alpha must lie in [0, 1], got {self.alpha}")
+        _real("tau", self.tau)
+        if not self.tau > 0:
+            raise InputError(f"tau must be > 0, got {self.tau}")
+        _real("sigma", self.sigma)
+        _integer("ref_batch", self.ref_batch)
+        if self.ref_batch < 2:
+            raise InputError(f"ref_batch: a reference batch holds at least 2 rows, got {self.ref_batch}")
+        _choice("regulariser", self.regulariser, ("identity", "l2"))
+        for name in ("bias", "standardize_reference"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise InputError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        _real("val_fraction", self.val_fraction)
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise InputError(f"val_fraction must lie in [0, 1), got {self.val_fraction}")
+        _integer("seed", self.seed)
+        _choice("dtype", self.dtype, ("float32", "float64"))
+        _choice("solver", self.solver, ("fast", "minibatch"))
+        for name in ("lr", "min_delta", "momentum"):
+            _real(name, getattr(self, name))
+        _real("clip", self.clip, none=True)
+        for name in ("batch_size", "min_epochs", "max_epochs", "max_iter", "min_iter",
+                     "patience", "data_parallel"):
+            _integer(name, getattr(self, name))
+        _integer("max_steps", self.max_steps, none=True)
+        if not isinstance(self.backend, str):
+            raise InputError(f"backend must be a string, got {self.backend!r}")
+        spec = ObjectiveSpec(**{f: getattr(self, f) for f in _SPEC_FIELDS})
+        opts = SolverOptions(**{f: getattr(self, f) for f in _SOLVER_FIELDS})
+        return spec, opts
+
+    # -- learning ------------------------------------------------------------------------
+
+    def _learn(
         self,
-        features: np.ndarray,
-        triplets: Any,
+        X: Any,
+        y: Any,
         *,
         val_triplets: Any = None,
-        reference: np.ndarray | None = None,
+        reference: Any = None,
+        reference_val: Any = None,
+        early_stopper: Any = None,
         progress: ProgressFn | None = None,
-    ) -> LinearProbe:
-        """Learn the transform.
+        require_triplets: bool = False,
+    ) -> tuple[FitResult, float, float]:
+        """Check, standardise and fit; ``(result, mean, std)``, no state set.
 
-        Args:
-            features: ``(n, p)`` features of the objects the triplets index.
-            triplets: ``(N, 3)`` int array (odd one out last) or ``Triplets``.
-            val_triplets: triplets for early stopping; default: a seeded
-                ``val_fraction`` of ``triplets``.
-            reference: gLocal reference features ``(m, p)``, used as given
-                (or standardised with the features' mean and std when
-                ``standardize_reference``).
-            progress: per-step callback.
-
-        Returns:
-            self, with ``transform_`` and ``result_`` set.
+        ``early_stopper``: a shared :class:`~alignkit.probe._common.EarlyStopper`
+        (cross-validation keeps one across the folds of a configuration).
         """
-        feats = _as_features(features)
+        spec, opts = self._settings()
+        feats = _as_features(X, "X")
         n, p = feats.shape
-        t = as_triplets(triplets, n)
-        val = None if val_triplets is None else as_triplets(val_triplets, n, "validation triplets")
+        if y is None:
+            raise InputError(f"y: {type(self).__name__} requires y to be passed, but the target "
+                             "y is None (give the (N, 3) triplets of row indices into X)")
+        t = as_triplets(y, n, "y (triplets)")
+        if require_triplets and len(t) == 0:
+            raise InputError("y: no triplets to fit")
+        val = None if val_triplets is None else as_triplets(val_triplets, n, "val_triplets")
         if val is None and self.val_fraction > 0 and len(t) > 1:
             rng = np.random.default_rng(self.seed)
             perm = rng.permutation(len(t))
@@ -272,61 +479,148 @@ class LinearProbe:
         dev = resolve_device(self.device)
         tdt = torch.float64 if self.dtype == "float64" else torch.float32
         x = torch.as_tensor((feats - mean) / std, dtype=tdt, device=dev)
-        ref = None
-        if self.spec.objective == "glocal":
+        ref = ref_val = None
+        if spec.objective == "glocal":
             if reference is None:
-                raise InputError("--objective glocal needs reference features")
-            r = _as_features(reference, "reference features")
-            if r.shape[1] != p:
-                raise MismatchError(f"reference features have {r.shape[1]} columns, features {p}")
-            r = (r - mean) / std if self.standardize_reference else r
-            ref = torch.as_tensor(r, dtype=tdt, device=dev)
-        res = fit_one(x, t, self.spec, self.options, val=val, reference=ref, seed=self.seed,
-                      progress=progress, val_reference=ref)
-        self.result_ = res
-        self.transform_ = Transform(
+                raise InputError("reference: objective='glocal' needs reference features")
+
+            def prep(a: Any, what: str) -> torch.Tensor:
+                r = _as_features(a, what)
+                if r.shape[1] != p:
+                    raise MismatchError(f"{what}: {r.shape[1]} columns, X has {p}")
+                r = (r - mean) / std if self.standardize_reference else r
+                return torch.as_tensor(r, dtype=tdt, device=dev)
+
+            ref = prep(reference, "reference")
+            ref_val = ref if reference_val is None else prep(reference_val, "reference_val")
+        res = fit_one(x, t, spec, opts, val=val, reference=ref, seed=int(self.seed),
+                      progress=progress, stopper=early_stopper, val_reference=ref_val)
+        return res, mean, std
+
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        val_triplets: Any = None,
+        reference: Any = None,
+        reference_val: Any = None,
+        progress: ProgressFn | None = None,
+    ) -> LinearProbe:
+        """Learn the transform.
+
+        Args:
+            X: ``(n, p)`` features of the objects the triplets index.
+            y: ``(N, 3)`` int array of row indices into ``X`` (odd one out
+                last), or a ``Triplets``.
+            val_triplets: triplets for early stopping; default: a seeded
+                ``val_fraction`` of ``y``.
+            reference: gLocal reference features ``(m, p)``, used as given
+                (or standardised with the features' mean and std when
+                ``standardize_reference``).
+            reference_val: gLocal, mini-batch: reference rows whose local loss
+                is added to the validation NLL for early stopping (default
+                ``reference``).
+            progress: per-step callback.
+
+        Returns:
+            self, with ``weights_``, ``bias_``, ``mean_``, ``std_``,
+            ``n_features_in_``, ``n_iter_``, ``transform_`` and ``result_`` set.
+
+        Raises:
+            InputError: a bad parameter, features or triplets, or a diverged fit.
+        """
+        res, mean, std = self._learn(X, y, val_triplets=val_triplets, reference=reference,
+                                        reference_val=reference_val, progress=progress,
+                                        require_triplets=True)
+        for name, v in (("weights", res.weights), ("bias", res.bias)):
+            if v is not None and not np.isfinite(v).all():
+                raise InputError(f"the fit diverged: the {name} are not finite "
+                                 f"(lam={self.lam}, lr={self.lr}); try a smaller lr or a larger lam")
+        transform = Transform(
             weights=res.weights, bias=res.bias, mean=mean, std=std,
             attrs={"estimator": self.get_params(), "train_loss": res.train_loss,
                    "val_nll": res.val_nll, "steps": res.steps, "step_unit": res.step_unit,
-                   "diverged": res.diverged, "train_triplets_checksum": triplets_checksum(triplets)},
+                   "diverged": res.diverged, "train_triplets_checksum": triplets_checksum(y)},
         )
+        self.weights_ = transform.weights
+        self.bias_ = transform.bias
+        self.mean_ = mean
+        self.std_ = std
+        self.n_features_in_ = int(transform.p)
+        self.n_iter_ = int(res.steps)
+        self.result_ = res
+        self.transform_ = transform
         return self
 
-    def _fitted(self) -> Transform:
-        if self.transform_ is None:
-            raise InputError("the probe is not fitted yet: call fit first")
-        return self.transform_
+    # -- using a fitted probe -------------------------------------------------------------
 
-    def transform(self, features: np.ndarray) -> np.ndarray:
+    def _fitted_features(self, X: Any) -> np.ndarray:
+        if not self.__sklearn_is_fitted__():
+            raise _sklearn_not_fitted_class()(
+                f"This {type(self).__name__} instance is not fitted yet: call fit first")
+        x = _as_features(X, "X")
+        if x.shape[1] != self.n_features_in_:
+            raise MismatchError(f"X has {x.shape[1]} features, but {type(self).__name__} is "
+                                f"expecting {self.n_features_in_} features as input")
+        return x
+
+    def transform(self, X: Any) -> np.ndarray:
         """``((x - mean) / std) @ W + b`` for every row (float64)."""
-        return self._fitted().apply(_as_features(features))
+        x = self._fitted_features(X)
+        return self.transform_.apply(x)
 
-    def predict(self, features: np.ndarray, triplets: Any, ties: str = "paper") -> np.ndarray:
-        """The probe's odd-one-out choices on ``features``' objects.
+    def fit_transform(self, X: Any, y: Any, **fit_params: Any) -> np.ndarray:
+        """``fit(X, y, **fit_params)``, then ``transform(X)``."""
+        return self.fit(X, y, **fit_params).transform(X)
+
+    def predict(self, X: Any, triplets: Any, ties: str = "paper") -> np.ndarray:
+        """The probe's odd-one-out choices on ``X``'s objects.
 
         Args:
-            features: ``(n, p)`` raw features (the transform standardises them).
-            triplets: ``(N, 3)`` object indices into ``features``' rows.
+            X: ``(n, p)`` raw features (the transform standardises them).
+            triplets: ``(N, 3)`` object indices into ``X``'s rows.
             ties: ``paper`` (the paper's code: only a three-way tie gives -1), ``first`` or
                 ``any-tie-wrong``.
 
         Returns:
             int8 (N,): position 0, 1 or 2 of the odd one out in each row, -1 for a tie.
         """
-        z = torch.from_numpy(self.transform(features))
+        return self._choices(X, triplets, ties)
+
+    def score(self, X: Any, y: Any, ties: str = "paper") -> float:
+        """Odd-one-out accuracy on the triplets ``y`` against the human choice (last column)."""
+        choices = self._choices(X, y, ties)
+        return float(np.mean(choices == 2)) if len(choices) else math.nan
+
+    def _choices(self, X: Any, triplets: Any, ties: str) -> np.ndarray:
+        z = torch.from_numpy(self.transform(X))
         t = as_triplets(triplets, z.shape[0])
         return gram_choices(z @ z.T, t, ties)
 
-    def score(self, features: np.ndarray, triplets: Any, ties: str = "paper") -> float:
-        """Odd-one-out accuracy against the human choice (last column)."""
-        choices = self.predict(features, triplets, ties)
-        return float(np.mean(choices == 2)) if len(choices) else math.nan
-
 
 def _as_features(features: Any, where: str = "features") -> np.ndarray:
+    """Validate a real ``(n, p)`` feature matrix (n, p >= 1, finite) as float64."""
+    if hasattr(features, "tocsr") or hasattr(features, "todense"):
+        raise InputError(f"{where}: sparse input is not supported; pass a dense array")
     x = np.asarray(features)
+    if x.dtype.kind == "c":
+        raise InputError(f"{where}: Complex data not supported; expected real features")
+    if x.dtype.kind == "O":
+        try:
+            x = x.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise _NonNumericError(f"{where}: the entries must be numbers ({exc})") from exc
+    if x.ndim == 1:
+        raise InputError(f"{where}: expected a 2-D (n, p) array, got 1-D of shape {x.shape}; "
+                         "Reshape your data: x.reshape(-1, 1) for one feature, "
+                         "x.reshape(1, -1) for one object")
     if x.ndim != 2 or x.dtype.kind not in "fiu":
         raise InputError(f"{where}: expected a real (n, p) array, got {x.dtype} {x.shape}")
+    if x.shape[0] < 1 or x.shape[1] < 1:
+        what = "sample" if x.shape[0] < 1 else "feature"
+        raise InputError(f"{where}: found an array with 0 {what}(s) (shape={x.shape}) while a "
+                         f"minimum of 1 is required.")
     x = x.astype(np.float64, copy=False)
     if not np.isfinite(x).all():
         r, c = np.argwhere(~np.isfinite(x))[0]
