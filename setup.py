@@ -40,7 +40,7 @@ setup(
             "pytest>=7.4",
             "hypothesis>=6.90",
             "ruff>=0.4",
-            "scikit-learn>=1.3",
+            "scikit-learn>=1.6",
             "dask[distributed]>=2024.1",
         ],
         "dask": ["dask[distributed]>=2024.1"],

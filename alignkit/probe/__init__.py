@@ -22,6 +22,8 @@ from typing import Any
 _EXPORTS = {
     "LinearProbe": "estimator",
     "SolverOptions": "estimator",
+    "NotFittedError": "estimator",
+    "clone": "estimator",
     "ObjectiveSpec": "_common",
     "FitResult": "_common",
     "CVResult": "cv",
