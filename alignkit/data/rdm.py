@@ -628,6 +628,20 @@ def _read_meadows(
         if who not in participants:
             raise InputError(f"{where}: no participant {key!r}; participants: {', '.join(participants)}")
         participants = [who]
+    mats, ref_ids = _meadows_matrices(variables, participants, where)
+    data = np.mean(mats, axis=0)
+    who_note = (
+        f"participant {participants[0]}" if len(participants) == 1
+        else f"mean over {len(participants)} participants (aligned by stimulus name)"
+    )
+    return data, ref_ids, "dissimilarity", f"Meadows export rdmutv_* condensed vectors, {who_note}"
+
+
+def _meadows_matrices(
+    variables: dict[str, Any], participants: list[str], where: str
+) -> tuple[list[np.ndarray], list[str] | None]:
+    """Each participant's square RDM of a Meadows export, rows aligned by stimulus name to
+    the first participant's order (which is returned as the ids)."""
     ref_ids: list[str] | None = None
     mats: list[np.ndarray] = []
     for who in participants:
@@ -644,12 +658,7 @@ def _read_meadows(
                 ia, _ = align_by_ids(names, ref_ids)
                 mat = mat[np.ix_(ia, ia)]
         mats.append(mat)
-    data = np.mean(mats, axis=0)
-    who_note = (
-        f"participant {participants[0]}" if len(participants) == 1
-        else f"mean over {len(participants)} participants (aligned by stimulus name)"
-    )
-    return data, ref_ids, "dissimilarity", f"Meadows export rdmutv_* condensed vectors, {who_note}"
+    return mats, ref_ids
 
 
 def _is_model_struct(value: Any) -> bool:
@@ -705,21 +714,7 @@ def load_subject_rdms(source: str | os.PathLike[str], key: str | None = None) ->
             raise FormatError(f"{path}: not a readable MATLAB file ({exc})") from None
         utv = sorted(k for k in variables if k.startswith("rdmutv_"))
         if key is None and utv:
-            mats = []
-            ref: list[str] | None = None
-            for k in utv:
-                who = k[len("rdmutv_"):]
-                mat = squareform_vector(np.asarray(variables[k], dtype=np.float64).ravel(),
-                                        f"{path} [{k}]")
-                names = variables.get("stimuli_" + who)
-                if names is not None:
-                    names = [_as_str(x) for x in np.asarray(names).ravel()]
-                    if ref is None:
-                        ref = names
-                    elif names != ref:
-                        ia, _ = align_by_ids(names, ref)
-                        mat = mat[np.ix_(ia, ia)]
-                mats.append(mat)
+            mats, _ = _meadows_matrices(variables, [k[len("rdmutv_"):] for k in utv], str(path))
             arr = np.stack(mats)
             how = f"{path} (Meadows export, {len(utv)} participants, aligned by stimulus name)"
         else:
