@@ -146,8 +146,8 @@ def score_ooo(store: str, triplets_src: tuple[str, ...], model: str | None, laye
     Examples:
       alignkit score ooo feats.zarr --triplets things-test20k
       alignkit score ooo feats.zarr --triplets things-test20k --preset brainscore
-      alignkit score ooo feats.zarr --triplets train_90.npy --triplets test_10.npy \
-          --object-ids things --bootstrap 1000
+      alignkit score ooo feats.zarr --triplets train_90.npy --triplets test_10.npy --object-ids things
+      alignkit score ooo feats.zarr --triplets mine.txt --object-ids mine_ids.txt --ceiling reps.txt
       alignkit score ooo feats.zarr --triplets things-test20k --per-concept --format json
     """
     import warnings
