@@ -28,34 +28,16 @@ from numba import config  # noqa: E402
 
 assert config.ENABLE_CUDASIM, "the CUDA simulator is not active"
 
+from naive import MASK, G  # noqa: E402
+from naive import splitmix64 as ref_splitmix64  # noqa: E402
+from naive import splitmix64_vec as ref_splitmix64_vec  # noqa: E402
+from naive import stream_key as ref_stream_key  # noqa: E402
+
 from alignkit._kernels import bootstrap, ooo, rank, rsa, similarity  # noqa: E402
 from alignkit._kernels import cuda as kc  # noqa: E402
 from alignkit._kernels.device import resolve_device  # noqa: E402
 
-MASK = (1 << 64) - 1
-G = 0x9E3779B97F4A7C15
-
-
 # --------------------------------------------------------------------------- references
-
-
-def ref_splitmix64(x: int) -> int:
-    z = (x + G) & MASK
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
-    return z ^ (z >> 31)
-
-
-def ref_splitmix64_vec(x: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        z = x + np.uint64(G)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
-
-
-def ref_stream_key(seed: int, s: int) -> int:
-    return ref_splitmix64(ref_splitmix64(seed) ^ s)
 
 
 def ref_bootstrap_means(correct: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
@@ -101,22 +83,8 @@ def ref_sims(X: np.ndarray, T: np.ndarray, similarity_name: str) -> np.ndarray:
     return np.stack([pair(i, j), pair(i, k), pair(j, k)], axis=1)
 
 
-def ref_choices(sims: np.ndarray, ties: str) -> np.ndarray:
-    m = sims.max(axis=1, keepdims=True)
-    is_max = sims == m
-    first = np.argmax(is_max, axis=1)
-    choice = (2 - first).astype(np.int8)
-    n_top = is_max.sum(axis=1)
-    if ties == "any-tie-wrong":
-        choice[n_top > 1] = -1
-    elif ties == "paper":
-        choice[n_top == 3] = -1
-    return choice
-
-
-def ref_tie_counts(sims: np.ndarray) -> tuple[int, int]:
-    n_top = (sims == sims.max(axis=1, keepdims=True)).sum(axis=1)
-    return int((n_top == 2).sum()), int((n_top == 3).sum())
+from naive import choices as ref_choices  # noqa: E402
+from naive import tie_counts as ref_tie_counts  # noqa: E402
 
 
 def ref_logprobs(sims: np.ndarray, temp: float) -> np.ndarray:

@@ -11,25 +11,10 @@ from hypothesis import strategies as st
 from alignkit._kernels import _rng, bootstrap
 
 FAST = settings(max_examples=50, deadline=None)
-MASK = (1 << 64) - 1
-G = 0x9E3779B97F4A7C15
-
-
 # ----------------------------------------------------------------------------- references
-def splitmix64_int(x: int) -> int:
-    """The spec with Python integers (arbitrary precision, masked)."""
-    z = (x + G) & MASK
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
-    return z ^ (z >> 31)
-
-
-def splitmix64_np(x: np.ndarray) -> np.ndarray:
-    """The spec vectorised over uint64 arrays (numpy wraps modulo 2**64)."""
-    z = x + np.uint64(G)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+from naive import MASK, G  # noqa: E402
+from naive import splitmix64 as splitmix64_int  # noqa: E402
+from naive import splitmix64_vec as splitmix64_np  # noqa: E402
 
 
 def ref_indices(seed: int, b: int, N: int) -> np.ndarray:

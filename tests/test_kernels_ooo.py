@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import naive
 import numba
 import numpy as np
 import pytest
@@ -49,30 +50,8 @@ def ref_sims(S: np.ndarray, T: np.ndarray) -> np.ndarray:
 TIES = ("paper", "first", "any-tie-wrong")
 
 
-def ref_choices(sims: np.ndarray, ties: str) -> np.ndarray:
-    """The three tie rules as their references state them, one triplet at a time.
-
-    paper: the published code's ``argmin`` over the distances ``-s`` (first minimum), -1 only
-    when all three are equal; first: Brain-Score's ``argmax`` (first maximum); any-tie-wrong:
-    -1 whenever the maximum is attained more than once.
-    """
-    out = np.empty(len(sims), dtype=np.int8)
-    for t, row in enumerate(sims):
-        m = row.max()
-        n_top = np.count_nonzero(row == m)
-        if ties == "paper":
-            pair = int(np.argmin(-row))
-            out[t] = -1 if row[0] == row[1] == row[2] else 2 - pair
-        elif ties == "first":
-            out[t] = 2 - int(np.argmax(row))  # pair 0 -> 2, 1 -> 1, 2 -> 0
-        else:
-            out[t] = -1 if n_top > 1 else 2 - int(np.argmax(row))
-    return out
-
-
-def ref_tie_counts(sims: np.ndarray) -> tuple[int, int]:
-    tops = [int(np.count_nonzero(row == row.max())) for row in sims]
-    return tops.count(2), tops.count(3)
+ref_choices = naive.choices
+ref_tie_counts = naive.tie_counts
 
 
 def random_triplets(rng: np.random.Generator, n: int, N: int, dtype=np.int64) -> np.ndarray:

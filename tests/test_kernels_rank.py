@@ -12,21 +12,8 @@ from scipy.spatial.distance import squareform
 from alignkit._kernels import rank, rsa
 
 FAST = settings(max_examples=50, deadline=None)
-MASK = (1 << 64) - 1
-G = 0x9E3779B97F4A7C15
-
-
 # ----------------------------------------------------------------------------- RNG reference
-def splitmix64(x: int) -> int:
-    z = (x + G) & MASK
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
-    return z ^ (z >> 31)
-
-
-def ref_draw(seed: int, stream: int, i: int) -> int:
-    key = splitmix64(splitmix64(seed) ^ stream)
-    return splitmix64((key + i * G) & MASK)
+from naive import draw as ref_draw  # noqa: E402
 
 
 def ref_permutation(seed: int, p: int, m: int) -> np.ndarray:

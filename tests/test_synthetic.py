@@ -6,21 +6,12 @@ import numpy as np
 import pytest
 import scipy.special
 import scipy.stats
+from naive import MASK, G, splitmix64
 
 from alignkit._kernels import ooo
 from alignkit._kernels import similarity as ksim
 from alignkit._kernels.synthetic import sample_triplets
 from alignkit.errors import InputError
-
-MASK = (1 << 64) - 1
-G = 0x9E3779B97F4A7C15
-
-
-def splitmix64(x: int) -> int:
-    z = (x + G) & MASK
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
-    return z ^ (z >> 31)
 
 
 def ref_sample(E: np.ndarray, N: int, seed: int, temperature: float = 1.0) -> np.ndarray:
