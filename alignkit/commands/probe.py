@@ -285,18 +285,25 @@ def _resolve_transform(entry: Any, probe_name: str, mean: float | None,
         raise type(exc)(str(exc).replace("--transform", "--probe")) from exc
 
 
+def _npy_mean_std(func: Any) -> Any:
+    """``--mean`` / ``--std`` of a paper-layout ``.npy`` transform, which stores neither."""
+    func = click.option(
+        "--std", type=FiniteFloat(positive=True), default=None,
+        help="For a .npy [W | b] transform: the scalar std it was fitted with "
+        "[default: the layer's global feature std].")(func)
+    return click.option(
+        "--mean", type=FiniteFloat(), default=None,
+        help="For a .npy [W | b] transform: the scalar mean it was fitted with "
+        "[default: the layer's global feature mean].")(func)
+
+
 @probe.command("apply")
 @click.argument("store", type=click.Path(exists=True, file_okay=False))
 @click.option("--model", required=True)
 @click.option("--layer", required=True)
 @click.option("--probe", "probe_name", required=True,
               help="Probe name on that layer, or a .npz / .npy transform file.")
-@click.option("--mean", type=FiniteFloat(), default=None,
-              help="For a .npy [W | b] transform: the scalar mean it was fitted with "
-              "[default: the layer's global feature mean].")
-@click.option("--std", type=FiniteFloat(positive=True), default=None,
-              help="For a .npy [W | b] transform: the scalar std it was fitted with "
-              "[default: the layer's global feature std].")
+@_npy_mean_std
 @click.option("--out-layer", default=None, help="New layer name [LAYER+PROBE].")
 @click.option("--overwrite", is_flag=True)
 def apply_cmd(store: str, model: str, layer: str, probe_name: str, mean: float | None,
@@ -354,12 +361,7 @@ def export_cmd(store: str, out: str, model: str, layer: str, probe_name: str) ->
 @click.option("--model", required=True)
 @click.option("--layer", required=True)
 @click.option("--name", required=True, help="Probe name to store it under.")
-@click.option("--mean", type=FiniteFloat(), default=None,
-              help="For a .npy [W | b] transform: the scalar mean it was fitted with "
-              "[default: the layer's global feature mean].")
-@click.option("--std", type=FiniteFloat(positive=True), default=None,
-              help="For a .npy [W | b] transform: the scalar std it was fitted with "
-              "[default: the layer's global feature std].")
+@_npy_mean_std
 @click.option("--overwrite", is_flag=True)
 def import_cmd(store: str, npz: str, model: str, layer: str, name: str, mean: float | None,
                std: float | None, overwrite: bool) -> None:
