@@ -353,12 +353,16 @@ def _run_probe(task: Task) -> TaskOutcome:
     _, layer = _entry_layer(task)
     entry = EmbeddingStore(s["store"], "a").entry(s["entry_model"], layer)
     X = entry.features()
+    if ids is None and trip.object_ids is None:
+        raise MismatchError(f"{s['dataset']}: the triplets do not say which stimuli their "
+                            "objects are; give their ids in the study (ids = \"file.txt\", one "
+                            "id a line)")
     rows = triplet_rows_for_entry(entry.ids, trip, ids)
-    if rows is not None:
-        X = np.where((rows >= 0)[:, None], X[np.maximum(rows, 0)], 0).astype(np.float32)
-    elif X.shape[0] != trip.n_objects:
-        raise MismatchError(f"{s['dataset']}: {trip.n_objects} objects but {X.shape[0]} feature "
-                            "rows; give the objects' ids (ids = \"file.txt\")")
+    if (rows < 0).any():
+        raise MismatchError(f"{s['dataset']}: {int((rows < 0).sum())} of the triplets' "
+                            f"{len(rows)} objects have no features in {s['entry_model']}/{layer}; "
+                            "a probe is fitted on every object of the triplet set")
+    X = X[rows].astype(np.float32)
     res = cross_validate(X, trip, folds=s["folds"], lambdas=s["lambdas"], objective=s["objective"],
                          protocol=s["protocol"], solver=s["solver"], seed=s["seed"],
                          device=_device(s))
