@@ -81,6 +81,7 @@ def test_three_rules_three_accuracies_equal_an_independent_loop(tie_case):
 
 def test_three_rules_on_the_simulated_gpu_equal_the_cpu(tie_case, tmp_path):
     X, T = tie_case
+    T = T[:600]  # the constructed ties and enough random ones; the simulator is slow
     np.save(tmp_path / "X.npy", X)
     np.save(tmp_path / "T.npy", T)
     script = textwrap.dedent(
