@@ -101,11 +101,7 @@ class Triplets:
     @property
     def is_things(self) -> bool:
         """True when the object ids are THINGS uniqueIDs (checked id by id, any order)."""
-        if self.object_ids is None:
-            return False
-        from alignkit.data.concepts import things_ids
-
-        return bool(np.isin(self.object_ids, things_ids()).all())
+        return self.object_ids is not None and all_things_ids(self.object_ids)
 
     def with_object_ids(self, ids: Any, *, label: str | None = None) -> Triplets:
         """The same triplets with the ids of their objects (``"things"``, a file or a list).
@@ -455,6 +451,14 @@ def _read_text_triplets(path: Path, fmt: str, *, auto: bool) -> tuple[np.ndarray
 
 # ---------------------------------------------------------------------------
 # helpers
+
+
+def all_things_ids(ids: np.ndarray) -> bool:
+    """Whether every id (at least one) is a THINGS uniqueID, checked one by one."""
+    from alignkit.data.concepts import things_ids
+
+    ids = np.asarray(ids)
+    return bool(ids.size) and bool(np.isin(ids, things_ids()).all())
 
 
 def _object_ids(ids: Any, label: str | None) -> tuple[np.ndarray, str]:

@@ -373,7 +373,9 @@ def odd_one_out(
         X = X[np.maximum(al.rows, 0)]  # row t = object t; rows of absent objects are unused
     if al.keep is not None:
         T = np.ascontiguousarray(T[al.keep])
-    is_things = t_ids is not None and _all_things(t_ids[np.unique(T)] if T.size else t_ids)
+    from alignkit.data.triplets import all_things_ids
+
+    is_things = t_ids is not None and all_things_ids(t_ids[np.unique(T)] if T.size else t_ids)
     ceiling, ceiling_source, notes = _resolve_ceiling(ceiling, base, preset, is_things)
     if concepts is not None:
         E, labels, csource = _concept_inputs(concepts)
@@ -457,12 +459,6 @@ def _rule_summary(ties: str) -> str:
     from alignkit._kernels.ties import TIE_RULES as RULES
 
     return RULES[ties].summary
-
-
-def _all_things(ids: np.ndarray) -> bool:
-    from alignkit.data import things_ids
-
-    return bool(ids.size) and bool(np.isin(ids, things_ids()).all())
 
 
 def _resolve_ceiling(
