@@ -368,3 +368,28 @@ def test_probe_matches_features_by_id(tmp_path, shared_data):
         out["shuffled"]["probing_accuracy"], abs=1e-6)
     assert out["ordered"]["zero_shot_accuracy"] == pytest.approx(
         out["shuffled"]["zero_shot_accuracy"], abs=1e-12)
+
+
+def test_a_probe_scored_on_its_training_triplets_is_labelled_in_sample(tmp_path, shared_data):
+    from alignkit.store import EmbeddingStore
+
+    E = np.loadtxt(shared_data / "things" / "spose_embedding_49d_sorted.txt").astype(np.float32)
+    ids = np.loadtxt(shared_data / "things" / "unique_id.txt", dtype=str)
+    st = str(tmp_path / "s.zarr")
+    EmbeddingStore(st, mode="a").write("m", "l", E, ids)
+    r = run("probe", st, "--model", "m", "--layer", "l", "--triplets", "things-test20k",
+            "--lambdas", "1e-3", "--folds", "3", "--name", "pr", "--no-record")
+    assert r.exit_code == 0, r.output
+    T = np.loadtxt(shared_data / "things" / "triplets_test20k_0based_oddlast.txt", dtype=np.int64)
+    np.save(tmp_path / "other.npy", T[:5000])
+    got = {}
+    for src in ("things-test20k", str(tmp_path / "other.npy")):
+        r = run("score", "ooo", st, "--triplets", src, "--object-ids", "things",
+                "--transform", "pr", "--format", "json", "--no-record")
+        assert r.exit_code == 0, r.output
+        got[src] = json.loads(r.stdout)[0]
+    assert got["things-test20k"]["in_sample"] is True
+    assert any("in-sample" in n for n in got["things-test20k"]["notes"])
+    assert got[str(tmp_path / "other.npy")]["in_sample"] is False
+    r = run("score", "ooo", st, "--triplets", "things-test20k", "--format", "json", "--no-record")
+    assert json.loads(r.stdout)[0]["in_sample"] is None  # no transform

@@ -171,15 +171,9 @@ def score_store_ooo(
 
 
 def _train_checksum(tf: Any) -> str | None:
-    """The checksum of the triplets a probe transform was trained on, when it says."""
-    for holder in (tf, getattr(tf, "attrs", None), getattr(tf, "meta", None)):
-        if isinstance(holder, dict):
-            value = holder.get("train_triplets_checksum")
-        else:
-            value = getattr(holder, "train_triplets_checksum", None)
-        if value:
-            return str(value)
-    return None
+    """The checksum of the triplets a probe transform was trained on, when its attrs say."""
+    value = (getattr(tf, "attrs", None) or {}).get("train_triplets_checksum")
+    return str(value) if value else None
 
 
 def score_store_rsa(
