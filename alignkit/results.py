@@ -9,9 +9,10 @@ Lines file, one record a line::
      "dataset": "things-test20k", "transform": null, "created": "2026-01-01T00:00:00+00:00",
      "result": {...}, "provenance": {...}, "model_attrs": {"imagenet_top1": 0.716}}
 
-``kind`` is ``"ooo"`` (odd-one-out accuracy, the result of
-``OddOneOutResult.to_dict()``), ``"rsa"`` (``RSAResult.to_dict()``) or
-``"probe"`` (a linear probe's cross-validated summary). ``transform`` names the
+``kind`` is the name of a registered measure (:mod:`alignkit.measures`: ``"ooo"``,
+odd-one-out accuracy, the result of ``OddOneOutResult.to_dict()``; ``"rsa"``,
+``RSAResult.to_dict()``; and any measure registered since) or ``"probe"`` (a
+linear probe's cross-validated summary). ``transform`` names the
 probe transform applied to the features before scoring (None: the raw
 features). ``model_attrs`` holds optional numeric facts about the model
 (ImageNet accuracy, parameter count) that reports plot accuracy against.
@@ -49,7 +50,7 @@ __all__ = [
     "FORMAT_VERSION",
     "RESULTS_FILE",
     "CORRUPT_SUFFIX",
-    "KINDS",
+    "known_kinds",
     "DEFAULT_KEY",
     "ResultsTable",
     "record_from_result",
@@ -65,7 +66,12 @@ RESULTS_FILE = "results.jsonl"
 #: Suffix of the side file that partial lines are moved into (``results.jsonl.corrupt``).
 CORRUPT_SUFFIX = ".corrupt"
 #: Kinds of record: odd-one-out accuracy, RSA, linear probe.
-KINDS = ("ooo", "rsa", "probe")
+def known_kinds() -> tuple[str, ...]:
+    """Record kinds: the names of the registered measures (:mod:`alignkit.measures`) and
+    ``probe``."""
+    from alignkit.measures import record_kinds
+
+    return record_kinds()
 #: Fields that identify "the same measurement" for :func:`latest`.
 DEFAULT_KEY: tuple[str, ...] = ("kind", "model", "layer", "dataset", "transform")
 
@@ -131,8 +137,10 @@ def validate_record(
             f"format {FORMAT_VERSION}; upgrade alignkit"
         )
     kind = record.get("kind")
-    if kind not in KINDS:
-        raise error(f"{where}: 'kind' must be one of {', '.join(KINDS)}; got {kind!r}")
+    kinds = known_kinds()
+    if kind not in kinds:
+        raise error(f"{where}: 'kind' must be one of {', '.join(kinds)} (the registered "
+                    f"measures and probe); got {kind!r}")
     for name in _SCALAR_FIELDS:
         value = record.get(name)
         if value is not None and not isinstance(value, str):
@@ -195,8 +203,8 @@ def record_from_result(kind: str, result: Any, **extra: Any) -> dict[str, Any]:
         >>> rec["kind"], rec["model"], rec["result"]["accuracy"]
         ('probe', 'vgg16', 0.61)
     """
-    if kind not in KINDS:
-        raise InputError(f"record kind must be one of {', '.join(KINDS)}; got {kind!r}")
+    if kind not in known_kinds():
+        raise InputError(f"record kind must be one of {', '.join(known_kinds())}; got {kind!r}")
     if not isinstance(result, Mapping):
         to_dict = getattr(result, "to_dict", None)
         if not callable(to_dict):
@@ -439,8 +447,8 @@ class ResultsTable:
             DataError: naming the file and the 1-based line number at fault.
             InputError: ``kind`` is unknown.
         """
-        if kind is not None and kind not in KINDS:
-            raise InputError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+        if kind is not None and kind not in known_kinds():
+            raise InputError(f"kind must be one of {', '.join(known_kinds())}; got {kind!r}")
         self.set_aside = 0
         try:
             raw = self.path.read_bytes()

@@ -175,8 +175,17 @@ def test_bad_inputs():
     X2[4, 1] = np.nan
     with pytest.raises(DataError, match="row 5"):
         odd_one_out(X2, np.array([[0, 1, 2]]))
-    with pytest.raises(InputError, match="--similarity"):
+    # the library names the argument (the command line names its option)
+    with pytest.raises(InputError, match=r"^similarity: 'manhattan' is not one of dot, cosine"):
         odd_one_out(X, np.array([[0, 1, 2]]), similarity="manhattan")
+    with pytest.raises(InputError, match=r"^bootstrap must be at least 0, got -1"):
+        odd_one_out(X, np.array([[0, 1, 2]]), bootstrap=-1)
+    with pytest.raises(InputError, match=r"^bootstrap: expected an integer, got 2\.5"):
+        odd_one_out(X, np.array([[0, 1, 2]]), bootstrap=2.5)
+    with pytest.raises(InputError, match=r"^ci_level must be less than 1, got 1\.0"):
+        odd_one_out(X, np.array([[0, 1, 2]]), ci_level=1.0)
+    with pytest.raises(InputError, match=r"'metric' is not an option of OddOneOutOptions"):
+        odd_one_out(X, np.array([[0, 1, 2]]), metric="dot")
 
 
 # ---------------------------------------------------------------- RSA

@@ -3,45 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import click
 
-from alignkit.commands._options import SEED, OutputFile
+from alignkit.commands._options import SEED, FiniteFloat, OutputFile
 from alignkit.commands._output import atomic_write, emit, format_option
-
-SIMILARITIES = ("cosine", "dot", "euclidean", "correlation")
-
-
-def _tie_choices() -> list[str]:
-    from alignkit._kernels.ties import DEPRECATED_TIE_RULES, TIE_RULES
-
-    return [*TIE_RULES, *DEPRECATED_TIE_RULES]
-
-
-def _tie_help() -> str:
-    from alignkit._kernels.ties import DEPRECATED_TIE_RULES, TIE_RULES
-
-    rules = "; ".join(f"{r.name}: {r.summary} ({r.reference})" for r in TIE_RULES.values())
-    old = ", ".join(f"{a} = {b}" for a, b in DEPRECATED_TIE_RULES.items())
-    return f"Exact ties at the top. {rules}. Deprecated: {old}. Default: the preset's (paper)."
-
-
-def _preset_names() -> list[str]:
-    from alignkit.score.presets import PRESETS
-
-    return list(PRESETS)
-
-
-def _preset_help() -> str:
-    from alignkit.score.presets import PRESETS
-
-    return "Published protocol: " + "; ".join(
-        f"{p.name} = {p.similarity} similarity, {p.ties} ties, THINGS ceiling "
-        f"{p.things_ceiling}{', normalised score clipped to [0, 1]' if p.clip_normalised else ''}"
-        f" ({p.reference})"
-        for p in PRESETS.values()
-    ) + ". Options given beside it override it and are recorded."
 
 
 def _ceiling(value: str) -> Any:
@@ -74,12 +42,100 @@ def _is_store(path: str) -> bool:
     return True
 
 
-@click.group()
+def measure_options(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Click options for every command-line option of the measure ``name``'s options class.
+
+    Choices and help come from the options' declarations (and so from the registries they
+    name: similarities, tie rules, presets); the values reach the command as keywords
+    under the field names.
+    """
+    from alignkit.measures import get_measure, option_specs
+
+    specs = [(n, s, d) for n, s, d in option_specs(get_measure(name).Options) if s.cli]
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for field_name, spec, default in reversed(specs):
+            fn = click.option(
+                "--" + field_name.replace("_", "-"), field_name, type=_click_type(spec),
+                default=default, show_default=default is not None and spec.kind != "bool",
+                is_flag=spec.kind == "bool", help=spec.help_text(),
+            )(fn)
+        return fn
+
+    return decorate
+
+
+def _click_type(spec: Any) -> Any:
+    allowed = spec.allowed()
+    if allowed is not None:
+        return click.Choice(list(allowed))
+    if spec.kind == "seed":
+        return SEED
+    if spec.kind == "int":
+        return click.IntRange(min=spec.minimum, max=spec.maximum)
+    if spec.kind == "float":
+        if spec.open or spec.minimum is not None or spec.maximum is not None:
+            return click.FloatRange(spec.minimum, spec.maximum, min_open=spec.open,
+                                    max_open=spec.open)
+        return FiniteFloat()
+    if spec.kind == "bool":
+        return bool
+    return str
+
+
+def _take_options(name: str, kw: dict[str, Any]) -> Any:
+    """The measure's options from a command's keywords (removed from ``kw``)."""
+    from alignkit.measures import get_measure, option_specs
+
+    measure = get_measure(name)
+    names = [n for n, _, _ in option_specs(measure.Options)]
+    return measure.options({n: kw.pop(n) for n in names if n in kw})
+
+
+class _MeasureGroup(click.Group):
+    """``alignkit score``: one sub-command per registered measure.
+
+    A measure names its own command (``Measure.command``) or gets one generated from its
+    data kind and options (:func:`generated_command`).
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from alignkit.measures import measure_names
+
+        names = measure_names()
+        return [*names, *sorted(n for n in super().list_commands(ctx) if n not in names)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        from alignkit.errors import InputError
+        from alignkit.measures import get_measure
+
+        fixed = super().get_command(ctx, cmd_name)
+        if fixed is not None:
+            return fixed
+        try:
+            measure = get_measure(cmd_name)
+        except InputError:
+            return None
+        if measure.command:
+            import importlib
+
+            module, _, attr = measure.command.partition(":")
+            return getattr(importlib.import_module(module), attr)
+        return generated_command(measure)
+
+
+@click.group(cls=_MeasureGroup)
 def score() -> None:
-    """Score stored features against human judgments (odd-one-out, RSA)."""
+    """Score stored features against human judgments, one command per measure.
+
+    \b
+    Examples:
+      alignkit score ooo feats.zarr --triplets things-test20k
+      alignkit score rsa feats.zarr --rdm rdm48
+    """
 
 
-@score.command("ooo")
+@click.command("ooo", short_help="Zero-shot odd-one-out accuracy on human triplets (chance 1/3).")
 @click.argument("store", type=click.Path(exists=False))
 @click.option("--triplets", "triplets_src", required=True, multiple=True,
               help="Triplet file (.npy, .txt, .csv, validationset.csv, raw format) or a bundled "
@@ -87,18 +143,7 @@ def score() -> None:
                    "zero-shot accuracy uses train_90 and test_10 together).")
 @click.option("--model", default=None, help="Only this model (default: every model in the store).")
 @click.option("--layer", default=None, help="Only this layer (default: every layer).")
-@click.option("--preset", type=click.Choice(_preset_names()), default=None,
-              help=_preset_help())
-@click.option("--similarity", type=click.Choice(SIMILARITIES), default=None,
-              help="Pair similarity; cosine is the paper code's default, dot is Brain-Score's "
-                   "(default: the preset's, cosine).")
-@click.option("--ties", type=click.Choice(_tie_choices()), default=None, help=_tie_help())
-@click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Bootstrap resamples of the triplets for a confidence interval.")
-@click.option("--ci-level", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=0.95, show_default=True)
-@click.option("--seed", type=SEED, default=0, show_default=True,
-              help="Seed of the bootstrap (0 to 4294967295).")
+@measure_options("ooo")
 @click.option("--ceiling", default="auto", show_default=True,
               help="Noise ceiling for the normalised score: 'auto' (the preset's THINGS ceiling, "
                    "0.673 by default, for THINGS triplets only; none for other data), a number, "
@@ -131,11 +176,10 @@ def score() -> None:
                    "(results.jsonl; see 'alignkit report').")
 @format_option
 def score_ooo(store: str, triplets_src: tuple[str, ...], model: str | None, layer: str | None,
-              preset: str | None, similarity: str | None, ties: str | None, bootstrap: int,
-              ci_level: float, seed: int, ceiling: str, per_triplet_out: str | None,
-              per_concept: bool, concepts: str | None, object_ids: str | None,
-              by_position: bool, subset: str, transform: str | None,
-              device: str, record: bool, fmt: str) -> None:
+              ceiling: str, per_triplet_out: str | None, per_concept: bool,
+              concepts: str | None, object_ids: str | None, by_position: bool, subset: str,
+              transform: str | None, device: str, record: bool, fmt: str,
+              **measure_kw: Any) -> None:
     """Zero-shot odd-one-out accuracy of every entry in STORE.
 
     For each triplet the model's odd one out is the item outside its most
@@ -158,13 +202,12 @@ def score_ooo(store: str, triplets_src: tuple[str, ...], model: str | None, laye
     kw = {"object_ids": object_ids} if object_ids else {}
     trip = concat_triplets([load_triplets(src, **kw) for src in triplets_src])
     want_concepts = per_concept or concepts is not None
+    options = _take_options("ooo", {**measure_kw, "ceiling": _ceiling(ceiling)})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DeprecationWarning)
         results = score_store_ooo(
-            store, trip, model=model, layer=layer, by_position=by_position, subset=subset,
-            transform=transform, preset=preset, similarity=similarity, ties=ties,
-            bootstrap=bootstrap, seed=seed, ci_level=ci_level, ceiling=_ceiling(ceiling),
-            per_triplet=per_triplet_out is not None,
+            store, trip, options, model=model, layer=layer, by_position=by_position,
+            subset=subset, transform=transform, per_triplet=per_triplet_out is not None,
             concepts=(concepts or "spose-49d") if want_concepts else None, device=device,
         )
     for w in {str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)}:
@@ -198,19 +241,25 @@ def score_ooo(store: str, triplets_src: tuple[str, ...], model: str | None, laye
 
 
 def record_results(store: str, kind: str, results: list[Any]) -> None:
-    """Append results to the store's results table, with the entries' numeric attributes."""
+    """Append results to the store's results table, with the entries' numeric attributes.
+
+    ``kind`` is the measure's name; the measure says how a result becomes a record.
+    """
     import numbers
 
+    from alignkit.measures import get_measure
     from alignkit.results import ResultsTable, record_from_result
     from alignkit.store import EmbeddingStore
 
+    measure = get_measure(kind)
     st = EmbeddingStore(store, mode="r")
     table = ResultsTable.for_store(store)
     for r in results:
-        attrs = st.entry(r.model, r.layer).attrs
+        body = measure.record(r)
+        attrs = st.entry(body["model"], body["layer"]).attrs
         numeric = {k: v for k, v in attrs.items()
                    if isinstance(v, numbers.Real) and not isinstance(v, bool)}
-        table.append(record_from_result(kind, r, model_attrs=numeric or None, store=str(store)))
+        table.append(record_from_result(kind, body, model_attrs=numeric or None, store=str(store)))
     click.echo(f"{len(results)} result(s) recorded in {table.path}", err=True)
 
 
@@ -245,7 +294,7 @@ def _write_per_triplet(path: str, triplets: Any, results: list[Any]) -> None:
         raise InputError(f"--per-triplet {path}: use a .npz, .csv or .tsv file name")
 
 
-@score.command("rsa")
+@click.command("rsa", short_help="RSA against a human RDM, matched by stimulus id.")
 @click.argument("source", type=click.Path(exists=True))
 @click.option("--rdm", "rdm_src", required=True,
               help="Human RDM: .npy/.csv/.txt square or condensed, .mat (Cichy, King, Peterson, "
@@ -259,20 +308,7 @@ def _write_per_triplet(path: str, triplets: Any, results: list[Any]) -> None:
               help="Ids of SOURCE's rows when SOURCE is an RDM file without ids.")
 @click.option("--model", default=None, help="Only this model of the store.")
 @click.option("--layer", default=None, help="Only this layer of the store.")
-@click.option("--rdm-method", type=click.Choice(["correlation", "cosine", "euclidean", "dot"]),
-              default="correlation", show_default=True,
-              help="Model RDM: 1 - Pearson r (clipped, the paper's figures), 1 - cosine, euclidean "
-                   "distance, or negative dot product.")
-@click.option("--compare", type=click.Choice(["spearman", "pearson"]), default="spearman",
-              show_default=True)
-@click.option("--permutations", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Stimulus permutations for a one-sided p-value.")
-@click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Bootstrap resamples of the stimuli for a confidence interval.")
-@click.option("--ci-level", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=0.95, show_default=True)
-@click.option("--seed", type=SEED, default=0, show_default=True,
-              help="Seed of the permutations and the bootstrap (0 to 4294967295).")
+@measure_options("rsa")
 @click.option("--transform", default=None,
               help="Apply a probe transform (name stored under the entry, or a .npz) first.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
@@ -283,9 +319,8 @@ def _write_per_triplet(path: str, triplets: Any, results: list[Any]) -> None:
 @format_option
 def score_rsa(source: str, rdm_src: str, rdm_ids: str | None, rdm_key: str | None,
               rdm_kind: str | None, source_ids: str | None, model: str | None,
-              layer: str | None, rdm_method: str, compare: str, permutations: int,
-              bootstrap: int, ci_level: float, seed: int, transform: str | None,
-              device: str, record: bool, fmt: str) -> None:
+              layer: str | None, transform: str | None, device: str, record: bool, fmt: str,
+              **measure_kw: Any) -> None:
     """RSA between SOURCE and a human RDM, matched by stimulus id.
 
     SOURCE is an embedding store (every entry, or --model/--layer) or another
@@ -303,8 +338,9 @@ def score_rsa(source: str, rdm_src: str, rdm_ids: str | None, rdm_key: str | Non
 
     human = load_rdm(rdm_src, key=rdm_key, ids=load_ids(rdm_ids) if rdm_ids else None,
                      kind=rdm_kind)
-    common = dict(compare=compare, permutations=permutations, bootstrap=bootstrap, seed=seed,
-                  ci_level=ci_level, device=device)
+    options = _take_options("rsa", measure_kw).to_dict()
+    rdm_method = options.pop("rdm_method")
+    common = dict(options, device=device)
     if _is_store(source):
         results = score_store_rsa(source, human, model=model, layer=layer, transform=transform,
                                   rdm_method=rdm_method, **common)
@@ -323,3 +359,78 @@ def score_rsa(source: str, rdm_src: str, rdm_ids: str | None, rdm_key: str | Non
                                    "reference_checksum": human.checksum}, **common)]
     rows = [r.row() for r in results]
     emit(rows, fmt, payload=[r.to_dict() for r in results] if fmt == "json" else None)
+
+
+# --------------------------------------------------------------------------- generated commands
+def _data_options(kind: Any) -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
+    """The command-line options naming a data kind's human data and its ids."""
+    if kind.name == "triplets":
+        return [
+            click.option("--triplets", "data_src", required=True, multiple=True,
+                         help=kind.help + " Repeat it to score on the union."),
+            click.option("--object-ids", "data_ids", default=None,
+                         help="Ids of the triplets' objects 0..n-1: a file, one id a line, or "
+                              "'things' (THINGS releases carry them already)."),
+        ]
+    return [
+        click.option("--rdm", "data_src", required=True, help=kind.help),
+        click.option("--rdm-ids", "data_ids", type=click.Path(exists=True, dir_okay=False),
+                     default=None, help="Stimulus ids of the RDM's rows, one a line."),
+        click.option("--rdm-key", "data_key", default=None,
+                     help="Variable name inside a .mat file."),
+    ]
+
+
+def _load_data(kind: Any, kw: dict[str, Any]) -> Any:
+    src, ids, key = kw.pop("data_src"), kw.pop("data_ids", None), kw.pop("data_key", None)
+    if kind.name == "triplets":
+        from alignkit.data import concat_triplets, load_triplets
+
+        extra = {"object_ids": ids} if ids else {}
+        return concat_triplets([load_triplets(s, **extra) for s in src])
+    return kind.load(src, ids=ids, key=key)
+
+
+def generated_command(measure: Any) -> click.Command:
+    """``alignkit score NAME`` for a measure without a command of its own.
+
+    It takes the measure's data (``--triplets`` or ``--rdm``), the entries to score, a
+    probe transform, the measure's own options and the output options, scores every
+    matching entry of STORE and records the results.
+    """
+    from alignkit.measures import data_kind
+
+    kind = data_kind(measure.data)
+
+    def run(store: str, model: str | None, layer: str | None, transform: str | None,
+            device: str, record: bool, fmt: str, **kw: Any) -> None:
+        data = _load_data(kind, kw)
+        options = _take_options(measure.name, kw)
+        results = measure.score_store(store, data, options, model=model, layer=layer,
+                                      transform=transform, device=device)
+        if record:
+            record_results(store, measure.name, results)
+        rows = [measure.row(r) for r in results]
+        emit(rows, fmt, payload=[measure.record(r) for r in results] if fmt == "json" else None)
+
+    decorators = [
+        click.argument("store", type=click.Path(exists=False)),
+        *_data_options(kind),
+        click.option("--model", default=None, help="Only this model (default: every model)."),
+        click.option("--layer", default=None, help="Only this layer (default: every layer)."),
+        click.option("--transform", default=None,
+                     help="Apply a probe transform stored under the entry (by name) first."),
+        measure_options(measure.name),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+                     show_default=True),
+        click.option("--record/--no-record", default=True, show_default=True,
+                     help="Append each result, with provenance, to the store's results table."),
+        format_option,
+    ]
+    for deco in reversed(decorators):
+        run = deco(run)
+    example = f"alignkit score {measure.name} feats.zarr {kind.option} " + (
+        "things-test20k" if kind.name == "triplets" else "rdm48")
+    doc = (f"{measure.summary}\n\nScores every entry of STORE ({measure.title}; one row per "
+           f"model/layer).\n\n\b\nExample:\n  {example}")
+    return click.command(measure.name, help=doc, short_help=measure.summary)(run)

@@ -70,12 +70,32 @@ DEFAULT_MIN_CONCEPT_TRIPLETS = 30
 _DASH = "–"
 #: Tie rules written under older names.
 _OLD_TIES = {"wrong": "any-tie-wrong"}
-#: Scoring options that make two records different measurements, per kind.
-_OPTION_KEYS = {
-    "ooo": ("similarity", "ties", "preset", "in_sample"),
-    "rsa": ("rdm_method", "compare", "in_sample"),
-    "probe": ("objective", "protocol", "in_sample"),
-}
+#: Options that make two probe records different measurements (a measure's come from its
+#: options class: those declared with ``identity``).
+_PROBE_KEYS = ("objective", "protocol")
+
+
+def _measure_of(kind: Any) -> Any:
+    """The registered measure of a record kind (None: ``probe``, or not registered)."""
+    from alignkit.measures import get_measure
+
+    if kind == "probe":
+        return None
+    try:
+        return get_measure(str(kind))
+    except InputError:
+        return None
+
+
+def _option_keys(kind: Any) -> tuple[str, ...]:
+    """The result fields that make two records of one kind different measurements."""
+    measure = _measure_of(kind)
+    if measure is None:
+        return (*(_PROBE_KEYS if kind == "probe" else ()), "in_sample")
+    from alignkit.measures import option_specs
+
+    names = tuple(n for n, spec, _ in option_specs(measure.Options) if spec.identity)
+    return (*names, "in_sample")
 #: Fields of the record itself that identify a measurement.
 _RECORD_KEYS = ("kind", "model", "layer", "dataset", "transform")
 
@@ -253,13 +273,13 @@ def _probe_sd(res: Mapping[str, Any]) -> float | None:
 
 
 def _value(rec: Mapping[str, Any]) -> float | None:
-    """The headline number of a record: accuracy, RSA value or probing accuracy."""
+    """The headline number of a record: its measure's ``value`` field (accuracy, RSA value,
+    ...) or the probing accuracy."""
     res = _res(rec)
-    if rec.get("kind") == "rsa":
-        return _num(res.get("value"))
     if rec.get("kind") == "probe":
         return _probe_accuracy(res)
-    return _num(res.get("accuracy"))
+    measure = _measure_of(rec.get("kind"))
+    return _num(res.get(measure.value if measure is not None else "value"))
 
 
 def _count(rec: Mapping[str, Any]) -> Any:
@@ -405,7 +425,7 @@ def _measure_key(rec: Mapping[str, Any]) -> tuple[str, ...]:
     """What makes two records measurements of the same thing."""
     res = _res(rec)
     values: list[Any] = [rec.get(k) for k in _RECORD_KEYS]
-    for name in _OPTION_KEYS.get(str(rec.get("kind")), ()):
+    for name in _option_keys(rec.get("kind")):
         if name == "ties":
             values.append(_tie_rule(res))
         elif name == "in_sample":
@@ -1370,6 +1390,113 @@ def _provenance_section(recs: list[dict[str, Any]]) -> Section:
 
 
 # --------------------------------------------------------------------------- report
+@dataclass
+class _Context:
+    """What every section builder shares: where figures go and the sets built once."""
+
+    figdir: Path
+    files: ReportFiles
+    taken: set[str]
+    anchors: set[str]
+    ooo_sets: list[_Set]
+    probe_sets: list[_Set]
+
+
+def _measure_sections(recs: list[dict[str, Any]], ctx: _Context) -> list[Section]:
+    """One or more sections per registered measure, in registry order (the probe sections
+    follow the odd-one-out ones they compare with). A measure names its own builder
+    (``Measure.report``) or gets :func:`_generic_section`."""
+    import importlib
+
+    from alignkit.measures import measures
+
+    out: list[Section] = []
+    for measure in measures():
+        if measure.report:
+            module, _, attr = measure.report.partition(":")
+            out += getattr(importlib.import_module(module), attr)(recs, ctx)
+        else:
+            out.append(_generic_section(measure, recs, ctx))
+        if measure.name == "ooo":
+            out += _probe_sections(ctx.probe_sets, ctx.figdir, ctx.files, ctx.taken)
+    return out
+
+
+def _ooo_measure_sections(recs: list[dict[str, Any]], ctx: _Context) -> list[Section]:
+    return _ooo_sections(ctx.ooo_sets, ctx.figdir, ctx.files, ctx.taken)
+
+
+def _rsa_measure_sections(recs: list[dict[str, Any]], ctx: _Context) -> list[Section]:
+    return [_rsa_section(recs, ctx.figdir, ctx.files)]
+
+
+def _column_cell(rec: Mapping[str, Any], column: Any) -> str:
+    value = _res(rec).get(column.field)
+    return {"f": _f, "p": _p}.get(column.fmt, _s)(value)
+
+
+def _generic_section(measure: Any, recs: list[dict[str, Any]], ctx: _Context) -> Section:
+    """A measure's table (its columns, the value, its interval) and a bar figure."""
+    anchor = _slug(measure.name, ctx.anchors)
+    sec = Section(anchor, measure.title[:1].upper() + measure.title[1:])
+    rows = sorted((r for r in recs if r["kind"] == measure.name), key=_sort_key)
+    if not rows:
+        sec.note = f"No {measure.title} results are recorded; this section is omitted."
+        return sec
+    sec.intro = f"{measure.summary} {len(rows)} measurements."
+    figure = _generic_figure(measure, rows, ctx)
+    if figure is not None:
+        sec.figures.append(figure)
+    headers = ["model", "layer", "dataset", "transform", *(c.header for c in measure.columns),
+               measure.value_label, "CI (95% unless noted)", "record"]
+    body = [
+        [_s(r.get("model")), _s(r.get("layer")), _s(r.get("dataset")), _transform_cell(r),
+         *(_column_cell(r, c) for c in measure.columns), _f(_value(r)), _ci_cell(r),
+         _record_cell(r, earlier)]
+        for r, earlier in _with_earlier(rows)
+    ]
+    numeric = [False] * 4 + [c.fmt in ("f", "p", "d") for c in measure.columns] + [True, True, False]
+    sec.tables.append(Table(headers, body, numeric, caption=f"{measure.title}, every measurement"))
+    return sec
+
+
+def _generic_figure(measure: Any, rows: list[dict[str, Any]], ctx: _Context) -> Figure | None:
+    """Bars per (model, layer), one panel per dataset: raw features and with a transform."""
+    from alignkit.report.figures import RSABar, rsa_figure
+
+    panels: dict[str, dict[tuple[str, str], dict[str | None, dict]]] = {}
+    for r in rows:
+        slot = panels.setdefault(_s(r.get("dataset")), {}).setdefault(
+            (_s(r.get("model")), _s(r.get("layer"))), {})
+        slot.setdefault(r.get("transform"), r)
+    entries: list[tuple[str, str, _Interval | None, Mapping | None]] = []
+    fig_panels = []
+    for dataset, panel in sorted(panels.items()):
+        bars = []
+        for (m, layer), slot in sorted(panel.items()):
+            plain = slot.get(None)
+            other = next((slot[t] for t in sorted(k for k in slot if k is not None)), None)
+            pv, wv = (_value(plain) if plain else None), (_value(other) if other else None)
+            if pv is None and wv is None:
+                continue
+            pi, wi = (_interval(plain) if plain else None), (_interval(other) if other else None)
+            bars.append(RSABar(f"{m} ({layer})", pv, wv, pi.pair if pi else None,
+                               wi.pair if wi else None))
+            for rec, iv, what in ((plain, pi, "raw"), (other, wi, "with transform")):
+                if rec is not None:
+                    entries.append((f"{m} ({layer}) {what}, {dataset}", "ci" if iv else "none",
+                                    iv, rec.get("_earlier")))
+        if bars:
+            fig_panels.append((dataset, bars))
+    if not fig_panels:
+        return None
+    stem = ctx.figdir / _slug(f"measure-{measure.name}", ctx.taken)
+    png, svg = rsa_figure(fig_panels, stem, ylabel=measure.value_label, title=measure.title)
+    ctx.files.figures += [png, svg]
+    return Figure(png, svg, f"{measure.title} per dataset (panel titles). Blue: raw features; "
+                  f"green: after a probe transform. {_interval_text(entries)}")
+
+
 def build_report(
     records: Sequence[Mapping[str, Any]],
     out: str | os.PathLike[str],
@@ -1417,15 +1544,11 @@ def build_report(
     anchors = {"overview", "accuracy", "probes", "rsa", "concepts", "attributes", "provenance"}
     ooo_sets = _ooo_sets(recs, anchors)
     probe_sets = _probe_sets(recs, anchors)
-    sections = [
-        _overview(records, recs, source),
-        *_ooo_sections(ooo_sets, figdir, files, taken),
-        *_probe_sections(probe_sets, figdir, files, taken),
-        _rsa_section(recs, figdir, files),
-        _concept_section(ooo_sets, figdir, files, taken, min_concept_triplets),
-        _attribute_section(recs, ooo_sets + probe_sets, figdir, files, taken),
-        _provenance_section(recs),
-    ]
+    ctx = _Context(figdir, files, taken, anchors, ooo_sets, probe_sets)
+    sections = [_overview(records, recs, source), *_measure_sections(recs, ctx),
+                _concept_section(ooo_sets, figdir, files, taken, min_concept_triplets),
+                _attribute_section(recs, ooo_sets + probe_sets, figdir, files, taken),
+                _provenance_section(recs)]
     from alignkit._version import __version__
 
     report = Report(
@@ -1443,7 +1566,10 @@ def build_report(
 def _overview(
     records: Sequence[Mapping[str, Any]], recs: list[dict[str, Any]], source: str
 ) -> Section:
-    kinds = {"ooo": "odd-one-out", "rsa": "RSA", "probe": "linear probe"}
+    from alignkit.measures import measures
+
+    kinds = {m.name: m.title for m in measures()}
+    kinds["probe"] = "linear probe"
     lines = Counter(str(r.get("kind")) for r in records)
     rows = [
         [

@@ -22,14 +22,7 @@ import numpy as np
 
 from alignkit.errors import InputError, MismatchError
 from alignkit.provenance import base_provenance, sha256_array
-from alignkit.score._common import (
-    CHANCE,
-    SIMILARITIES,
-    as_features,
-    check_choice,
-    jsonable,
-    resolve_ties,
-)
+from alignkit.score._common import CHANCE, as_features, jsonable, resolve_ties
 from alignkit.score.align import align_triplets
 from alignkit.score.presets import PRESETS, normalise
 
@@ -272,18 +265,12 @@ def _concept_inputs(concepts: Any) -> tuple[np.ndarray, list[str] | None, str]:
 def odd_one_out(
     features: Any,
     triplets: Any,
+    options: Any = None,
     *,
     ids: Any = None,
     object_ids: Any = None,
     by_position: bool = False,
     subset: str = "all",
-    preset: str | None = None,
-    similarity: str | None = None,
-    ties: str | None = None,
-    ceiling: float | str | None = "auto",
-    bootstrap: int = 0,
-    seed: int = 0,
-    ci_level: float = 0.95,
     per_triplet: bool = False,
     concepts: Any = None,
     device: str = "auto",
@@ -292,6 +279,7 @@ def odd_one_out(
     layer: str | None = None,
     features_checksum: str | None = None,
     provenance: dict[str, Any] | None = None,
+    **option_values: Any,
 ) -> OddOneOutResult:
     """Zero-shot odd-one-out accuracy of ``features`` on human ``triplets``.
 
@@ -299,6 +287,24 @@ def odd_one_out(
         features: (n, p) array of feature rows.
         triplets: an :class:`alignkit.data.Triplets` or an (N, 3) integer array,
             odd one out last.
+        options: an :class:`alignkit.measures.ooo.OddOneOutOptions` (or a mapping of
+            its fields); the keywords ``preset``, ``similarity``, ``ties``, ``ceiling``,
+            ``bootstrap``, ``ci_level`` and ``seed`` set or override single options:
+
+            * ``preset``: a named protocol of :data:`alignkit.score.presets.PRESETS`
+              (``paper2023``, ``brainscore``) setting similarity, ties and ceiling;
+              options given explicitly override it and are recorded in ``overrides``.
+            * ``similarity``: ``cosine`` (the paper code's default), ``dot``
+              (Brain-Score), ``euclidean`` (negative distance) or ``correlation``; default
+              the preset's (see :data:`alignkit._kernels.similarity.SIMILARITIES`).
+            * ``ties``: ``paper`` (default), ``first`` or ``any-tie-wrong`` (``wrong`` is a
+              deprecated alias of the last); see :mod:`alignkit._kernels.ties`.
+            * ``ceiling``: ``"auto"`` (the preset's THINGS ceiling when the triplets' object
+              ids are THINGS concepts, else none), a number, an
+              :class:`alignkit.score.ceiling.OddOneOutCeiling` computed from repeated
+              triplets, or None (no normalised score).
+            * ``bootstrap``: bootstrap resamples of the triplets for a percentile interval
+              (0: none), of coverage ``ci_level``, seeded by ``seed`` (counter-based).
         ids: the stimulus ids of the feature rows. With ids, rows are matched to the
             triplets' objects by id (the triplets' ``object_ids``, or ``object_ids=``);
             without, row ``t`` is object ``t``.
@@ -306,21 +312,6 @@ def odd_one_out(
         by_position: pair object ``t`` with row ``t`` even when ``ids`` are given.
         subset: ``"all"`` (refuse when objects lack features) or ``"covered"`` (score the
             triplets whose objects all have features; the counts are recorded).
-        preset: a named protocol of :data:`alignkit.score.presets.PRESETS`
-            (``paper2023``, ``brainscore``) setting similarity, ties and ceiling; options
-            given explicitly override it and are recorded in ``overrides``.
-        similarity: ``cosine`` (the paper code's default), ``dot`` (Brain-Score),
-            ``euclidean`` (negative distance) or ``correlation``; default the preset's.
-        ties: ``paper`` (default), ``first`` or ``any-tie-wrong`` (``wrong`` is a
-            deprecated alias of the last); see :mod:`alignkit._kernels.ties`.
-        ceiling: ``"auto"`` (the preset's THINGS ceiling when the triplets' object ids are
-            THINGS concepts, else none), a number, an
-            :class:`alignkit.score.ceiling.OddOneOutCeiling` computed from repeated
-            triplets, or None (no normalised score).
-        bootstrap: number of bootstrap resamples of the triplets for a
-            percentile confidence interval (0: none).
-        seed: seed of the bootstrap's counter-based generator.
-        ci_level: coverage of the interval.
         per_triplet: keep per-triplet choices and correctness in the result.
         concepts: a concept embedding (name such as ``"spose-49d"``, a
             ``ConceptEmbedding`` or an (n, d) array) for the per-dimension breakdown.
@@ -342,25 +333,7 @@ def odd_one_out(
     from alignkit._kernels.device import resolve_device
     from alignkit.provenance import features_checksum as _checksum
 
-    if preset is not None and preset not in PRESETS:
-        raise InputError(f"--preset must be one of {', '.join(PRESETS)}; got {preset!r}")
-    base = PRESETS[preset or "paper2023"]
-    overrides = [
-        name
-        for name, value, preset_value in (
-            ("similarity", similarity, base.similarity),
-            ("ties", ties, base.ties),
-            ("ceiling", ceiling, base.things_ceiling),
-        )
-        if preset is not None and value is not None and not _is_auto(value)
-        and value != preset_value
-    ]
-    similarity = check_choice(similarity or base.similarity, SIMILARITIES, "--similarity")
-    ties = resolve_ties(ties or base.ties)
-    if bootstrap < 0:
-        raise InputError(f"--bootstrap must be >= 0, got {bootstrap}")
-    if not 0.0 < ci_level < 1.0:
-        raise InputError(f"the confidence level must lie in (0, 1), got {ci_level}")
+    proto = _protocol(options, option_values)
     X = as_features(features)
     T, tinfo, t_ids = _triplet_array(triplets)
     if object_ids is not None:
@@ -373,18 +346,89 @@ def odd_one_out(
         X = X[np.maximum(al.rows, 0)]  # row t = object t; rows of absent objects are unused
     if al.keep is not None:
         T = np.ascontiguousarray(T[al.keep])
-    from alignkit.data.triplets import all_things_ids
-
-    is_things = t_ids is not None and all_things_ids(t_ids[np.unique(T)] if T.size else t_ids)
-    ceiling, ceiling_source, notes = _resolve_ceiling(ceiling, base, preset, is_things)
+    ceiling, ceiling_source, notes = _resolve_ceiling(
+        proto.options.ceiling, proto.base, proto.preset, _things_triplets(T, t_ids))
     if concepts is not None:
         E, labels, csource = _concept_inputs(concepts)
     dev = resolve_device(device)
-    counts = _score(X, T, similarity, ties, dev, memory_budget,
-                    per_triplet, bootstrap > 0 or concepts is not None)
-    n_correct, n2, n3, choices, correct, method = counts
+    opts = proto.options
+    n_correct, n2, n3, choices, correct, method = _score(
+        X, T, proto.similarity, proto.ties, dev, memory_budget,
+        per_triplet, opts.bootstrap > 0 or concepts is not None)
     N = len(T)
     accuracy = n_correct / N if N else float("nan")
+    notes += _count_notes(n2, n3, proto.ties, al)
+    ci_low = ci_high = None
+    if opts.bootstrap > 0 and N > 0:
+        ci_low, ci_high = _bootstrap_ci(correct, opts.bootstrap, opts.seed, opts.ci_level, dev)
+    breakdown = None
+    if concepts is not None:
+        assert correct is not None
+        breakdown = concept_breakdown(T, correct, E, labels, source=csource)
+    seed = opts.seed if opts.bootstrap else None
+    prov = base_provenance(
+        features_checksum=checksum, triplets=tinfo, similarity=proto.similarity,
+        ties=proto.ties, preset=proto.preset, overrides=proto.overrides,
+        bootstrap=opts.bootstrap, seed=seed, ceiling=ceiling, ceiling_source=ceiling_source,
+        device=dev, method=method, **al.info,
+        protocol="zero-shot odd-one-out (Muttenthaler et al. 2023)",
+    )
+    prov.update(provenance or {})
+    return OddOneOutResult(
+        accuracy=accuracy, n_triplets=N, n_correct=n_correct, n_ties=n2 + n3, n_ties2=n2,
+        n_ties3=n3, similarity=proto.similarity, ties=proto.ties, preset=proto.preset,
+        overrides=proto.overrides, ceiling=ceiling, ceiling_source=ceiling_source,
+        normalised=None if N == 0 else normalise(accuracy, ceiling,
+                                                 clip=proto.base.clip_normalised),
+        notes=notes, ci_low=ci_low, ci_high=ci_high, ci_level=opts.ci_level,
+        n_bootstrap=opts.bootstrap, seed=seed, device=dev, method=method, model=model,
+        layer=layer, per_concept=breakdown, choices=choices if per_triplet else None,
+        correct=correct if per_triplet else None, provenance=prov,
+    )
+
+
+@dataclass(frozen=True)
+class _Protocol:
+    """The options of one scoring, with the preset's choices filled in."""
+
+    options: Any
+    base: Any
+    preset: str | None
+    similarity: str
+    ties: str
+    overrides: list[str]
+
+
+def _protocol(options: Any, values: dict[str, Any]) -> _Protocol:
+    """Validated options; the similarity and tie rule the preset gives where none is given."""
+    from alignkit.measures import get_measure
+
+    opts = get_measure("ooo").options(options, **values)
+    base = PRESETS[opts.preset or "paper2023"]
+    overrides = [
+        name
+        for name, value, preset_value in (
+            ("similarity", opts.similarity, base.similarity),
+            ("ties", opts.ties, base.ties),
+            ("ceiling", opts.ceiling, base.things_ceiling),
+        )
+        if opts.preset is not None and value is not None and not _is_auto(value)
+        and value != preset_value
+    ]
+    return _Protocol(opts, base, opts.preset, opts.similarity or base.similarity,
+                     resolve_ties(opts.ties or base.ties, option="ties"), overrides)
+
+
+def _things_triplets(T: np.ndarray, t_ids: np.ndarray | None) -> bool:
+    """Whether every object the triplets use is a THINGS concept (by id)."""
+    from alignkit.data.triplets import all_things_ids
+
+    return t_ids is not None and all_things_ids(t_ids[np.unique(T)] if T.size else t_ids)
+
+
+def _count_notes(n2: int, n3: int, ties: str, al: Any) -> list[str]:
+    """Plain statements about ties at the top and about triplets left out."""
+    notes = []
     if n2 + n3:
         notes.append(
             f"{n2} two-way and {n3} three-way exact ties at the top; the accuracy depends on "
@@ -395,60 +439,7 @@ def odd_one_out(
             f"scored the {al.info['n_triplets_kept']} of {al.info['n_triplets_given']} triplets "
             f"whose objects all have features ({al.info['n_objects_missing']} objects missing)"
         )
-    ci_low = ci_high = None
-    if bootstrap > 0 and N > 0:
-        ci_low, ci_high = _bootstrap_ci(correct, bootstrap, seed, ci_level, dev)
-    breakdown = None
-    if concepts is not None:
-        assert correct is not None
-        breakdown = concept_breakdown(T, correct, E, labels, source=csource)
-    prov = base_provenance(
-        features_checksum=checksum,
-        triplets=tinfo,
-        similarity=similarity,
-        ties=ties,
-        preset=preset,
-        overrides=overrides,
-        bootstrap=bootstrap,
-        seed=seed if bootstrap else None,
-        ceiling=ceiling,
-        ceiling_source=ceiling_source,
-        device=dev,
-        method=method,
-        **al.info,
-        protocol="zero-shot odd-one-out (Muttenthaler et al. 2023)",
-    )
-    if provenance:
-        prov.update(provenance)
-    return OddOneOutResult(
-        accuracy=accuracy,
-        n_triplets=N,
-        n_correct=n_correct,
-        n_ties=n2 + n3,
-        n_ties2=n2,
-        n_ties3=n3,
-        similarity=similarity,
-        ties=ties,
-        preset=preset,
-        overrides=overrides,
-        ceiling=ceiling,
-        ceiling_source=ceiling_source,
-        normalised=None if N == 0 else normalise(accuracy, ceiling, clip=base.clip_normalised),
-        notes=notes,
-        ci_low=ci_low,
-        ci_high=ci_high,
-        ci_level=ci_level,
-        n_bootstrap=bootstrap,
-        seed=seed if bootstrap else None,
-        device=dev,
-        method=method,
-        model=model,
-        layer=layer,
-        per_concept=breakdown,
-        choices=choices if per_triplet else None,
-        correct=correct if per_triplet else None,
-        provenance=prov,
-    )
+    return notes
 
 
 def _is_auto(value: Any) -> bool:

@@ -122,6 +122,7 @@ def _open(store: Any) -> Any:
 def score_store_ooo(
     store: Any,
     triplets: Any,
+    options: Any = None,
     *,
     model: str | None = None,
     layer: str | None = None,
@@ -136,7 +137,8 @@ def score_store_ooo(
     Feature rows are matched to the triplets' objects by stimulus id (the triplets'
     ``object_ids`` or ``object_ids=``); ``by_position`` pairs object ``t`` with row ``t``
     instead, and ``subset="covered"`` scores only the triplets whose objects all have
-    features. Other keyword arguments go to :func:`alignkit.score.odd_one_out`.
+    features. ``options`` (an ``OddOneOutOptions``) and the other keyword arguments go to
+    :func:`alignkit.score.odd_one_out`.
     """
     st = _open(store)
     results = []
@@ -159,7 +161,7 @@ def score_store_ooo(
             "transform": transform,
         }
         res = odd_one_out(
-            X, triplets, ids=entry.ids, object_ids=object_ids, by_position=by_position,
+            X, triplets, options, ids=entry.ids, object_ids=object_ids, by_position=by_position,
             subset=subset, model=entry.model, layer=entry.layer, features_checksum=checksum,
             provenance=prov, **kwargs,
         )

@@ -51,7 +51,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import tomllib
 
@@ -64,6 +64,7 @@ __all__ = [
     "SweepSettings",
     "ModelSpec",
     "ImageSetSpec",
+    "DataSetSpec",
     "TripletSetSpec",
     "RDMSetSpec",
     "ProbeSpec",
@@ -83,22 +84,6 @@ def is_url(path: str) -> bool:
 
 
 # --------------------------------------------------------------------------- specs
-
-def _tie_choices() -> tuple[str, ...]:
-    from alignkit._kernels.ties import DEPRECATED_TIE_RULES, TIE_RULES
-
-    return (*TIE_RULES, *DEPRECATED_TIE_RULES)
-
-
-_TIE_CHOICES = _tie_choices()
-
-
-def _canonical_ties(name: str) -> str:
-    """A study's tie rule by its current name (``wrong`` is ``any-tie-wrong``)."""
-    from alignkit._kernels.ties import DEPRECATED_TIE_RULES
-
-    return DEPRECATED_TIE_RULES.get(name, name)
-
 
 @dataclass(frozen=True)
 class SweepSettings:
@@ -155,34 +140,85 @@ class ImageSetSpec:
 
 
 @dataclass(frozen=True)
-class TripletSetSpec:
-    """One ``[[triplets]]``: human odd-one-out judgments and how to score them."""
+class DataSetSpec:
+    """One ``[[triplets]]`` or ``[[rdm]]`` table: human data and the measures run on it.
+
+    Attributes:
+        name: the data set's name (records say it as their ``dataset``).
+        source: a bundled name or an absolute path.
+        ids: the ids of its objects or rows (an absolute path), or None.
+        images: the image sets it is scored on (empty: all).
+        measures: the registered measures run on it (``measures = [...]``; default the
+            data kind's, ``ooo`` for triplets and ``rsa`` for RDMs).
+        options: per measure name, its validated options (keys of the table that are
+            options of the measure, the ``[sweep]`` seed where the measure takes one).
+        keys: the data kind's own keys (``format`` of triplets, ``key`` of an RDM).
+    """
 
     name: str
     source: str
     ids: str | None = None
     images: tuple[str, ...] = ()
-    format: str = "auto"
-    similarity: str = "cosine"
-    ties: str = "paper"
-    bootstrap: int = 0
+    measures: tuple[str, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+    keys: Mapping[str, Any] = field(default_factory=dict)
     line: int = 0
+    kind: ClassVar[str] = ""
+
+    def measure_options(self, measure: str) -> Any:
+        """The options of one of the table's measures (its defaults when none were set)."""
+        from alignkit.measures import get_measure
+
+        return self.options.get(measure) or get_measure(measure).options()
 
 
 @dataclass(frozen=True)
-class RDMSetSpec:
-    """One ``[[rdm]]``: a human RDM and how to compare models with it."""
+class TripletSetSpec(DataSetSpec):
+    """One ``[[triplets]]``: human odd-one-out judgments and the measures run on them."""
 
-    name: str
-    source: str
-    key: str | None = None
-    ids: str | None = None
-    images: tuple[str, ...] = ()
-    rdm_method: str = "correlation"
-    compare: str = "spearman"
-    permutations: int = 0
-    bootstrap: int = 0
-    line: int = 0
+    kind: ClassVar[str] = "triplets"
+
+    @property
+    def format(self) -> str:
+        return self.keys.get("format") or "auto"
+
+    @property
+    def similarity(self) -> str:
+        """The odd-one-out similarity (the preset's when the table sets none)."""
+        from alignkit.score.presets import PRESETS
+
+        o = self.measure_options("ooo")
+        return o.similarity or PRESETS[o.preset or "paper2023"].similarity
+
+    @property
+    def ties(self) -> str:
+        from alignkit.score.presets import PRESETS
+
+        o = self.measure_options("ooo")
+        return o.ties or PRESETS[o.preset or "paper2023"].ties
+
+    @property
+    def bootstrap(self) -> int:
+        return int(self.measure_options("ooo").bootstrap)
+
+
+@dataclass(frozen=True)
+class RDMSetSpec(DataSetSpec):
+    """One ``[[rdm]]``: a human RDM and the measures run on it."""
+
+    kind: ClassVar[str] = "rdm"
+
+    @property
+    def key(self) -> str | None:
+        return self.keys.get("key")
+
+    def __getattr__(self, name: str) -> Any:  # rdm_method, compare, permutations, bootstrap
+        if name.startswith("_") or name in ("options", "measures"):
+            raise AttributeError(name)
+        opts = self.measure_options("rsa")
+        if name in opts.to_dict():
+            return getattr(opts, name)
+        raise AttributeError(name)
 
 
 @dataclass(frozen=True)
@@ -468,49 +504,72 @@ class _Parser:
                                 f"(known: {', '.join(sorted(known))})")
         return refs
 
-    def triplet_sets(self, images: set[str]) -> tuple[TripletSetSpec, ...]:
-        out: list[TripletSetSpec] = []
-        allowed = ("name", "source", "ids", "images", "format", "similarity", "ties", "bootstrap")
-        for i, t in self.array("triplets"):
-            self.keys(t, "triplets", i, allowed)
-            out.append(TripletSetSpec(
-                name=self.name(t, "triplets", i),
-                source=self.path(t, "triplets", i, "source", required=True, bundled=True) or "",
-                ids=self.path(t, "triplets", i, "ids"),
-                images=self._image_refs(t, "triplets", i, images),
-                format=self.text(t, "triplets", i, "format", "auto"),
-                similarity=self.text(t, "triplets", i, "similarity", "cosine",
-                                     choices=("cosine", "dot", "euclidean", "correlation")),
-                ties=_canonical_ties(self.text(t, "triplets", i, "ties", "paper",
-                                               choices=_TIE_CHOICES)),
-                bootstrap=self.integer(t, "triplets", i, "bootstrap", 0),
-                line=self.lines.key("triplets", i, None),
+    def data_sets(self, cls: type[DataSetSpec], images: set[str], seed: int) -> tuple[Any, ...]:
+        """The ``[[triplets]]`` or ``[[rdm]]`` tables; their keys come from the registry: the
+        data kind's own keys, ``measures``, and the options of the measures listed."""
+        from alignkit.measures import data_kind, measures
+
+        kind = data_kind(cls.kind)
+        table = kind.name
+        fit = {m.name: m for m in measures() if m.data == kind.name}
+        out: list[DataSetSpec] = []
+        for i, t in self.array(table):
+            listed = self._measures(t, table, i, fit, kind.default_measures)
+            owners = self._option_owners([fit[n] for n in listed])
+            others = {k for m in fit.values() for k in self._option_owners([m])}
+            for key in t:
+                if key in ("name", "source", "images", "measures", *kind.keys) or key in owners:
+                    continue
+                if key in others:
+                    raise self.fail(table, i, key, "is an option of a measure this table does "
+                                    f"not list in 'measures' ({', '.join(listed)})")
+                allowed = ("name", "source", "images", "measures", *kind.keys, *owners)
+                raise self.fail(table, i, key, f"unknown key (allowed: {', '.join(allowed)})")
+            keys = {k: (self.path(t, table, i, k) if how == "path" else self.text(t, table, i, k))
+                    for k, how in kind.keys.items()}
+            out.append(cls(
+                name=self.name(t, table, i),
+                source=self.path(t, table, i, "source", required=True, bundled=True) or "",
+                ids=keys.pop("ids", None),
+                images=self._image_refs(t, table, i, images),
+                measures=listed,
+                options={n: self._options(fit[n], t, table, i, seed) for n in listed},
+                keys=keys,
+                line=self.lines.key(table, i, None),
             ))
-        _unique(self, "triplets", [s.name for s in out], "name")
+        _unique(self, table, [s.name for s in out], "name")
         return tuple(out)
 
-    def rdm_sets(self, images: set[str]) -> tuple[RDMSetSpec, ...]:
-        out: list[RDMSetSpec] = []
-        allowed = ("name", "source", "key", "ids", "images", "rdm_method", "compare",
-                   "permutations", "bootstrap")
-        for i, t in self.array("rdm"):
-            self.keys(t, "rdm", i, allowed)
-            out.append(RDMSetSpec(
-                name=self.name(t, "rdm", i),
-                source=self.path(t, "rdm", i, "source", required=True, bundled=True) or "",
-                key=self.text(t, "rdm", i, "key"),
-                ids=self.path(t, "rdm", i, "ids"),
-                images=self._image_refs(t, "rdm", i, images),
-                rdm_method=self.text(t, "rdm", i, "rdm_method", "correlation",
-                                     choices=("correlation", "cosine", "euclidean", "dot")),
-                compare=self.text(t, "rdm", i, "compare", "spearman",
-                                  choices=("spearman", "pearson")),
-                permutations=self.integer(t, "rdm", i, "permutations", 0),
-                bootstrap=self.integer(t, "rdm", i, "bootstrap", 0),
-                line=self.lines.key("rdm", i, None),
-            ))
-        _unique(self, "rdm", [s.name for s in out], "name")
-        return tuple(out)
+    def _measures(self, t: Mapping[str, Any], table: str, i: int, fit: Mapping[str, Any],
+                  default: tuple[str, ...]) -> tuple[str, ...]:
+        listed = self.strings(t, table, i, "measures") or default
+        for name in listed:
+            if name not in fit:
+                raise self.fail(table, i, "measures", f"{name!r} is not a measure of "
+                                f"{table} (registered: {', '.join(fit)})")
+        return listed
+
+    @staticmethod
+    def _option_owners(ms: list[Any]) -> set[str]:
+        from alignkit.measures import option_specs
+
+        return {n for m in ms for n, spec, _ in option_specs(m.Options) if spec.study}
+
+    def _options(self, measure: Any, t: Mapping[str, Any], table: str, i: int, seed: int) -> Any:
+        """One measure's options from the table's keys (and the ``[sweep]`` seed)."""
+        from alignkit.measures import check_option, option_specs
+
+        values: dict[str, Any] = {}
+        for name, spec, _ in option_specs(measure.Options):
+            if spec.sweep == "seed":
+                values[name] = seed
+            if not spec.study or name not in t:
+                continue
+            value, problem = check_option(spec, t[name])
+            if problem:
+                raise self.fail(table, i, name, problem)
+            values[name] = spec.canonical(value) if spec.canonical and value is not None else value
+        return measure.options(values)
 
     def probe(self, triplets: set[str]) -> ProbeSpec | None:
         t = self.table("probe")
@@ -545,8 +604,8 @@ class _Parser:
         models = self.models()
         images = self.image_sets()
         names = {s.name for s in images}
-        triplets = self.triplet_sets(names)
-        rdms = self.rdm_sets(names)
+        triplets = self.data_sets(TripletSetSpec, names, sweep.seed)
+        rdms = self.data_sets(RDMSetSpec, names, sweep.seed)
         probe = self.probe({s.name for s in triplets})
         if not triplets and not rdms:
             raise InputError(f"{self.where}: no [[triplets]] or [[rdm]] table; nothing to score")

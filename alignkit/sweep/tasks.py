@@ -1,9 +1,11 @@
 """Expansion of a study into tasks, content-aware task keys, and running one task.
 
 A study expands into one ``extract`` task per (model, image set), which fills
-every listed layer in one pass, and, per layer, one ``ooo`` task per triplet
-set, one ``rsa`` task per RDM and one ``probe`` task per probed triplet set
-(each depends on its extraction).
+every listed layer in one pass, and, per layer, one task per (data set, measure):
+each ``[[triplets]]`` or ``[[rdm]]`` table names the registered measures it runs
+(:mod:`alignkit.measures`; by default ``ooo`` for triplets and ``rsa`` for an
+RDM), and one ``probe`` task per probed triplet set (each depends on its
+extraction).
 
 Every task has a *key*: the SHA-256 of everything that decides its numbers
 (model, weights and the checksum of a weights file, the seed of random-init and factory
@@ -43,7 +45,6 @@ __all__ = [
     "execute_task",
 ]
 
-KINDS = ("extract", "ooo", "rsa", "probe")
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class Task:
     """One unit of work.
 
     Attributes:
-        kind: ``extract``, ``ooo``, ``rsa`` or ``probe``.
+        kind: ``extract``, ``probe`` or the name of a registered measure (``ooo``, ``rsa``, ...).
         key: content-aware key (``sha256:...``).
         name: a readable name, e.g. ``ooo resnet18/layer4 @sample ~ things``.
         model: the model's label; layer: the layer (None for ``extract``).
@@ -157,16 +158,20 @@ def _ledger(store: str) -> str:
 def expand(study: Study) -> list[Task]:
     """All tasks of a study, extraction tasks first, in a stable order.
 
-    Checksums of the image sets and human data are computed here (once).
+    Per (model, image set): one extraction; per layer, one task per (data set, measure)
+    (the measures a ``[[triplets]]`` or ``[[rdm]]`` table lists; see
+    :mod:`alignkit.measures`) and one probe task per probed triplet set. Checksums of the
+    image sets and human data are computed here (once).
     """
     sw = study.sweep
     img_sums = {s.name: images_checksum(s) for s in study.images}
-    trip_sums = {t.name: (data_checksum(t.source), data_checksum(t.ids)) for t in study.triplets}
-    rdm_sums = {r.name: (data_checksum(r.source), data_checksum(r.ids)) for r in study.rdms}
+    data_sets = (*study.triplets, *study.rdms)
+    data_sums = {(d.kind, d.name): (data_checksum(d.source), data_checksum(d.ids))
+                 for d in data_sets}
     common = {"store": sw.store, "device": sw.device, "threads": sw.threads}
     # A dataset scored on several image sets is recorded as "name@images", so that
     # records stay distinct under the results table's (kind, model, layer, dataset) key.
-    n_sets = {d.name: len(d.images or study.images) for d in (*study.triplets, *study.rdms)}
+    n_sets = {d.name: len(d.images or study.images) for d in data_sets}
 
     def recorded(dataset: str, images: str) -> str:
         return dataset if n_sets[dataset] == 1 else f"{dataset}@{images}"
@@ -175,73 +180,82 @@ def expand(study: Study) -> list[Task]:
     scores: list[Task] = []
     for m in study.models:
         for s in study.images:
-            ex_content = {
-                "kind": "extract", "entry": entry_model(m, s), "model": m.name, **_weights_id(m),
-                "seed": sw.seed if seed_applies(m.name, m.weights) else None,
-                "layers": list(m.layers), "images": img_sums[s.name], "layout": s.layout,
-                "dtype": sw.dtype, "pool_maps": sw.pool_maps, "pool_tokens": sw.pool_tokens,
-                "alignkit": __version__,
-            }
-            ex_key = _sha(ex_content)
-            store_model = ex_content["entry"]
-            ex = Task("extract", ex_key, f"extract {m.label} @{s.name}", m.label, None, s.name, None, (),
-                      {**common, "entry_model": store_model, "model_spec": m.name,
-                       "weights": m.weights, "layers": list(m.layers), "image_path": s.path,
-                       "layout": s.layout, "allow_outside_root": s.allow_outside_root,
-                       "seed": sw.seed, "batch_size": sw.batch_size,
-                       "dtype": sw.dtype, "pool_maps": sw.pool_maps, "pool_tokens": sw.pool_tokens,
-                       "loader_workers": sw.loader_workers, "offline": sw.offline})
+            ex = _extract_task(m, s, sw, img_sums[s.name], common)
             extracts.append(ex)
             for layer in m.layers:
-                base = {**common, "entry_model": store_model, "layer": layer, "label": m.label,
-                        "images": s.name, "seed": sw.seed}
-                for t in study.triplets:
-                    if t.images and s.name not in t.images:
+                base = {**common, "entry_model": ex.spec["entry_model"], "layer": layer,
+                        "label": m.label, "images": s.name, "seed": sw.seed}
+                for d in data_sets:
+                    if d.images and s.name not in d.images:
                         continue
-                    opts = {"similarity": t.similarity, "ties": t.ties, "bootstrap": t.bootstrap,
-                            "seed": sw.seed}
-                    key = _sha({"kind": "ooo", "extract": ex_key, "layer": layer,
-                                "dataset": recorded(t.name, s.name),
-                                "triplets": trip_sums[t.name], "format": t.format, **opts})
-                    scores.append(Task(
-                        "ooo", key, f"ooo {m.label}/{layer} @{s.name} ~ {t.name}", m.label, layer,
-                        s.name, t.name, (ex_key,),
-                        {**base, "dataset": recorded(t.name, s.name), "source": t.source, "ids": t.ids,
-                         "format": t.format, **opts}))
-                for r in study.rdms:
-                    if r.images and s.name not in r.images:
-                        continue
-                    opts = {"rdm_method": r.rdm_method, "compare": r.compare,
-                            "permutations": r.permutations, "bootstrap": r.bootstrap,
-                            "seed": sw.seed}
-                    key = _sha({"kind": "rsa", "extract": ex_key, "layer": layer,
-                                "dataset": recorded(r.name, s.name),
-                                "rdm": rdm_sums[r.name], "key": r.key, **opts})
-                    scores.append(Task(
-                        "rsa", key, f"rsa {m.label}/{layer} @{s.name} ~ {r.name}", m.label, layer,
-                        s.name, r.name, (ex_key,),
-                        {**base, "dataset": recorded(r.name, s.name), "source": r.source, "ids": r.ids,
-                         "key": r.key, **opts}))
+                    for name in d.measures:
+                        scores.append(_measure_task(name, d, ex, layer, recorded(d.name, s.name),
+                                                    data_sums[(d.kind, d.name)], base))
                 if study.probe is not None:
-                    p = study.probe
-                    for tname in p.triplets:
-                        t = next(x for x in study.triplets if x.name == tname)
-                        if t.images and s.name not in t.images:
-                            continue
-                        opts = {"folds": p.folds, "lambdas": list(p.lambdas), "objective": p.objective,
-                                "protocol": p.protocol, "solver": p.solver, "seed": sw.seed}
-                        key = _sha({"kind": "probe", "extract": ex_key, "layer": layer,
-                                "dataset": recorded(t.name, s.name),
-                                    "triplets": trip_sums[t.name], "format": t.format, **opts})
-                        scores.append(Task(
-                            "probe", key, f"probe {m.label}/{layer} @{s.name} ~ {t.name}", m.label,
-                            layer, s.name, t.name, (ex_key,),
-                            {**base, "dataset": recorded(t.name, s.name), "source": t.source, "ids": t.ids,
-                             "format": t.format, "probe_name": f"sweep-{t.name}", **opts}))
+                    scores += _probe_tasks(study, ex, layer, s.name, recorded, data_sums, base)
     tasks = extracts + scores
     if len({t.key for t in tasks}) != len(tasks):  # names are unique, so keys are too
         raise AssertionError("two sweep tasks share a key")
     return tasks
+
+
+def _extract_task(m: ModelSpec, s: ImageSetSpec, sw: Any, img_sum: str,
+                  common: dict[str, Any]) -> Task:
+    """The extraction of every listed layer of one model over one image set."""
+    content = {
+        "kind": "extract", "entry": entry_model(m, s), "model": m.name, **_weights_id(m),
+        "seed": sw.seed if seed_applies(m.name, m.weights) else None,
+        "layers": list(m.layers), "images": img_sum, "layout": s.layout,
+        "dtype": sw.dtype, "pool_maps": sw.pool_maps, "pool_tokens": sw.pool_tokens,
+        "alignkit": __version__,
+    }
+    return Task("extract", _sha(content), f"extract {m.label} @{s.name}", m.label, None, s.name,
+                None, (),
+                {**common, "entry_model": content["entry"], "model_spec": m.name,
+                 "weights": m.weights, "layers": list(m.layers), "image_path": s.path,
+                 "layout": s.layout, "allow_outside_root": s.allow_outside_root,
+                 "seed": sw.seed, "batch_size": sw.batch_size,
+                 "dtype": sw.dtype, "pool_maps": sw.pool_maps, "pool_tokens": sw.pool_tokens,
+                 "loader_workers": sw.loader_workers, "offline": sw.offline})
+
+
+def _measure_task(name: str, d: Any, ex: Task, layer: str, dataset: str,
+                  sums: tuple[str | None, str | None], base: dict[str, Any]) -> Task:
+    """One registered measure of one layer against one data set."""
+    from alignkit.measures import get_measure
+
+    options = d.measure_options(name).to_dict()
+    key = _sha({"kind": name, "extract": ex.key, "layer": layer, "dataset": dataset,
+                "data": {"kind": d.kind, "checksums": sums, **d.keys}, "options": options})
+    return Task(name, key, f"{name} {base['label']}/{layer} @{base['images']} ~ {d.name}",
+                base["label"], layer, base["images"], d.name, (ex.key,),
+                {**base, "dataset": dataset, "data_kind": d.kind, "source": d.source,
+                 "ids": d.ids, "data_keys": dict(d.keys), "options": options,
+                 # imported by a worker process where the measure is not registered yet
+                 "measure_module": type(get_measure(name)).__module__})
+
+
+def _probe_tasks(study: Study, ex: Task, layer: str, images: str, recorded: Any,
+                 data_sums: dict[tuple[str, str], Any], base: dict[str, Any]) -> list[Task]:
+    """The probes of one layer, one per probed triplet set."""
+    p = study.probe
+    assert p is not None
+    out = []
+    for tname in p.triplets:
+        t = next(x for x in study.triplets if x.name == tname)
+        if t.images and images not in t.images:
+            continue
+        opts = {"folds": p.folds, "lambdas": list(p.lambdas), "objective": p.objective,
+                "protocol": p.protocol, "solver": p.solver, "seed": base["seed"]}
+        key = _sha({"kind": "probe", "extract": ex.key, "layer": layer,
+                    "dataset": recorded(t.name, images),
+                    "triplets": data_sums[("triplets", t.name)], "format": t.format, **opts})
+        out.append(Task(
+            "probe", key, f"probe {base['label']}/{layer} @{images} ~ {t.name}", base["label"],
+            layer, images, t.name, (ex.key,),
+            {**base, "dataset": recorded(t.name, images), "source": t.source, "ids": t.ids,
+             "format": t.format, "probe_name": f"sweep-{t.name}", **opts}))
+    return out
 
 
 # --------------------------------------------------------------------------- execution
@@ -306,35 +320,39 @@ def _entry_layer(task: Task) -> tuple[Any, str]:
     raise EntryNotFoundError(f"{st.name}: no entry for {model}/{layer}; run its extraction first")
 
 
-def _run_ooo(task: Task) -> TaskOutcome:
-    from alignkit.data import load_ids, load_triplets
+def _measure(name: str, module: str | None) -> Any:
+    """A registered measure; in a fresh worker process, after importing the module that
+    registers it."""
+    from alignkit.errors import InputError
+    from alignkit.measures import get_measure
+
+    try:
+        return get_measure(name)
+    except InputError:
+        if not module:
+            raise
+    import importlib
+
+    importlib.import_module(module)
+    return get_measure(name)
+
+
+def _run_measure(task: Task) -> TaskOutcome:
+    """A registered measure of one entry against one data set."""
+    from alignkit.measures import data_kind
     from alignkit.results import record_from_result
-    from alignkit.score import score_store_ooo
 
     s = task.spec
-    trip = load_triplets(s["source"], format=s["format"])
-    ids = load_ids(s["ids"]) if s["ids"] else None
+    measure = _measure(task.kind, s.get("measure_module"))
+    data = data_kind(s["data_kind"]).load(s["source"], ids=s["ids"], **s["data_keys"])
     st, layer = _entry_layer(task)
-    res = score_store_ooo(st, trip, model=s["entry_model"], layer=layer, object_ids=ids,
-                          similarity=s["similarity"], ties=s["ties"], bootstrap=s["bootstrap"],
-                          seed=s["seed"], device=_device(s))[0]
-    rec = record_from_result("ooo", res, **_record_extra(task), module=layer)
-    return TaskOutcome(task.key, True, [rec], detail=f"accuracy {res.accuracy:.4f}")
-
-
-def _run_rsa(task: Task) -> TaskOutcome:
-    from alignkit.data import load_ids, load_rdm
-    from alignkit.results import record_from_result
-    from alignkit.score import score_store_rsa
-
-    s = task.spec
-    rdm = load_rdm(s["source"], key=s["key"], ids=load_ids(s["ids"]) if s["ids"] else None)
-    st, layer = _entry_layer(task)
-    res = score_store_rsa(st, rdm, model=s["entry_model"], layer=layer, rdm_method=s["rdm_method"],
-                          compare=s["compare"], permutations=s["permutations"],
-                          bootstrap=s["bootstrap"], seed=s["seed"], device=_device(s))[0]
-    rec = record_from_result("rsa", res, **_record_extra(task), module=layer)
-    return TaskOutcome(task.key, True, [rec], detail=f"{res.compare} {res.value:.4f}")
+    res = measure.score_store(st, data, measure.options(s["options"]), model=s["entry_model"],
+                              layer=layer, device=_device(s))[0]
+    body = measure.record(res)
+    rec = record_from_result(task.kind, body, **_record_extra(task), module=layer)
+    value = body.get(measure.value)
+    shown = f"{value:.4f}" if isinstance(value, (int, float)) else str(value)
+    return TaskOutcome(task.key, True, [rec], detail=f"{measure.value_label} {shown}")
 
 
 def _run_probe(task: Task) -> TaskOutcome:
@@ -374,7 +392,7 @@ def _run_probe(task: Task) -> TaskOutcome:
     return TaskOutcome(task.key, True, [rec], detail=f"probing accuracy {res.probing_accuracy:.4f}")
 
 
-_RUNNERS = {"extract": _run_extract, "ooo": _run_ooo, "rsa": _run_rsa, "probe": _run_probe}
+_RUNNERS = {"extract": _run_extract, "probe": _run_probe}
 
 
 def execute_task(task: Task) -> TaskOutcome:
@@ -386,7 +404,7 @@ def execute_task(task: Task) -> TaskOutcome:
     t0 = time.perf_counter()
     try:
         _set_threads(int(task.spec.get("threads", 0)))
-        out = _RUNNERS[task.kind](task)
+        out = _RUNNERS.get(task.kind, _run_measure)(task)
     except Exception as exc:  # reported per task; the sweep goes on
         from alignkit.errors import AlignkitError
 

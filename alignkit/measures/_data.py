@@ -1,0 +1,22 @@
+"""Loaders of the human data kinds (:data:`alignkit.measures.DATA_KINDS`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def load_triplet_set(source: str, *, ids: str | None = None, format: str | None = None) -> Any:
+    """Triplets from a file or bundled name, with their objects' ids from ``ids`` when given."""
+    from alignkit.data import load_ids, load_triplets
+
+    kw: dict[str, Any] = {"format": format or "auto"}
+    if ids:
+        kw["object_ids"] = load_ids(ids)
+    return load_triplets(source, **kw)
+
+
+def load_rdm_set(source: str, *, ids: str | None = None, key: str | None = None) -> Any:
+    """A human RDM from a file or bundled name, with its rows' ids from ``ids`` when given."""
+    from alignkit.data import load_ids, load_rdm
+
+    return load_rdm(source, key=key, ids=load_ids(ids) if ids else None)
