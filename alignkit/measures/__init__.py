@@ -140,7 +140,7 @@ class Measure:
         data: the :data:`DATA_KINDS` name of the human data it takes.
         Options: its options dataclass (a :class:`MeasureOptions` subclass).
         value: the result field holding the headline number; ``value_label`` its column
-            header.
+            header; ``count`` the field saying how many items it rests on (None: none).
         columns: further result fields shown in tables (:class:`Column`).
         command: ``"module:attr"`` of a hand-written click command (None: generated).
         report: ``"module:attr"`` of a hand-written report section builder (None: a
@@ -154,6 +154,7 @@ class Measure:
     Options: type[MeasureOptions] = MeasureOptions
     value: str = "value"
     value_label: str = "value"
+    count: str | None = None
     columns: tuple[Column, ...] = ()
     command: str | None = None
     report: str | None = None

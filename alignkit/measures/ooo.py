@@ -75,9 +75,22 @@ def _canonical_ties(name: str) -> str:
 class OddOneOutOptions(MeasureOptions):
     """What decides an odd-one-out accuracy (see :func:`alignkit.score.odd_one_out`).
 
-    ``preset`` sets similarity, ties and the THINGS ceiling of a published protocol;
-    ``similarity`` and ``ties`` left None take the preset's (``paper2023`` without one).
-    ``ceiling`` is ``"auto"``, a number, an ``OddOneOutCeiling`` or None (library only).
+    Attributes:
+        preset: a named protocol of :data:`alignkit.score.presets.PRESETS` (``paper2023``,
+            ``brainscore``) setting similarity, ties and the THINGS ceiling; options given
+            beside it override it and are recorded in the result's ``overrides``.
+        similarity: ``cosine`` (the paper code's default), ``dot`` (Brain-Score),
+            ``euclidean`` (negative distance) or ``correlation``
+            (:data:`alignkit._kernels.similarity.SIMILARITIES`); None: the preset's.
+        ties: ``paper`` (default), ``first`` or ``any-tie-wrong`` (``wrong`` is a deprecated
+            alias of the last; :mod:`alignkit._kernels.ties`); None: the preset's.
+        ceiling: ``"auto"`` (the preset's THINGS ceiling when the triplets' object ids are
+            THINGS concepts, else none), a number, an
+            :class:`alignkit.score.ceiling.OddOneOutCeiling` computed from repeated triplets,
+            or None (no normalised score). Library only.
+        bootstrap: resamples of the triplets for a percentile interval (0: none).
+        ci_level: the interval's coverage.
+        seed: seed of the bootstrap's counter-based generator.
     """
 
     preset: str | None = option(None, _preset_help, choices=_preset_names, optional=True)
@@ -105,6 +118,7 @@ class OddOneOutMeasure(Measure):
     Options = OddOneOutOptions
     value = "accuracy"
     value_label = "accuracy"
+    count = "n_triplets"
     columns = (
         Column("similarity", "similarity"),
         Column("ties", "ties"),

@@ -58,6 +58,7 @@ class RSAMeasure(Measure):
     Options = RSAOptions
     value = "value"
     value_label = "rsa"
+    count = "n_stimuli"
     columns = (
         Column("RDM", "rdm_method"),
         Column("compare", "compare"),

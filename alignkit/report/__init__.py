@@ -205,13 +205,6 @@ def _num(value: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _first(result: Mapping[str, Any], *names: str) -> Any:
-    for name in names:
-        if result.get(name) is not None:
-            return result[name]
-    return None
-
-
 def _f(value: Any, digits: int = 4) -> str:
     v = _num(value)
     return _DASH if v is None else f"{v:.{digits}f}"
@@ -264,12 +257,17 @@ def _res(rec: Mapping[str, Any]) -> Mapping[str, Any]:
     return res if isinstance(res, Mapping) else {}
 
 
+#: The fields of a probe record the report reads, as ``ProbeCVResult.summary`` writes them.
+PROBE_FIELDS = {"value": "accuracy", "sd": "accuracy_sd", "zero_shot": "zero_shot_accuracy",
+                "folds": "k", "lambda": "lambda"}
+
+
 def _probe_accuracy(res: Mapping[str, Any]) -> float | None:
-    return _num(_first(res, "accuracy", "probing_accuracy", "accuracy_mean", "test_accuracy"))
+    return _num(res.get(PROBE_FIELDS["value"]))
 
 
 def _probe_sd(res: Mapping[str, Any]) -> float | None:
-    return _num(_first(res, "accuracy_sd", "accuracy_std", "probing_accuracy_sd"))
+    return _num(res.get(PROBE_FIELDS["sd"]))
 
 
 def _value(rec: Mapping[str, Any]) -> float | None:
@@ -283,8 +281,11 @@ def _value(rec: Mapping[str, Any]) -> float | None:
 
 
 def _count(rec: Mapping[str, Any]) -> Any:
-    res = _res(rec)
-    return _first(res, "n_triplets", "n_stimuli", "n_pairs", "n_test", "k", "folds")
+    """How many items a record's estimate rests on (its measure's ``count`` field)."""
+    if rec.get("kind") == "probe":
+        return _res(rec).get(PROBE_FIELDS["folds"])
+    measure = _measure_of(rec.get("kind"))
+    return None if measure is None or measure.count is None else _res(rec).get(measure.count)
 
 
 def _tie_rule(res: Mapping[str, Any]) -> str | None:
@@ -619,7 +620,7 @@ def _zero_shot_bar(
 
 
 def _zero_shot_of_probe(rec: Mapping[str, Any]) -> float | None:
-    return _num(_first(_res(rec), "zero_shot_accuracy", "zero_shot"))
+    return _num(_res(rec).get(PROBE_FIELDS["zero_shot"]))
 
 
 def _set_ceiling(st: _Set) -> None:
@@ -906,8 +907,8 @@ def _probe_table(st: _Set) -> Table:
                 _f(_probe_accuracy(res)),
                 _ci_cell(r),
                 _f(_probe_sd(res)),
-                _s(_first(res, "k", "folds", "n_folds")),
-                _s(_first(res, "lambda", "lam", "best_lambda", "chosen_lambda")),
+                _s(res.get(PROBE_FIELDS["folds"])),
+                _s(res.get(PROBE_FIELDS["lambda"])),
                 _f(_zero_shot_of_probe(r)),
                 _record_cell(r, earlier),
             ]

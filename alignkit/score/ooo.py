@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from alignkit._kernels.device import resolve_device
 from alignkit.errors import InputError, MismatchError
 from alignkit.provenance import base_provenance, sha256_array
 from alignkit.score._common import CHANCE, as_features, jsonable, resolve_ties
@@ -35,6 +36,8 @@ __all__ = [
     "DEFAULT_MEMORY_BUDGET",
 ]
 
+#: What a result's provenance names as its protocol.
+PROTOCOL = "zero-shot odd-one-out (Muttenthaler et al. 2023)"
 #: Largest n x n float64 similarity matrix (bytes) built before switching to
 #: the direct per-triplet path.
 DEFAULT_MEMORY_BUDGET = 2 << 30
@@ -287,37 +290,21 @@ def odd_one_out(
         features: (n, p) array of feature rows.
         triplets: an :class:`alignkit.data.Triplets` or an (N, 3) integer array,
             odd one out last.
-        options: an :class:`alignkit.measures.ooo.OddOneOutOptions` (or a mapping of
-            its fields); the keywords ``preset``, ``similarity``, ``ties``, ``ceiling``,
-            ``bootstrap``, ``ci_level`` and ``seed`` set or override single options:
-
-            * ``preset``: a named protocol of :data:`alignkit.score.presets.PRESETS`
-              (``paper2023``, ``brainscore``) setting similarity, ties and ceiling;
-              options given explicitly override it and are recorded in ``overrides``.
-            * ``similarity``: ``cosine`` (the paper code's default), ``dot``
-              (Brain-Score), ``euclidean`` (negative distance) or ``correlation``; default
-              the preset's (see :data:`alignkit._kernels.similarity.SIMILARITIES`).
-            * ``ties``: ``paper`` (default), ``first`` or ``any-tie-wrong`` (``wrong`` is a
-              deprecated alias of the last); see :mod:`alignkit._kernels.ties`.
-            * ``ceiling``: ``"auto"`` (the preset's THINGS ceiling when the triplets' object
-              ids are THINGS concepts, else none), a number, an
-              :class:`alignkit.score.ceiling.OddOneOutCeiling` computed from repeated
-              triplets, or None (no normalised score).
-            * ``bootstrap``: bootstrap resamples of the triplets for a percentile interval
-              (0: none), of coverage ``ci_level``, seeded by ``seed`` (counter-based).
-        ids: the stimulus ids of the feature rows. With ids, rows are matched to the
-            triplets' objects by id (the triplets' ``object_ids``, or ``object_ids=``);
-            without, row ``t`` is object ``t``.
+        options: an :class:`alignkit.measures.ooo.OddOneOutOptions` (or a mapping of its
+            fields: ``preset``, ``similarity``, ``ties``, ``ceiling``, ``bootstrap``,
+            ``ci_level``, ``seed``, described there); the same names as keywords set or
+            override single options.
+        ids: the stimulus ids of the feature rows, matched by id to the triplets' objects
+            (their ``object_ids``, or ``object_ids=``); without, row ``t`` is object ``t``.
         object_ids: the ids of the triplets' objects 0..n-1, overriding the triplets' own.
         by_position: pair object ``t`` with row ``t`` even when ``ids`` are given.
         subset: ``"all"`` (refuse when objects lack features) or ``"covered"`` (score the
             triplets whose objects all have features; the counts are recorded).
         per_triplet: keep per-triplet choices and correctness in the result.
-        concepts: a concept embedding (name such as ``"spose-49d"``, a
-            ``ConceptEmbedding`` or an (n, d) array) for the per-dimension breakdown.
+        concepts: a concept embedding (a name such as ``"spose-49d"``, a ``ConceptEmbedding``
+            or an (n, d) array) for the per-dimension breakdown.
         device: ``auto``, ``cpu`` or ``cuda``.
-        memory_budget: bytes allowed for the n x n similarity matrix; above it
-            similarities are computed per triplet.
+        memory_budget: bytes allowed for the n x n similarity matrix (above: per triplet).
         features_checksum: the features' checksum when the caller knows it (a store
             entry's); computed otherwise, as :func:`alignkit.provenance.features_checksum`.
 
@@ -330,61 +317,88 @@ def odd_one_out(
         >>> odd_one_out(emb.values, load_triplets("things-test20k"), similarity="dot").accuracy
         0.63475
     """
-    from alignkit._kernels.device import resolve_device
-    from alignkit.provenance import features_checksum as _checksum
-
     proto = _protocol(options, option_values)
+    X, T, tinfo, t_ids, al, checksum = _aligned(
+        features, triplets, ids=ids, object_ids=object_ids, by_position=by_position,
+        subset=subset, where=f"entry {model}/{layer}" if model is not None else "features",
+        checksum=features_checksum)
+    ceiling, ceiling_source, notes = _resolve_ceiling(
+        proto.options.ceiling, proto.base, proto.preset, _things_triplets(T, t_ids))
+    concept_in = _concept_inputs(concepts) if concepts is not None else None  # fail fast
+    dev, opts, N = resolve_device(device), proto.options, len(T)
+    c = _counted(X, T, proto, dev, memory_budget, per_triplet, concept_in)
+    accuracy = c.n_correct / N if N else float("nan")
+    notes += _count_notes(c.n2, c.n3, proto.ties, al)
+    seed = opts.seed if opts.bootstrap else None
+    prov = base_provenance(**proto.provenance(), features_checksum=checksum, triplets=tinfo,
+                           seed=seed, ceiling=ceiling, ceiling_source=ceiling_source,
+                           device=dev, method=c.method, **al.info)
+    return OddOneOutResult(
+        accuracy=accuracy, n_triplets=N, n_correct=c.n_correct, n_ties=c.n2 + c.n3,
+        n_ties2=c.n2, n_ties3=c.n3, similarity=proto.similarity, ties=proto.ties,
+        preset=proto.preset, overrides=proto.overrides, ceiling=ceiling,
+        ceiling_source=ceiling_source,
+        normalised=None if N == 0 else normalise(accuracy, ceiling,
+                                                 clip=proto.base.clip_normalised),
+        notes=notes, ci_low=c.ci_low, ci_high=c.ci_high, ci_level=opts.ci_level,
+        n_bootstrap=opts.bootstrap, seed=seed, device=dev, method=c.method, model=model,
+        layer=layer, per_concept=c.breakdown, choices=c.choices if per_triplet else None,
+        correct=c.correct if per_triplet else None, provenance={**prov, **(provenance or {})},
+    )
+
+
+@dataclass
+class _Counted:
+    """What the kernels gave: counts, per-triplet arrays, the interval and the breakdown."""
+
+    n_correct: int
+    n2: int
+    n3: int
+    choices: np.ndarray | None
+    correct: np.ndarray | None
+    method: str
+    ci_low: float | None = None
+    ci_high: float | None = None
+    breakdown: ConceptBreakdown | None = None
+
+
+def _counted(X: np.ndarray, T: np.ndarray, proto: _Protocol, dev: str, memory_budget: int,
+             per_triplet: bool, concept_in: tuple[Any, Any, str] | None) -> _Counted:
+    """Score, then the bootstrap interval and the per-concept breakdown when asked for."""
+    opts = proto.options
+    c = _Counted(*_score(X, T, proto.similarity, proto.ties, dev, memory_budget,
+                         per_triplet, opts.bootstrap > 0 or concept_in is not None))
+    if opts.bootstrap > 0 and len(T) > 0:
+        c.ci_low, c.ci_high = _bootstrap_ci(c.correct, opts.bootstrap, opts.seed,
+                                            opts.ci_level, dev)
+    if concept_in is not None:
+        assert c.correct is not None
+        E, labels, source = concept_in
+        c.breakdown = concept_breakdown(T, c.correct, E, labels, source=source)
+    return c
+
+
+def _aligned(features: Any, triplets: Any, *, ids: Any, object_ids: Any, by_position: bool,
+             subset: str, where: str, checksum: str | None) -> tuple[Any, ...]:
+    """Validated features with row ``t`` = object ``t`` of the (kept) triplets.
+
+    Returns ``(X, T, triplet info, triplet object ids, alignment, features checksum)``;
+    the checksum is of the features as given (the caller's when it knows it).
+    """
+    from alignkit.provenance import features_checksum
+
     X = as_features(features)
     T, tinfo, t_ids = _triplet_array(triplets)
     if object_ids is not None:
         t_ids = np.asarray(object_ids).astype(str)
-    where = f"entry {model}/{layer}" if model is not None else "features"
     al = align_triplets(T, X.shape[0], feature_ids=ids, object_ids=t_ids,
                         by_position=by_position, subset=subset, where=where)
-    checksum = features_checksum or _checksum(X)
+    checksum = checksum or features_checksum(X)
     if al.rows is not None:
         X = X[np.maximum(al.rows, 0)]  # row t = object t; rows of absent objects are unused
     if al.keep is not None:
         T = np.ascontiguousarray(T[al.keep])
-    ceiling, ceiling_source, notes = _resolve_ceiling(
-        proto.options.ceiling, proto.base, proto.preset, _things_triplets(T, t_ids))
-    if concepts is not None:
-        E, labels, csource = _concept_inputs(concepts)
-    dev = resolve_device(device)
-    opts = proto.options
-    n_correct, n2, n3, choices, correct, method = _score(
-        X, T, proto.similarity, proto.ties, dev, memory_budget,
-        per_triplet, opts.bootstrap > 0 or concepts is not None)
-    N = len(T)
-    accuracy = n_correct / N if N else float("nan")
-    notes += _count_notes(n2, n3, proto.ties, al)
-    ci_low = ci_high = None
-    if opts.bootstrap > 0 and N > 0:
-        ci_low, ci_high = _bootstrap_ci(correct, opts.bootstrap, opts.seed, opts.ci_level, dev)
-    breakdown = None
-    if concepts is not None:
-        assert correct is not None
-        breakdown = concept_breakdown(T, correct, E, labels, source=csource)
-    seed = opts.seed if opts.bootstrap else None
-    prov = base_provenance(
-        features_checksum=checksum, triplets=tinfo, similarity=proto.similarity,
-        ties=proto.ties, preset=proto.preset, overrides=proto.overrides,
-        bootstrap=opts.bootstrap, seed=seed, ceiling=ceiling, ceiling_source=ceiling_source,
-        device=dev, method=method, **al.info,
-        protocol="zero-shot odd-one-out (Muttenthaler et al. 2023)",
-    )
-    prov.update(provenance or {})
-    return OddOneOutResult(
-        accuracy=accuracy, n_triplets=N, n_correct=n_correct, n_ties=n2 + n3, n_ties2=n2,
-        n_ties3=n3, similarity=proto.similarity, ties=proto.ties, preset=proto.preset,
-        overrides=proto.overrides, ceiling=ceiling, ceiling_source=ceiling_source,
-        normalised=None if N == 0 else normalise(accuracy, ceiling,
-                                                 clip=proto.base.clip_normalised),
-        notes=notes, ci_low=ci_low, ci_high=ci_high, ci_level=opts.ci_level,
-        n_bootstrap=opts.bootstrap, seed=seed, device=dev, method=method, model=model,
-        layer=layer, per_concept=breakdown, choices=choices if per_triplet else None,
-        correct=correct if per_triplet else None, provenance=prov,
-    )
+    return X, T, tinfo, t_ids, al, checksum
 
 
 @dataclass(frozen=True)
@@ -397,6 +411,11 @@ class _Protocol:
     similarity: str
     ties: str
     overrides: list[str]
+
+    def provenance(self) -> dict[str, Any]:
+        return {"similarity": self.similarity, "ties": self.ties, "preset": self.preset,
+                "overrides": self.overrides, "bootstrap": self.options.bootstrap,
+                "protocol": PROTOCOL}
 
 
 def _protocol(options: Any, values: dict[str, Any]) -> _Protocol:

@@ -385,9 +385,8 @@ def _run_probe(task: Task) -> TaskOutcome:
                          protocol=s["protocol"], solver=s["solver"], seed=s["seed"],
                          device=_device(s))
     res.transform.save(entry, s["probe_name"], overwrite=True)
-    body = res.to_dict()
-    body.pop("runs", None)
-    body.update(probe=s["probe_name"], accuracy=res.probing_accuracy)
+    # the same summary as 'alignkit probe fit' records (the fields the report reads)
+    body = res.summary(probe=s["probe_name"])
     rec = record_from_result("probe", body, **_record_extra(task), module=layer)
     return TaskOutcome(task.key, True, [rec], detail=f"probing accuracy {res.probing_accuracy:.4f}")
 
