@@ -1003,35 +1003,39 @@ def _rsa_section(recs: list[dict[str, Any]], figdir: Path, files: ReportFiles) -
     if not rsa:
         sec.note = "No RSA results are recorded; this section is omitted."
         return sec
+    names = sorted({str(r["transform"]) for r in rsa if r.get("transform") is not None})
+    sec.intro = _rsa_intro(rsa, names)
+    figure = _rsa_section_figure(rsa, names, figdir, files)
+    if figure is not None:
+        sec.figures.append(figure)
+    sec.tables.append(_table(_RSA_COLUMNS, rsa, "RSA, every measurement"))
+    return sec
+
+
+def _rsa_intro(rsa: list[dict[str, Any]], names: list[str]) -> str:
     raw = [r for r in rsa if r.get("transform") is None]
     transformed = [r for r in rsa if r.get("transform") is not None]
-    names = sorted({str(r["transform"]) for r in transformed})
+    listed = ", ".join(names)
     if not transformed:
-        applied = (
-            "No probe transform was applied to any of them: every value is from the raw features."
-        )
+        applied = "No probe transform was applied to any of them: every value is from the raw features."
     elif not raw:
-        applied = (
-            "Every value was computed after applying a probe transform ("
-            + ", ".join(names)
-            + "); none is from the raw features."
-        )
+        applied = (f"Every value was computed after applying a probe transform ({listed}); "
+                   "none is from the raw features.")
     else:
-        applied = (
-            f"{len(raw)} of them are from the raw features (no transform applied) and "
-            f"{len(transformed)} were computed after applying a probe transform ("
-            + ", ".join(names)
-            + ")."
-        )
-    sec.intro = (
+        applied = (f"{len(raw)} of them are from the raw features (no transform applied) and "
+                   f"{len(transformed)} were computed after applying a probe transform ({listed}).")
+    return (
         "Correlation between the model's and the humans' dissimilarity matrices (upper "
         f"triangles); {len(rsa)} measurements. {applied} The transform column of the table says "
         "for each value whether a transform was applied."
     )
-    from alignkit.report.figures import RSABar, rsa_figure
 
-    # one panel per (reference, comparison); per (model, layer, RDM method) the raw value
-    # and, for each transform, one bar pair
+
+_Entry = tuple[str, str, "_Interval | None", "Mapping | None"]
+
+
+def _rsa_panels(rsa: list[dict[str, Any]]) -> dict[tuple[str, str], dict]:
+    """Per (reference, comparison), per (model, layer, RDM method): records by transform."""
     panels: dict[tuple[str, str], dict[tuple[str, str, str], dict[str | None, dict]]] = {}
     for r in rsa:
         res = _res(r)
@@ -1040,102 +1044,109 @@ def _rsa_section(recs: list[dict[str, Any]], figdir: Path, files: ReportFiles) -
             (_s(r.get("model")), _s(r.get("layer")), _s(res.get("rdm_method"))), {}
         )
         slot[r.get("transform")] = r
-    entries: list[tuple[str, str, _Interval | None, Mapping | None]] = []
+    return panels
+
+
+def _rsa_bars(panel: dict, reference: str, names: list[str], entries: list[_Entry]) -> list[Any]:
+    """One panel's bars (raw and with each transform), noting each bar's interval."""
+    from alignkit.report.figures import RSABar
+
+    methods = {k[2] for k in panel}
+    bars = []
+    for (m, layer, meth), slot in sorted(panel.items()):
+        base = f"{m} ({layer})" + (f", {meth}" if len(methods) > 1 else "")
+        plain = slot.get(None)
+        tnames = sorted(t for t in slot if t is not None) or [None]
+        for t in tnames:
+            with_t = slot.get(t) if t is not None else None
+            label = base + (f", {t}" if t is not None and len(names) > 1 else "")
+            pv = _value(plain) if plain else None
+            wv = _value(with_t) if with_t else None
+            pi = _interval(plain) if plain else None
+            wi = _interval(with_t) if with_t else None
+            if pv is None and wv is None:
+                continue
+            bars.append(RSABar(label, pv, wv, pi.pair if pi else None, wi.pair if wi else None))
+            for rec, v, iv, what in ((plain, pv, pi, "raw"), (with_t, wv, wi, f"with {t}")):
+                if rec is not None and v is not None and not (what == "raw" and t != tnames[0]):
+                    entries.append((f"{label} {what}, {reference}", "ci" if iv else "none", iv,
+                                    rec.get("_earlier")))
+    return bars
+
+
+def _rsa_section_figure(rsa: list[dict[str, Any]], names: list[str], figdir: Path,
+                        files: ReportFiles) -> Figure | None:
+    from alignkit.report.figures import rsa_figure
+
+    panels = _rsa_panels(rsa)
+    entries: list[_Entry] = []
     fig_panels = []
     for (reference, compare), panel in sorted(panels.items()):
-        methods = {k[2] for k in panel}
-        bars = []
-        for (m, layer, meth), slot in sorted(panel.items()):
-            base = f"{m} ({layer})" + (f", {meth}" if len(methods) > 1 else "")
-            plain = slot.get(None)
-            tnames = sorted(t for t in slot if t is not None) or [None]
-            for t in tnames:
-                with_t = slot.get(t) if t is not None else None
-                label = base + (f", {t}" if t is not None and len(names) > 1 else "")
-                pv = _value(plain) if plain else None
-                wv = _value(with_t) if with_t else None
-                pi = _interval(plain) if plain else None
-                wi = _interval(with_t) if with_t else None
-                if pv is None and wv is None:
-                    continue
-                bars.append(RSABar(label, pv, wv, pi.pair if pi else None, wi.pair if wi else None))
-                for rec, v, iv, what in ((plain, pv, pi, "raw"), (with_t, wv, wi, f"with {t}")):
-                    if rec is not None and v is not None and not (what == "raw" and t != tnames[0]):
-                        entries.append(
-                            (
-                                f"{label} {what}, {reference}",
-                                "ci" if iv else "none",
-                                iv,
-                                rec.get("_earlier"),
-                            )
-                        )
+        bars = _rsa_bars(panel, reference, names, entries)
         if bars:
             fig_panels.append((f"{reference}\n{compare} correlation", bars))
-    if fig_panels:
-        compares = {c for (_, c) in panels}
-        ylabel = (
-            f"RSA ({compares.pop()} correlation with the human RDM)"
-            if len(compares) == 1
-            else "RSA (correlation with the human RDM)"
-        )
-        with_label = (
-            f"with probe transform ({', '.join(names)})" if names else "with probe transform"
-        )
-        png, svg = rsa_figure(fig_panels, figdir / "rsa", ylabel=ylabel, with_label=with_label)
-        files.figures += [png, svg]
-        bars_text = (
-            "Blue: raw features, no transform applied; green: after the probe transform "
-            + ", ".join(names)
-            + "."
-            if names
-            else "All bars are from the raw features: no probe transform was applied."
-        )
-        sec.figures.append(
-            Figure(
-                png,
-                svg,
-                "RSA per human reference RDM (panel titles name the reference and the "
-                f"comparison). {bars_text} {_interval_text(entries)}",
-            )
-        )
-    sec.tables.append(
-        Table(
-            [
-                "model",
-                "layer",
-                "reference",
-                "transform",
-                "RDM",
-                "compare",
-                "stimuli",
-                "RSA",
-                "CI (95% unless noted)",
-                "p-value",
-                "record",
-            ],
-            [
-                [
-                    _s(r.get("model")),
-                    _s(r.get("layer")),
-                    _s(r.get("dataset")),
-                    "none (raw features)"
-                    if r.get("transform") is None
-                    else f"{r['transform']} (applied)" + (", in-sample" if _in_sample(r) else ""),
-                    _s(_res(r).get("rdm_method")),
-                    _s(_res(r).get("compare")),
-                    _s(_res(r).get("n_stimuli")),
-                    _f(_res(r).get("value")),
-                    _ci_cell(r),
-                    _p(_res(r).get("p_value")),
-                    _record_cell(r, earlier),
-                ]
-                for r, earlier in _with_earlier(rsa)
-            ],
-            [False] * 6 + [True] * 4 + [False],
-            caption="RSA, every measurement",
-        )
+    if not fig_panels:
+        return None
+    compares = {c for (_, c) in panels}
+    ylabel = (
+        f"RSA ({compares.pop()} correlation with the human RDM)"
+        if len(compares) == 1
+        else "RSA (correlation with the human RDM)"
     )
-    return sec
+    with_label = f"with probe transform ({', '.join(names)})" if names else "with probe transform"
+    png, svg = rsa_figure(fig_panels, figdir / "rsa", ylabel=ylabel, with_label=with_label)
+    files.figures += [png, svg]
+    bars_text = (
+        "Blue: raw features, no transform applied; green: after the probe transform "
+        + ", ".join(names) + "."
+        if names
+        else "All bars are from the raw features: no probe transform was applied."
+    )
+    return Figure(png, svg, "RSA per human reference RDM (panel titles name the reference and "
+                  f"the comparison). {bars_text} {_interval_text(entries)}")
+
+
+@dataclass(frozen=True)
+class _Col:
+    """A column of a report table: its header, its cell and whether it is a number."""
+
+    header: str
+    cell: Callable[[Mapping[str, Any]], str]
+    numeric: bool = False
+
+
+def _table(columns: Sequence[_Col], rows: Sequence[Mapping[str, Any]], caption: str, *,
+           with_record: bool = True, collapsed: bool = False) -> Table:
+    """A table of ``rows`` by column specs. Rows that are records come with the earlier
+    records kept for their intervals, and a last column giving each record's time."""
+    if not with_record:
+        return Table([c.header for c in columns], [[c.cell(r) for c in columns] for r in rows],
+                     [c.numeric for c in columns], caption=caption, collapsed=collapsed)
+    cols = [*columns, _Col("record", lambda r: "")]
+    body = [[c.cell(r) for c in columns] + [_record_cell(r, earlier)]
+            for r, earlier in _with_earlier(rows)]
+    return Table([c.header for c in cols], body, [c.numeric for c in cols], caption=caption,
+                 collapsed=collapsed)
+
+
+def _rsa_transform_cell(r: Mapping[str, Any]) -> str:
+    if r.get("transform") is None:
+        return "none (raw features)"
+    return f"{r['transform']} (applied)" + (", in-sample" if _in_sample(r) else "")
+
+
+_RSA_COLUMNS = (
+    _Col("model", lambda r: _s(r.get("model"))),
+    _Col("layer", lambda r: _s(r.get("layer"))),
+    _Col("reference", lambda r: _s(r.get("dataset"))),
+    _Col("transform", _rsa_transform_cell),
+    _Col("RDM", lambda r: _s(_res(r).get("rdm_method"))),
+    _Col("compare", lambda r: _s(_res(r).get("compare"))),
+    _Col("stimuli", lambda r: _s(_res(r).get("n_stimuli")), True),
+    _Col("RSA", lambda r: _f(_res(r).get("value")), True),
+    _Col("CI (95% unless noted)", _ci_cell, True),
+    _Col("p-value", lambda r: _p(_res(r).get("p_value")), True),
+)
 
 
 def _concept_section(
@@ -1146,20 +1157,13 @@ def _concept_section(
     min_triplets: int,
 ) -> Section:
     sec = Section("concepts", "Accuracy per human concept dimension")
-    todo = []
-    for st in sets:
-        for r in st.records:
-            pc = _res(r).get("per_concept")
-            if isinstance(pc, Mapping) and isinstance(pc.get("dimensions"), list):
-                todo.append((st, r))
+    todo = [(st, r) for st in sets for r in st.records if _has_breakdown(r)]
     if not todo:
         sec.note = (
             "No odd-one-out result carries a per-concept breakdown (score with a concept "
             "embedding to get one); this section is omitted."
         )
         return sec
-    from alignkit.report.figures import concept_figure
-
     sec.intro = (
         "Each triplet is assigned to the human concept dimension that dominates its similar pair; "
         "bars show the model's accuracy on each dimension's triplets, best first, with 95% Wilson "
@@ -1170,15 +1174,7 @@ def _concept_section(
     for st, r in todo:
         pc = _res(r)["per_concept"]
         dims = [d for d in pc["dimensions"] if isinstance(d, Mapping)]
-        kept = []
-        for d in dims:
-            n, c = d.get("triplets"), d.get("correct")
-            if not isinstance(n, int) or isinstance(n, bool) or n < max(min_triplets, 1):
-                continue
-            if not isinstance(c, int) or isinstance(c, bool) or not 0 <= c <= n:
-                continue
-            kept.append((d, c / n, wilson_interval(c, n)))
-        kept.sort(key=lambda t: (-t[1], str(t[0].get("label"))))
+        kept = _kept_dimensions(dims, min_triplets)
         left = len(dims) - len(kept)
         empty = sum(1 for d in dims if not d.get("triplets"))
         left_text = (
@@ -1191,63 +1187,73 @@ def _concept_section(
             f", {_transform_cell(r)}" if r.get("transform") is not None else ", raw features"
         )
         what = f"{_label(r)}{transform}; {st.title}"
-        source = f" ({pc.get('source')})" if pc.get("source") else ""
         if kept:
-            parts = (r.get("model"), r.get("layer"), r.get("transform"), st.stem)
-            name = "-".join(str(p) for p in parts if p is not None)
-            stem = figdir / f"concepts-{_slug(name, taken)}"
-            png, svg = concept_figure(
-                [_s(d.get("label")) for d, _, _ in kept],
-                [a for _, a, _ in kept],
-                [int(d["triplets"]) for d, _, _ in kept],
-                stem,
-                title=f"Accuracy per concept dimension: {_label(r)}{transform}\n{st.title}",
-                overall=_num(_res(r).get("accuracy")),
-                chance=CHANCE,
-                intervals=[iv for _, _, iv in kept],
-            )
-            files.figures += [png, svg]
-            sec.figures.append(
-                Figure(
-                    png,
-                    svg,
-                    f"{what}: accuracy per concept dimension{source}, best first; error bars: "
-                    f"95% Wilson score intervals from the counts; {left_text}.",
-                )
-            )
+            sec.figures.append(_concept_section_figure(st, r, kept, transform, what, left_text,
+                                                       figdir, files, taken))
         else:
             notes.append(f"{what}: {left_text}, so there is no figure.")
-        sec.tables.append(
-            Table(
-                [
-                    "rank",
-                    "dimension",
-                    "label",
-                    "triplets",
-                    "correct",
-                    "accuracy",
-                    "95% Wilson interval",
-                ],
-                [
-                    [
-                        str(i + 1),
-                        _s(d.get("dimension")),
-                        _s(d.get("label")),
-                        _s(d.get("triplets")),
-                        _s(d.get("correct")),
-                        _f(a),
-                        f"[{iv[0]:.4f}, {iv[1]:.4f}]",
-                    ]
-                    for i, (d, a, iv) in enumerate(kept)
-                ],
-                [True, True, False, True, True, True, True],
-                caption=f"Per-concept accuracy: {what}; {left_text}",
-                collapsed=True,
-            )
-        )
+        sec.tables.append(_table(_CONCEPT_COLUMNS, [
+            {"rank": i + 1, "d": d, "accuracy": acc, "iv": iv}
+            for i, (d, acc, iv) in enumerate(kept)],
+            f"Per-concept accuracy: {what}; {left_text}", with_record=False, collapsed=True))
     if notes:
         sec.note = " ".join(notes)
     return sec
+
+
+def _has_breakdown(r: Mapping[str, Any]) -> bool:
+    pc = _res(r).get("per_concept")
+    return isinstance(pc, Mapping) and isinstance(pc.get("dimensions"), list)
+
+
+def _kept_dimensions(dims: list[Mapping[str, Any]], min_triplets: int) -> list[tuple[Any, ...]]:
+    """``(dimension, accuracy, Wilson interval)`` of the dimensions with enough (valid)
+    counts, best first."""
+    kept = []
+    for d in dims:
+        n, c = d.get("triplets"), d.get("correct")
+        if not isinstance(n, int) or isinstance(n, bool) or n < max(min_triplets, 1):
+            continue
+        if not isinstance(c, int) or isinstance(c, bool) or not 0 <= c <= n:
+            continue
+        kept.append((d, c / n, wilson_interval(c, n)))
+    kept.sort(key=lambda t: (-t[1], str(t[0].get("label"))))
+    return kept
+
+
+def _concept_section_figure(st: _Set, r: Mapping[str, Any], kept: list[tuple[Any, ...]],
+                            transform: str, what: str, left_text: str, figdir: Path,
+                            files: ReportFiles, taken: set[str]) -> Figure:
+    from alignkit.report.figures import concept_figure
+
+    pc = _res(r)["per_concept"]
+    parts = (r.get("model"), r.get("layer"), r.get("transform"), st.stem)
+    name = "-".join(str(p) for p in parts if p is not None)
+    png, svg = concept_figure(
+        [_s(d.get("label")) for d, _, _ in kept],
+        [a for _, a, _ in kept],
+        [int(d["triplets"]) for d, _, _ in kept],
+        figdir / f"concepts-{_slug(name, taken)}",
+        title=f"Accuracy per concept dimension: {_label(r)}{transform}\n{st.title}",
+        overall=_num(_res(r).get("accuracy")),
+        chance=CHANCE,
+        intervals=[iv for _, _, iv in kept],
+    )
+    files.figures += [png, svg]
+    source = f" ({pc.get('source')})" if pc.get("source") else ""
+    return Figure(png, svg, f"{what}: accuracy per concept dimension{source}, best first; "
+                  f"error bars: 95% Wilson score intervals from the counts; {left_text}.")
+
+
+_CONCEPT_COLUMNS = (
+    _Col("rank", lambda x: str(x["rank"]), True),
+    _Col("dimension", lambda x: _s(x["d"].get("dimension")), True),
+    _Col("label", lambda x: _s(x["d"].get("label"))),
+    _Col("triplets", lambda x: _s(x["d"].get("triplets")), True),
+    _Col("correct", lambda x: _s(x["d"].get("correct")), True),
+    _Col("accuracy", lambda x: _f(x["accuracy"]), True),
+    _Col("95% Wilson interval", lambda x: f"[{x['iv'][0]:.4f}, {x['iv'][1]:.4f}]", True),
+)
 
 
 def _attribute_section(
@@ -1258,12 +1264,7 @@ def _attribute_section(
     taken: set[str],
 ) -> Section:
     sec = Section("attributes", "Accuracy against model attributes")
-    attrs: dict[str, dict[str, float]] = {}
-    for r in sorted(recs, key=lambda r: str(r.get("created"))):
-        for name, value in (r.get("model_attrs") or {}).items():
-            v = _num(value)
-            if v is not None:
-                attrs.setdefault(str(r.get("model") or "?"), {})[str(name)] = v
+    attrs = _model_attrs(recs)
     names = sorted({n for a in attrs.values() for n in a})
     if not names:
         sec.note = (
@@ -1271,8 +1272,6 @@ def _attribute_section(
             "n_params); this section is omitted."
         )
         return sec
-    from alignkit.report.figures import AttributePoint, attribute_figure
-
     sec.intro = (
         "Best-layer accuracy of each model against its recorded attributes, one figure per "
         "attribute and measurement condition (conditions are never mixed in one figure)."
@@ -1281,47 +1280,11 @@ def _attribute_section(
     for st in sets:
         models = [m for m in sorted(attrs) if m in st.labels]
         for name in names:
-            pts = []
-            entries = []
-            for m in models:
-                if name not in attrs[m]:
-                    continue
-                values, intervals = [], []
-                for s in st.series:
-                    rec = s.best.get(m)
-                    v = None if rec is None else s.value(rec)
-                    values.append(v)
-                    bar = s.bar(rec) if rec is not None else ("none", None, None)
-                    intervals.append(bar[2])
-                    if v is not None:
-                        entries.append((f"{m} ({s.short})", bar[0], bar[1], None))
-                if any(v is not None for v in values):
-                    pts.append(AttributePoint(m, attrs[m][name], tuple(values), tuple(intervals)))
-            if len(pts) < 2:
+            figure = _attribute_section_figure(st, name, models, attrs, figdir, files, taken)
+            if figure is None:
                 skipped.append(f"{name} on {st.title}")
-                continue
-            xs = [p.x for p in pts]
-            log_x = min(xs) > 0 and max(xs) / min(xs) >= 100
-            png, svg = attribute_figure(
-                pts,
-                name,
-                figdir / f"attribute-{_slug(f'{name}-{st.kind}-{st.stem}', taken)}",
-                series=[s.name for s in st.series],
-                chance=CHANCE,
-                ceiling=st.ceiling,
-                ceiling_label=st.ceiling_label,
-                title=f"Accuracy against {name}\n{st.title}",
-                log_x=log_x,
-            )
-            files.figures += [png, svg]
-            sec.figures.append(
-                Figure(
-                    png,
-                    svg,
-                    f"Accuracy against {name} ({len(pts)} models; {st.title}). "
-                    f"{_interval_text(entries)} Dashed line: chance (1/3). {st.ceiling_text}",
-                )
-            )
+            else:
+                sec.figures.append(figure)
         sec.tables.append(
             Table(
                 ["model", *names, *(s.short for s in st.series)],
@@ -1344,6 +1307,58 @@ def _attribute_section(
             + ": fewer than two models with both the attribute and an accuracy."
         )
     return sec
+
+
+def _model_attrs(recs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per model its numeric attributes, the newest record's value of each."""
+    attrs: dict[str, dict[str, float]] = {}
+    for r in sorted(recs, key=lambda r: str(r.get("created"))):
+        for name, value in (r.get("model_attrs") or {}).items():
+            v = _num(value)
+            if v is not None:
+                attrs.setdefault(str(r.get("model") or "?"), {})[str(name)] = v
+    return attrs
+
+
+def _attribute_section_figure(st: _Set, name: str, models: list[str],
+                              attrs: dict[str, dict[str, float]], figdir: Path,
+                              files: ReportFiles, taken: set[str]) -> Figure | None:
+    """Each series of a condition against one attribute (None: fewer than two models)."""
+    from alignkit.report.figures import AttributePoint, attribute_figure
+
+    pts = []
+    entries: list[_Entry] = []
+    for m in models:
+        if name not in attrs[m]:
+            continue
+        values, intervals = [], []
+        for s in st.series:
+            rec = s.best.get(m)
+            v = None if rec is None else s.value(rec)
+            values.append(v)
+            bar = s.bar(rec) if rec is not None else ("none", None, None)
+            intervals.append(bar[2])
+            if v is not None:
+                entries.append((f"{m} ({s.short})", bar[0], bar[1], None))
+        if any(v is not None for v in values):
+            pts.append(AttributePoint(m, attrs[m][name], tuple(values), tuple(intervals)))
+    if len(pts) < 2:
+        return None
+    xs = [p.x for p in pts]
+    png, svg = attribute_figure(
+        pts,
+        name,
+        figdir / f"attribute-{_slug(f'{name}-{st.kind}-{st.stem}', taken)}",
+        series=[s.name for s in st.series],
+        chance=CHANCE,
+        ceiling=st.ceiling,
+        ceiling_label=st.ceiling_label,
+        title=f"Accuracy against {name}\n{st.title}",
+        log_x=min(xs) > 0 and max(xs) / min(xs) >= 100,
+    )
+    files.figures += [png, svg]
+    return Figure(png, svg, f"Accuracy against {name} ({len(pts)} models; {st.title}). "
+                  f"{_interval_text(entries)} Dashed line: chance (1/3). {st.ceiling_text}")
 
 
 def _provenance_section(recs: list[dict[str, Any]]) -> Section:
@@ -1448,16 +1463,17 @@ def _generic_section(measure: Any, recs: list[dict[str, Any]], ctx: _Context) ->
     figure = _generic_figure(measure, rows, ctx)
     if figure is not None:
         sec.figures.append(figure)
-    headers = ["model", "layer", "dataset", "transform", *(c.header for c in measure.columns),
-               measure.value_label, "CI (95% unless noted)", "record"]
-    body = [
-        [_s(r.get("model")), _s(r.get("layer")), _s(r.get("dataset")), _transform_cell(r),
-         *(_column_cell(r, c) for c in measure.columns), _f(_value(r)), _ci_cell(r),
-         _record_cell(r, earlier)]
-        for r, earlier in _with_earlier(rows)
+    columns = [
+        _Col("model", lambda r: _s(r.get("model"))),
+        _Col("layer", lambda r: _s(r.get("layer"))),
+        _Col("dataset", lambda r: _s(r.get("dataset"))),
+        _Col("transform", _transform_cell),
+        *(_Col(c.header, lambda r, c=c: _column_cell(r, c), c.fmt in ("f", "p", "d"))
+          for c in measure.columns),
+        _Col(measure.value_label, lambda r: _f(_value(r)), True),
+        _Col("CI (95% unless noted)", _ci_cell, True),
     ]
-    numeric = [False] * 4 + [c.fmt in ("f", "p", "d") for c in measure.columns] + [True, True, False]
-    sec.tables.append(Table(headers, body, numeric, caption=f"{measure.title}, every measurement"))
+    sec.tables.append(_table(columns, rows, f"{measure.title}, every measurement"))
     return sec
 
 
