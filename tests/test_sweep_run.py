@@ -262,4 +262,8 @@ def test_probe_task_saves_transform_and_records_cv(tmp_path: Path) -> None:
     finally:
         torch.set_num_threads(threads)
     assert rec["result"]["accuracy"] == direct.probing_accuracy
-    assert rec["result"]["probe"] == "sweep-trip" and rec["result"]["folds"] == 3
+    # the same summary as 'alignkit probe fit' records: k folds, the chosen lambda, the sd
+    assert rec["result"]["probe"] == "sweep-trip" and rec["result"]["k"] == 3
+    assert rec["result"]["lambda"] == 0.01
+    assert rec["result"]["accuracy_sd"] == direct.summary()["accuracy_sd"]
+    assert rec["result"]["zero_shot_accuracy"] == direct.zero_shot_accuracy

@@ -73,7 +73,7 @@ def sweep(study_file: str, dry_run: bool, list_layers: bool, trust_code: bool, e
       alignkit sweep study.toml --executor dask --scheduler tcp://10.0.0.5:8786
     """
     from alignkit.errors import InputError
-    from alignkit.sweep import load_study, plan, run_sweep
+    from alignkit.sweep import load_study, run_sweep
 
     if executor == "local" and scheduler is not None:
         raise InputError("--scheduler is for --executor dask")
@@ -85,23 +85,9 @@ def sweep(study_file: str, dry_run: bool, list_layers: bool, trust_code: bool, e
     if dry_run or list_layers:
         _check_trust(study, trust_code, "--list-layers" if list_layers else "--dry-run")
     if list_layers:
-        from alignkit.commands.extract import layer_rows
-
-        rows = [{"model": m.label, **row}
-                for m in study.models
-                for row in layer_rows(m.name, m.weights, study.sweep.offline, study.sweep.pool_maps,
-                                      study.sweep.pool_tokens, study.sweep.seed, True)]
-        emit(rows, fmt)
-        return 0
+        return _list_layers(study, fmt)
     if dry_run:
-        tasks, done = plan(study)
-        rows = [{"status": "done" if t.key in done else "todo", "task": t.kind, "model": t.model,
-                 "layer": t.layer, "images": t.images, "dataset": t.dataset, "key": t.key[7:19]}
-                for t in tasks]
-        emit(rows, fmt)
-        todo = sum(r["status"] == "todo" for r in rows)
-        click.echo(f"{len(rows)} tasks: {todo} to run, {len(rows) - todo} done", err=True)
-        return 0
+        return _dry_run(study, fmt)
 
     def log(event: str, task: Any, outcome: Any) -> None:
         if event == "failed":
@@ -111,6 +97,35 @@ def sweep(study_file: str, dry_run: bool, list_layers: bool, trust_code: bool, e
 
     report = run_sweep(study, executor=executor, workers=workers, scheduler=scheduler,
                        progress=progress, on_event=log)
+    return _print_report(report, fmt)
+
+
+def _list_layers(study: Any, fmt: str) -> int:
+    from alignkit.commands.extract import layer_rows
+
+    rows = [{"model": m.label, **row}
+            for m in study.models
+            for row in layer_rows(m.name, m.weights, study.sweep.offline, study.sweep.pool_maps,
+                                  study.sweep.pool_tokens, study.sweep.seed, True)]
+    emit(rows, fmt)
+    return 0
+
+
+def _dry_run(study: Any, fmt: str) -> int:
+    from alignkit.sweep import plan
+
+    tasks, done = plan(study)
+    rows = [{"status": "done" if t.key in done else "todo", "task": t.kind, "model": t.model,
+             "layer": t.layer, "images": t.images, "dataset": t.dataset, "key": t.key[7:19]}
+            for t in tasks]
+    emit(rows, fmt)
+    todo = sum(r["status"] == "todo" for r in rows)
+    click.echo(f"{len(rows)} tasks: {todo} to run, {len(rows) - todo} done", err=True)
+    return 0
+
+
+def _print_report(report: Any, fmt: str) -> int:
+    """The sweep's outcome on stdout and stderr; the exit status."""
     if fmt == "json":
         emit([], "json", payload=report.to_dict())
     else:

@@ -161,56 +161,72 @@ def run_sweep(
     from alignkit.store import EmbeddingStore
 
     EmbeddingStore(study.sweep.store, "a")  # create the root once, before workers write into it
-    table = results_table(study)
-    ledger = Ledger(study.sweep.store)
+    table, ledger = results_table(study), Ledger(study.sweep.store)
     ex = make_executor(executor, workers=workers, scheduler=scheduler) if isinstance(executor, str) else executor
     report.executor = ex.description
-    by_key = {t.key: t for t in tasks}
-    waiting = {t.key: t for t in todo}
-    failed: dict[str, str] = {}
-    pending: dict[Any, Task] = {}
-
-    from tqdm.auto import tqdm
-
-    disable = (not sys.stderr.isatty()) if progress is None else not progress
-    bar = tqdm(total=len(todo), unit="task", desc="sweep", disable=disable, file=sys.stderr,
-               dynamic_ncols=True)
-
-    def release() -> None:
-        for key in list(waiting):
-            t = waiting[key]
-            bad = next((d for d in t.deps if d in failed), None)
-            if bad is not None:
-                del waiting[key]
-                failed[key] = by_key[bad].name
-                report.blocked.append((t, by_key[bad].name))
-                bar.update(1)
-                if on_event is not None:
-                    on_event("blocked", t, None)
-            elif all(d in done for d in t.deps):
-                del waiting[key]
-                pending[ex.submit(t)] = t
-
-    try:
-        release()
-        while pending:
-            for handle, outcome in ex.wait(list(pending)):
-                t = pending.pop(handle)
-                outcome.key = t.key
-                if outcome.ok:
-                    for rec in outcome.records:
-                        table.append(rec)
-                    ledger.mark(t, outcome)
-                    done.add(t.key)
-                    report.ran.append(t)
-                else:
-                    failed[t.key] = outcome.error or "failed"
-                    report.failed.append((t, outcome))
-                bar.update(1)
-                if on_event is not None:
-                    on_event("done" if outcome.ok else "failed", t, outcome)
-            release()
-    finally:
-        bar.close()
-        ex.close()
+    _Driver(tasks, todo, done, report, ex, table, ledger, progress, on_event).run()
     return report
+
+
+class _Driver:
+    """Submits each task once the tasks it needs are done, records what finishes, and
+    marks as blocked the tasks whose dependencies failed."""
+
+    def __init__(self, tasks: list[Task], todo: list[Task], done: set[str],
+                 report: SweepReport, ex: Any, table: Any, ledger: Ledger, progress: bool | None,
+                 on_event: Callable[[str, Task, TaskOutcome | None], None] | None) -> None:
+        from tqdm.auto import tqdm
+
+        self.table, self.ledger = table, ledger
+        self.ex, self.report, self.done, self.on_event = ex, report, done, on_event
+        self.by_key = {t.key: t for t in tasks}
+        self.waiting = {t.key: t for t in todo}
+        self.failed: dict[str, str] = {}
+        self.pending: dict[Any, Task] = {}
+        disable = (not sys.stderr.isatty()) if progress is None else not progress
+        self.bar = tqdm(total=len(todo), unit="task", desc="sweep", disable=disable,
+                        file=sys.stderr, dynamic_ncols=True)
+
+    def _event(self, what: str, task: Task, outcome: TaskOutcome | None) -> None:
+        self.bar.update(1)
+        if self.on_event is not None:
+            self.on_event(what, task, outcome)
+
+    def release(self) -> None:
+        """Submit the waiting tasks whose dependencies are done; block those that failed."""
+        for key in list(self.waiting):
+            t = self.waiting[key]
+            bad = next((d for d in t.deps if d in self.failed), None)
+            if bad is not None:
+                del self.waiting[key]
+                self.failed[key] = self.by_key[bad].name
+                self.report.blocked.append((t, self.by_key[bad].name))
+                self._event("blocked", t, None)
+            elif all(d in self.done for d in t.deps):
+                del self.waiting[key]
+                self.pending[self.ex.submit(t)] = t
+
+    def finish(self, t: Task, outcome: TaskOutcome) -> None:
+        """Append a finished task's records, then mark it done (or note its failure)."""
+        outcome.key = t.key
+        if outcome.ok:
+            for rec in outcome.records:
+                self.table.append(rec)
+            self.ledger.mark(t, outcome)
+            self.done.add(t.key)
+            self.report.ran.append(t)
+        else:
+            self.failed[t.key] = outcome.error or "failed"
+            self.report.failed.append((t, outcome))
+        self._event("done" if outcome.ok else "failed", t, outcome)
+
+    def run(self) -> None:
+        try:
+            self.release()
+            while self.pending:
+                for handle, outcome in self.ex.wait(list(self.pending)):
+                    self.finish(self.pending.pop(handle), outcome)
+                self.release()
+        finally:
+            self.bar.close()
+            self.ex.close()
