@@ -68,8 +68,6 @@ THINGS_CEILING = 0.673
 DEFAULT_MIN_CONCEPT_TRIPLETS = 30
 
 _DASH = "–"
-#: Tie rules written under older names.
-_OLD_TIES = {"wrong": "any-tie-wrong"}
 #: Options that make two probe records different measurements (a measure's come from its
 #: options class: those declared with ``identity``).
 _PROBE_KEYS = ("objective", "protocol")
@@ -291,7 +289,9 @@ def _count(rec: Mapping[str, Any]) -> Any:
 def _tie_rule(res: Mapping[str, Any]) -> str | None:
     """The tie rule under its current name (older records say ``wrong``)."""
     rule = res.get("ties")
-    return None if rule is None else _OLD_TIES.get(str(rule), str(rule))
+    from alignkit._kernels.ties import DEPRECATED_TIE_RULES
+
+    return None if rule is None else DEPRECATED_TIE_RULES.get(str(rule), str(rule))
 
 
 def _in_sample(rec: Mapping[str, Any]) -> bool | None:

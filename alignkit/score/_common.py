@@ -12,7 +12,6 @@ from alignkit.errors import DataError, InputError
 CHANCE = 1.0 / 3.0
 #: Noise ceiling of THINGS odd-one-out accuracy used for the paper's figures.
 THINGS_CEILING = 0.673
-SIMILARITIES = ("cosine", "dot", "euclidean", "correlation")
 
 
 def resolve_ties(name: str, option: str = "--ties") -> str:
@@ -50,6 +49,7 @@ def normalised_score(accuracy: float, ceiling: float | None) -> float | None:
 
 
 def check_choice(value: str, allowed: tuple[str, ...], option: str) -> str:
+    """``value`` if it is one of ``allowed``; the message names the argument ``option``."""
     if value not in allowed:
         raise InputError(f"{option} must be one of {', '.join(allowed)}; got {value!r}")
     return value
@@ -75,7 +75,6 @@ def jsonable(obj: Any) -> Any:
 __all__ = [
     "CHANCE",
     "THINGS_CEILING",
-    "SIMILARITIES",
     "resolve_ties",
     "as_features",
     "normalised_score",

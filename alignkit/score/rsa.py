@@ -84,7 +84,7 @@ def model_rdm(features: Any, method: str = "correlation") -> np.ndarray:
     """
     from alignkit._kernels import similarity as ksim
 
-    check_choice(method, RDM_METHODS, "--rdm-method")
+    check_choice(method, RDM_METHODS, "method")
     X = as_features(features)
     if method == "correlation":
         D = 1.0 - np.clip(ksim.gram(X, "correlation"), -1.0, 1.0)
@@ -164,7 +164,7 @@ def rsa(
     from alignkit._kernels import rsa as krsa
     from alignkit._kernels.device import resolve_device
 
-    check_choice(compare, COMPARE, "--compare")
+    check_choice(compare, COMPARE, "compare")
     if permutations < 0 or bootstrap < 0:
         raise InputError("--permutations and --bootstrap must be >= 0")
     A = check_rdm(rdm_a, "the first RDM")
