@@ -22,7 +22,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from alignkit.errors import DeviceError, InputError, MismatchError
+from alignkit._torchio import resolve_device as _resolve_device
+from alignkit.errors import InputError, MismatchError
 from alignkit.probe._common import FitResult, ObjectiveSpec, ProgressFn
 from alignkit.probe._gram import gram_choices
 from alignkit.probe.fast import fit_fast
@@ -96,16 +97,8 @@ class SolverOptions:
 
 
 def resolve_device(device: str) -> torch.device:
-    """``auto`` -> cuda when available else cpu; refuse an unavailable cuda."""
-    if not isinstance(device, str):
-        raise InputError(f"device: expected auto, cpu or cuda, got {device!r}")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise DeviceError(f"device={device!r}: CUDA is not available on this machine")
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise InputError(f"device: unknown device {device!r} (auto|cpu|cuda)")
-    return torch.device(device)
+    """``auto`` -> cuda when available else cpu; refuse an unavailable cuda (errors name ``device``)."""
+    return _resolve_device(device, api=True)
 
 
 def as_triplets(triplets: Any, n_objects: int, where: str = "triplets") -> np.ndarray:
