@@ -159,19 +159,11 @@ def fit_one(
     """
     gen = torch.Generator().manual_seed(int(seed))
     if opts.solver == "fast":
-        return fit_fast(
-            x, train, spec, val=val, reference=reference, generator=gen,
-            max_iter=opts.max_iter, patience=opts.patience, min_delta=opts.min_delta,
-            min_iter=opts.min_iter, backend=opts.backend, progress=progress, stopper=stopper,
-        )
-    return fit_minibatch(
-        x, train, spec, val=val, reference=reference, generator=gen, lr=opts.lr,
-        batch_size=opts.batch_size, min_epochs=opts.min_epochs, max_epochs=opts.max_epochs,
-        patience=opts.patience, min_delta=opts.min_delta, clip=opts.clip,
-        max_steps=opts.max_steps, progress=progress, data_parallel=opts.data_parallel,
-        stopper=stopper, lr_schedule=opts.lr_schedule, optimizer=opts.optimizer,
-        momentum=opts.momentum, val_reference=val_reference,
-    )
+        return fit_fast(x, train, spec, val=val, reference=reference, generator=gen, options=opts,
+                        progress=progress, stopper=stopper)
+    return fit_minibatch(x, train, spec, val=val, reference=reference, generator=gen,
+                         options=opts, progress=progress, stopper=stopper,
+                         val_reference=val_reference)
 
 
 class NotFittedError(InputError, AttributeError):
