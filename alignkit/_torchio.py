@@ -1,6 +1,9 @@
-"""Reading ``torch.save`` files safely, with one-line reasons for the bad ones.
+"""torch helpers shared by extraction and probes.
 
-torch is imported only when a file is actually read.
+* Reading ``torch.save`` files safely, with one-line reasons for the bad ones.
+* :func:`resolve_device`: the one check of a ``device`` option.
+
+torch is imported only when a file is actually read or a device resolved.
 """
 
 from __future__ import annotations
@@ -8,11 +11,14 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alignkit.errors import AlignkitError, FormatError
+from alignkit.errors import AlignkitError, DeviceError, FormatError, InputError
 
-__all__ = ["torch_load", "torch_load_reason"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["resolve_device", "torch_load", "torch_load_reason"]
 
 _ZIP = b"PK\x03\x04"
 _PICKLE = b"\x80"
@@ -65,3 +71,45 @@ def torch_load(path: str | os.PathLike[str], where: str,
             return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a bad file
         raise error(f"{where}: cannot read as a torch.save file ({torch_load_reason(exc)})") from None
+
+
+def resolve_device(device: Any, *, api: bool = False) -> torch.device:
+    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N`` as a ``torch.device``.
+
+    Args:
+        device: the option's value (case and surrounding spaces do not matter).
+        api: word the errors for a Python argument (``device: ...``, a bad value
+            an :class:`InputError`) instead of the command line's ``--device``.
+
+    Raises:
+        DeviceError: CUDA requested but not available (or not that many devices);
+            on the command line also an unknown device.
+        InputError: an unknown device given as a Python argument.
+    """
+    import torch
+
+    def unknown() -> AlignkitError:
+        if api:
+            return InputError(f"device: unknown device {device!r} (auto|cpu|cuda)")
+        return DeviceError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N")
+
+    if not isinstance(device, str):
+        if api:
+            raise InputError(f"device: expected auto, cpu or cuda, got {device!r}")
+        raise unknown()
+    d = device.strip().lower()
+    if d == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(d)
+    except (RuntimeError, ValueError):
+        raise unknown() from None
+    where = f"device={device!r}" if api else f"--device {device}"
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"{where}: CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"{where}: only {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type != "cpu":
+        raise unknown()
+    return dev

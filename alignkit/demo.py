@@ -132,11 +132,7 @@ def run_demo(
         n_simulated: simulated THINGS judgments the probe is trained on.
         log: a callable taking one line of progress text.
     """
-    from alignkit.data import load_embedding, load_rdm, load_triplets, synthetic_triplets
-    from alignkit.probe import LinearProbe
-    from alignkit.results import ResultsTable, record_from_result
-    from alignkit.score import odd_one_out, score_store_ooo, score_store_rsa
-    from alignkit.store import EmbeddingStore
+    from alignkit.results import ResultsTable
 
     say = log or (lambda msg: None)
     t0 = time.perf_counter()
@@ -153,6 +149,24 @@ def run_demo(
         os.remove(table.path)  # a fresh demo: results of earlier runs would mix in
     if extract:
         _extract_sample_images(path, say, result)
+    st, distorted, dentry = _store_embeddings(path, seed, say)
+    triplets = _score_ooo(st, table, result, bootstrap, seed, say, path)
+    _probe_simulated(distorted, dentry, triplets, table, result, n_simulated, bootstrap, seed,
+                     say, path)
+    _score_rsa(st, table, result, seed, say, path)
+    if report:
+        from alignkit.report import write_report
+
+        files = write_report(path, os.path.join(out, "report"), title="alignkit demo")
+        result.report = str(files.html)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _store_embeddings(path: str, seed: int, say: Any) -> tuple[Any, np.ndarray, Any]:
+    """The SPoSE 49d embedding and a distorted copy in the store; ``(store, copy, its entry)``."""
+    from alignkit.data import load_embedding
+    from alignkit.store import EmbeddingStore
 
     emb = load_embedding("spose-49d")
     st = EmbeddingStore(path, mode="a")
@@ -164,6 +178,15 @@ def run_demo(
         attrs={**attrs, "distortion": f"noise 0.1 sd, rotation, log-uniform 0.1-10 scaling, seed {seed}"},
     )
     say(f"stored the SPoSE 49d embedding and a distorted copy in {path}")
+    return st, distorted, dentry
+
+
+def _score_ooo(st: Any, table: Any, result: DemoResult, bootstrap: int, seed: int,
+               say: Any, path: str) -> Any:
+    """Odd-one-out accuracy of both embeddings on the real THINGS triplets (returned)."""
+    from alignkit.data import load_triplets
+    from alignkit.results import record_from_result
+    from alignkit.score import score_store_ooo
 
     triplets = load_triplets("things-test20k")
     for sim in ("dot", "cosine"):
@@ -173,6 +196,17 @@ def run_demo(
             result.ooo.append(r)
             table.append(record_from_result("ooo", r, store=path))
     say(f"scored both on {len(triplets):,} real THINGS triplets (bootstrap {bootstrap})")
+    return triplets
+
+
+def _probe_simulated(distorted: np.ndarray, dentry: Any, triplets: Any, table: Any,
+                     result: DemoResult, n_simulated: int, bootstrap: int, seed: int, say: Any,
+                     path: str) -> None:
+    """A probe of the distorted copy, trained on simulated judgments, tested on the real ones."""
+    from alignkit.data import synthetic_triplets
+    from alignkit.probe import LinearProbe
+    from alignkit.results import record_from_result
+    from alignkit.score import odd_one_out
 
     # The probe needs many judgments: 20,000 leave ~6,000 training triplets per object fold
     # for 2,401 weights. It is trained on simulated THINGS-scale judgments (choices sampled
@@ -202,6 +236,13 @@ def run_demo(
     say(f"probed the distorted copy (trained on {len(simulated):,} simulated judgments, "
         "tested on the real triplets)")
 
+
+def _score_rsa(st: Any, table: Any, result: DemoResult, seed: int, say: Any, path: str) -> None:
+    """RSA against the 48-object human RDM, with and without the probe."""
+    from alignkit.data import load_rdm
+    from alignkit.results import record_from_result
+    from alignkit.score import score_store_rsa
+
     human = load_rdm("rdm48")
     for model, tname in (("spose", None), ("spose-distorted", None),
                          ("spose-distorted", "paper-simulated")):
@@ -210,11 +251,3 @@ def run_demo(
     for r in result.rsa:
         table.append(record_from_result("rsa", r, store=path))
     say("ran RSA against the 48-object human RDM, with and without the probe")
-
-    if report:
-        from alignkit.report import write_report
-
-        files = write_report(path, os.path.join(out, "report"), title="alignkit demo")
-        result.report = str(files.html)
-    result.seconds = time.perf_counter() - t0
-    return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from dataclasses import dataclass, fields
 from typing import Any
 
 import click
@@ -82,6 +83,48 @@ def _matched_inputs(
     return feats[al.rows], trip, "by id"
 
 
+@dataclass(frozen=True)
+class _FitJob:
+    """What ``probe fit`` fits on and what it does with the result (the rest is CVOptions)."""
+
+    store: str
+    model: str
+    layer: str
+    triplets_src: str
+    object_ids: str | None
+    by_position: bool
+    reference_layer: str | None
+    reference_model: str | None
+    name: str | None
+    save: bool
+    overwrite: bool
+    fmt: str
+    progress: bool | None
+    record: bool
+
+
+def _cv_options(*, folds: str | None, lambdas: str, lrs: str, alphas: str, taus: str,
+                optimizer: str, data_parallel: int | None, lr_schedule: str | None,
+                **fields: Any) -> Any:
+    """The command line's cross-validation flags as a :class:`~alignkit.probe.cv.CVOptions`."""
+    from alignkit.probe.cv import CVOptions
+
+    fold_list = None
+    if folds is not None:
+        ks = _floats(folds, "--folds")
+        if any(k != int(k) for k in ks):
+            raise InputError(f"--folds: expected integers, got {folds!r}")
+        fold_list = tuple(int(k) for k in ks)
+    sopts: dict[str, Any] = {"optimizer": optimizer}
+    if data_parallel is not None:
+        sopts["data_parallel"] = data_parallel
+    if lr_schedule is not None:
+        sopts["lr_schedule"] = lr_schedule
+    return CVOptions(folds=fold_list, lambdas=_floats(lambdas, "--lambdas"),
+                     lrs=_floats(lrs, "--lrs"), alphas=_floats(alphas, "--alphas"),
+                     taus=_floats(taus, "--taus"), solver_options=sopts, **fields)
+
+
 @probe.command("fit")
 @click.argument("store", type=click.Path(exists=True, file_okay=False))
 @click.option("--model", required=True, help="Model name in the store.")
@@ -150,15 +193,7 @@ def _matched_inputs(
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr.")
 @click.option("--record/--no-record", default=True, show_default=True,
               help="Append the result, with provenance, to the store's results table.")
-def fit_cmd(store: str, model: str, layer: str, triplets_src: str, object_ids: str | None,
-            by_position: bool, folds: str | None,
-            lambdas: str, lrs: str, objective: str, protocol: str, solver: str, inner: str,
-            val_fraction: float, accuracy_rule: str, early_stopping: str | None,
-            data_parallel: int | None, bias: bool, reference_layer: str | None,
-            reference_model: str | None, alphas: str, taus: str, sigma: float,
-            regulariser: str, optimizer: str, lr_schedule: str | None,
-            standardize_reference: bool, name: str | None, save: bool, overwrite: bool, device: str, dtype: str, seed: int,
-            fmt: str, progress: bool | None, record: bool) -> None:
+def fit_cmd(**params: Any) -> None:
     """Cross-validate a probe over objects and save the chosen transform.
 
     \b
@@ -166,25 +201,33 @@ def fit_cmd(store: str, model: str, layer: str, triplets_src: str, object_ids: s
       alignkit probe s.zarr --model spose --layer 49d --triplets things-test20k \\
           --lambdas 1e-2,1e-3 --protocol nested --solver fast
     """
+    job = _FitJob(**{f.name: params.pop(f.name) for f in fields(_FitJob)})
+    _fit(job, params)
+
+
+def _fit(job: _FitJob, cv_flags: dict[str, Any]) -> None:
+    """``probe fit``: match the inputs, cross-validate, save, record and print."""
     from tqdm import tqdm
 
     from alignkit.probe.cv import cross_validate
     from alignkit.provenance import base_provenance
     from alignkit.store import EmbeddingStore
 
-    st = EmbeddingStore(store, mode="a" if save else "r")
-    entry = st.entry(model, layer)
-    feats = entry.features()
-    feats, trip, id_matching = _matched_inputs(entry, feats, triplets_src, object_ids, by_position)
+    st = EmbeddingStore(job.store, mode="a" if job.save else "r")
+    entry = st.entry(job.model, job.layer)
+    feats, trip, id_matching = _matched_inputs(entry, entry.features(), job.triplets_src,
+                                               job.object_ids, job.by_position)
+    objective, protocol = cv_flags["objective"], cv_flags["protocol"]
     reference = None
     if objective == "glocal":
-        if reference_layer is None:
+        if job.reference_layer is None:
             raise InputError("--objective glocal needs --reference-layer")
-        reference = st.entry(reference_model or model, reference_layer).features()
-    name = name or f"{objective}-{protocol}"
-    if save and not overwrite and name in entry.probes():
-        raise InputError(f"--name: probe {name!r} exists on {model}/{layer}; pass --overwrite")
-    show = sys.stderr.isatty() if progress is None else progress
+        reference = st.entry(job.reference_model or job.model, job.reference_layer).features()
+    name = job.name or f"{objective}-{protocol}"
+    if job.save and not job.overwrite and name in entry.probes():
+        raise InputError(f"--name: probe {name!r} exists on {job.model}/{job.layer}; "
+                         "pass --overwrite")
+    show = sys.stderr.isatty() if job.progress is None else job.progress
     bar = tqdm(total=None, desc="probe folds x configs", disable=not show, file=sys.stderr)
 
     def tick(d: dict[str, Any]) -> None:
@@ -192,44 +235,26 @@ def fit_cmd(store: str, model: str, layer: str, triplets_src: str, object_ids: s
         bar.update(d["done"] - bar.n)
 
     prov = base_provenance(
-        store=str(store), model=model, layer=layer, features_checksum=entry.checksum,
-        triplets=trip.source, triplets_checksum=trip.checksum, seed=seed,
+        store=str(job.store), model=job.model, layer=job.layer, features_checksum=entry.checksum,
+        triplets=trip.source, triplets_checksum=trip.checksum, seed=cv_flags["seed"],
         id_matching=id_matching,
     )
-    fold_list = None
-    if folds is not None:
-        ks = _floats(folds, "--folds")
-        if any(k != int(k) for k in ks):
-            raise InputError(f"--folds: expected integers, got {folds!r}")
-        fold_list = tuple(int(k) for k in ks)
-    sopts: dict[str, Any] = {"optimizer": optimizer}
-    if data_parallel is not None:
-        sopts["data_parallel"] = data_parallel
-    if lr_schedule is not None:
-        sopts["lr_schedule"] = lr_schedule
-    res = cross_validate(
-        feats, trip, folds=fold_list, lambdas=_floats(lambdas, "--lambdas"),
-        lrs=_floats(lrs, "--lrs"), alphas=_floats(alphas, "--alphas"),
-        taus=_floats(taus, "--taus"), objective=objective, protocol=protocol, solver=solver,
-        bias=bias, sigma=sigma, reference=reference, inner=inner, val_fraction=val_fraction,
-        accuracy_rule=accuracy_rule, early_stopping=early_stopping, regulariser=regulariser,
-        standardize_reference=standardize_reference, solver_options=sopts,
-        seed=seed, device=device, dtype=dtype, progress=tick, provenance=prov,
-    )
+    res = cross_validate(feats, trip, options=_cv_options(**cv_flags), reference=reference,
+                         progress=tick, provenance=prov)
     bar.close()
-    if save:
-        res.transform.save(entry, name, overwrite=overwrite)
-    if record:
+    if job.save:
+        res.transform.save(entry, name, overwrite=job.overwrite)
+    if job.record:
         from alignkit.results import ResultsTable, record_from_result
 
         # zero_shot_accuracy (in the summary) is the features' own accuracy on
         # the same held-out folds, with the same similarity and accuracy rule
-        summary = res.summary(model=model, layer=layer, dataset=trip.source,
-                              probe=name if save else None)
-        table = ResultsTable.for_store(store)
-        table.append(record_from_result("probe", summary, store=str(store)))
+        summary = res.summary(model=job.model, layer=job.layer, dataset=trip.source,
+                              probe=name if job.save else None)
+        table = ResultsTable.for_store(job.store)
+        table.append(record_from_result("probe", summary, store=str(job.store)))
         click.echo(f"result recorded in {table.path}", err=True)
-    _print_result(res, fmt, name if save else None)
+    _print_result(res, job.fmt, name if job.save else None)
 
 
 def _json_safe(obj: Any) -> Any:

@@ -258,6 +258,34 @@ def load_embedding(
     where = name or str(path)
     if name is not None and BUNDLED[name].kind != "embedding":
         raise InputError(f"bundled data set {name!r} is not an embedding (it is {BUNDLED[name].kind})")
+    values, desc = _embedding_values(path, where)
+    n_neg = int((values < 0).sum())
+    if warn_negative and n_neg:
+        r = int(np.flatnonzero((values < 0).any(axis=1))[0])
+        warnings.warn(
+            f"{where}: row {r + 1}: negative value; SPoSE/VICE embeddings are non-negative",
+            UserWarning,
+            stacklevel=2,
+        )
+    n, d = values.shape
+    label_arr, label_note = _embedding_labels(labels, name, d, where)
+    id_arr, id_note = _embedding_ids(ids, n, where)
+    prefix = f"bundled {name!r}: " if name else ""
+    neg_note = (
+        f"; {n_neg} negative value(s) kept as read (min {values.min():.3g})" if n_neg else ""
+    )
+    return ConceptEmbedding(
+        values,
+        id_arr,
+        label_arr,
+        where,
+        sha256_file(path),
+        f"{prefix}{desc}; {id_note}; {label_note}{neg_note}",
+    )
+
+
+def _embedding_values(path: Path, where: str) -> tuple[np.ndarray, str]:
+    """The embedding file's finite ``(objects, dimensions)`` float64 values and its layout."""
     ext = path.suffix.lower()
     if ext == ".npy":
         values = _np_load(path, where)
@@ -283,15 +311,11 @@ def load_embedding(
     if not finite.all():
         r = int(np.flatnonzero(~finite.all(axis=1))[0])
         raise DataError(f"{where}: row {r + 1}: NaN or infinite value")
-    n_neg = int((values < 0).sum())
-    if warn_negative and n_neg:
-        r = int(np.flatnonzero((values < 0).any(axis=1))[0])
-        warnings.warn(
-            f"{where}: row {r + 1}: negative value; SPoSE/VICE embeddings are non-negative",
-            UserWarning,
-            stacklevel=2,
-        )
-    n, d = values.shape
+    return values, desc
+
+
+def _embedding_labels(labels: Any, name: str | None, d: int, where: str) -> tuple[np.ndarray, str]:
+    """The dimension labels (given, SPoSE's for the bundled embedding, or ``dim1..``) and a note."""
     if labels is None and name == "spose-49d":
         labels = read_lines(bundled_path("spose-49d-labels"), "labels")
         label_note = "labels: the 49 SPoSE short labels"
@@ -303,31 +327,22 @@ def load_embedding(
         label_note = "labels: given"
     if len(labels) != d:
         raise MismatchError(f"{where}: {len(labels)} labels for {d} dimensions")
+    return np.array(labels), label_note
+
+
+def _embedding_ids(ids: Any, n: int, where: str) -> tuple[np.ndarray, str]:
+    """The object ids (given, THINGS uniqueIDs for 1854 rows, or positions) and a note."""
     if ids is None:
         if n == len(_things_ids_cached()):
-            id_arr, id_note = things_ids(), "ids: THINGS uniqueIDs (1854 rows, canonical order)"
-        else:
-            id_arr, id_note = np.array([str(i) for i in range(n)]), "ids: row positions 0..n-1"
+            return things_ids(), "ids: THINGS uniqueIDs (1854 rows, canonical order)"
+        return np.array([str(i) for i in range(n)]), "ids: row positions 0..n-1"
+    if isinstance(ids, (str, os.PathLike)):
+        id_arr = np.array(read_lines(ids, "ids"))
     else:
-        if isinstance(ids, (str, os.PathLike)):
-            id_arr = np.array(read_lines(ids, "ids"))
-        else:
-            id_arr = np.array([str(i) for i in ids])
-        id_note = "ids: given"
-        if id_arr.size != n:
-            raise MismatchError(f"{where}: {id_arr.size} ids for {n} rows")
-    prefix = f"bundled {name!r}: " if name else ""
-    neg_note = (
-        f"; {n_neg} negative value(s) kept as read (min {values.min():.3g})" if n_neg else ""
-    )
-    return ConceptEmbedding(
-        values,
-        id_arr,
-        np.array(labels),
-        where,
-        sha256_file(path),
-        f"{prefix}{desc}; {id_note}; {label_note}{neg_note}",
-    )
+        id_arr = np.array([str(i) for i in ids])
+    if id_arr.size != n:
+        raise MismatchError(f"{where}: {id_arr.size} ids for {n} rows")
+    return id_arr, "ids: given"
 
 
 def _np_load(path: Path, where: str) -> np.ndarray:

@@ -263,60 +263,91 @@ def load_rdm(
     """
     if kind is not None and kind not in KINDS:
         raise InputError(f"unknown RDM kind {kind!r}; expected dissimilarity or similarity")
-    file_ids: list[str] | None = None
-    lines: list[int] | None = None
-    if not isinstance(source, (str, os.PathLike)):
-        where, checksum = "<array>", ""
-        data = np.asarray(source)
-        layout = "in-memory array"
-        inferred = "dissimilarity"
-    else:
-        path, name = resolve_source(source)
-        where = name or str(path)
-        if name is not None and BUNDLED[name].kind != "rdm":
-            raise InputError(f"bundled data set {name!r} is not an RDM (it is {BUNDLED[name].kind})")
-        checksum = sha256_file(path)
-        ext = path.suffix.lower()
-        inferred = "dissimilarity"
-        if ext != ".mat" and (key is not None or set_name is not None):
-            option = "key" if key is not None else "set_name"
-            raise InputError(f"{where}: {option}= applies to .mat files only")
-        if ext == ".npy":
-            try:
-                data = np.load(path, allow_pickle=False)
-            except (ValueError, OSError) as exc:
-                raise FormatError(f"{where}: not a plain numeric .npy array ({exc})") from None
-            layout = "NumPy .npy array"
-        elif ext in _TEXT_EXTENSIONS:
-            data, file_ids = _read_text_matrix(path, where)
-            lines = _data_line_numbers(path, header=file_ids is not None)
-            layout = "text table" + (" with an id header row" if file_ids else "")
-        elif ext == ".mat":
-            data, file_ids, inferred, layout = _read_mat(path, where, key, set_name, domain)
-            if name == "rdm48" and ids is None:
-                file_ids = _rdm48_ids()
-                layout += "; ids = THINGS uniqueIDs from rdm48_order.tsv"
-        else:
-            raise FormatError(
-                f"{where}: unknown RDM file extension {ext or '(none)'!r}; expected .npy, .mat "
-                f"or text ({', '.join(_TEXT_EXTENSIONS)})"
-            )
+    raw = _read_rdm_source(source, key, ids, set_name, domain)
+    where, data, lines = raw.where, raw.data, raw.lines
     matrix = _to_square(data, where)
-    if checksum == "":
-        checksum = sha256_array(matrix)
-    kind_read = kind or inferred
+    checksum = raw.checksum or sha256_array(matrix)
+    kind_read = kind or raw.inferred
     same_rows = lines is not None and data.ndim == 2 and data.shape[0] == len(lines) == matrix.shape[0]
     _check_matrix(matrix, where, lines if same_rows else None)
-    if kind_read == "similarity":
-        smax = float(matrix.max())
-        matrix = smax - matrix
-        conv = (
-            f"similarity converted to dissimilarity as max(S) - S (max(S) = {smax:.6g}); a "
-            "decreasing map, so pair ranks are reversed exactly and Spearman RSA equals "
-            "that on -S"
-        )
-    else:
-        conv = "dissimilarity as read"
+    matrix, conv = _as_dissimilarity(matrix, kind_read)
+    id_arr, id_note = _rdm_ids(ids, raw.file_ids, matrix.shape[0], where)
+    dom = f"; domain {domain}" if domain else ""
+    return RDM(
+        np.ascontiguousarray(matrix, dtype=np.float64),
+        id_arr,
+        kind_read,
+        where,
+        checksum,
+        f"{raw.layout}; {conv}; {id_note}{dom}",
+    )
+
+
+@dataclass
+class _RawRDM:
+    """An RDM source as read, before it is checked and converted."""
+
+    data: np.ndarray
+    where: str
+    checksum: str  # "" for an in-memory array (then the matrix's own)
+    layout: str
+    inferred: str  # the kind the source suggests
+    file_ids: list[str] | None = None
+    lines: list[int] | None = None  # 1-based file lines of the data rows (text)
+
+
+def _read_rdm_source(source: Any, key: str | None, ids: Any, set_name: str | None,
+                     domain: str | None) -> _RawRDM:
+    """Read an RDM path, bundled name or in-memory matrix (see :func:`load_rdm`)."""
+    if not isinstance(source, (str, os.PathLike)):
+        return _RawRDM(np.asarray(source), "<array>", "", "in-memory array", "dissimilarity")
+    path, name = resolve_source(source)
+    where = name or str(path)
+    if name is not None and BUNDLED[name].kind != "rdm":
+        raise InputError(f"bundled data set {name!r} is not an RDM (it is {BUNDLED[name].kind})")
+    checksum = sha256_file(path)
+    ext = path.suffix.lower()
+    if ext != ".mat" and (key is not None or set_name is not None):
+        option = "key" if key is not None else "set_name"
+        raise InputError(f"{where}: {option}= applies to .mat files only")
+    if ext == ".npy":
+        try:
+            data = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise FormatError(f"{where}: not a plain numeric .npy array ({exc})") from None
+        return _RawRDM(data, where, checksum, "NumPy .npy array", "dissimilarity")
+    if ext in _TEXT_EXTENSIONS:
+        data, file_ids = _read_text_matrix(path, where)
+        lines = _data_line_numbers(path, header=file_ids is not None)
+        layout = "text table" + (" with an id header row" if file_ids else "")
+        return _RawRDM(data, where, checksum, layout, "dissimilarity", file_ids, lines)
+    if ext == ".mat":
+        data, file_ids, inferred, layout = _read_mat(path, where, key, set_name, domain)
+        if name == "rdm48" and ids is None:
+            file_ids = _rdm48_ids()
+            layout += "; ids = THINGS uniqueIDs from rdm48_order.tsv"
+        return _RawRDM(data, where, checksum, layout, inferred, file_ids)
+    raise FormatError(
+        f"{where}: unknown RDM file extension {ext or '(none)'!r}; expected .npy, .mat "
+        f"or text ({', '.join(_TEXT_EXTENSIONS)})"
+    )
+
+
+def _as_dissimilarity(matrix: np.ndarray, kind_read: str) -> tuple[np.ndarray, str]:
+    """Dissimilarities (``max(S) - S`` for similarities) and how they were made."""
+    if kind_read != "similarity":
+        return matrix, "dissimilarity as read"
+    smax = float(matrix.max())
+    conv = (
+        f"similarity converted to dissimilarity as max(S) - S (max(S) = {smax:.6g}); a "
+        "decreasing map, so pair ranks are reversed exactly and Spearman RSA equals "
+        "that on -S"
+    )
+    return smax - matrix, conv
+
+
+def _rdm_ids(ids: Any, file_ids: list[str] | None, n: int, where: str) -> tuple[np.ndarray, str]:
+    """The stimulus ids (given, from the file, or positions), checked; and a note on them."""
     if ids is not None:
         if isinstance(ids, (str, os.PathLike)):
             id_list = read_lines(ids, "ids")
@@ -326,22 +357,14 @@ def load_rdm(
     elif file_ids is not None:
         id_list, id_note = file_ids, "ids from the file"
     else:
-        id_list, id_note = [str(i) for i in range(matrix.shape[0])], "ids: positions 0..n-1"
-    if len(id_list) != matrix.shape[0]:
-        raise MismatchError(f"{where}: {len(id_list)} ids for a {matrix.shape[0]} x {matrix.shape[0]} RDM")
+        id_list, id_note = [str(i) for i in range(n)], "ids: positions 0..n-1"
+    if len(id_list) != n:
+        raise MismatchError(f"{where}: {len(id_list)} ids for a {n} x {n} RDM")
     id_arr = np.array(id_list, dtype=str)
     uniq, counts = np.unique(id_arr, return_counts=True)
     if (counts > 1).any():
         raise DataError(f"{where}: stimulus id {uniq[counts > 1][0]!r} repeats")
-    dom = f"; domain {domain}" if domain else ""
-    return RDM(
-        np.ascontiguousarray(matrix, dtype=np.float64),
-        id_arr,
-        kind_read,
-        where,
-        checksum,
-        f"{layout}; {conv}; {id_note}{dom}",
-    )
+    return id_arr, id_note
 
 
 def _rdm48_ids() -> list[str]:

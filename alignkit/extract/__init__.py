@@ -15,6 +15,7 @@ from typing import Any
 
 __all__ = [
     "extract_features",
+    "ExtractOptions",
     "ExtractionResult",
     "resolve_device",
     "load_model",
@@ -34,6 +35,7 @@ __all__ = [
 
 _WHERE = {
     "extract_features": "runner",
+    "ExtractOptions": "runner",
     "ExtractionResult": "runner",
     "resolve_device": "runner",
     "load_model": "models",

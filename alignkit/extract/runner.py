@@ -22,14 +22,14 @@ what differs and ``--overwrite``; two networks are never mixed in one entry.
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import functools
 import hashlib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,9 +39,10 @@ import torch
 from PIL import Image
 from torch import nn
 
+from alignkit._options import options_from
+from alignkit._torchio import resolve_device
 from alignkit.errors import (
     DataError,
-    DeviceError,
     EntryExistsError,
     InputError,
     MismatchError,
@@ -69,7 +70,8 @@ from alignkit.extract.layers import (
 )
 from alignkit.extract.models import LoadedModel, load_model
 
-__all__ = ["ExtractionResult", "extract_features", "resolve_device", "default_workers"]
+__all__ = ["ExtractOptions", "ExtractionResult", "extract_features", "resolve_device",
+           "default_workers"]
 
 _DTYPES = ("float32", "float16")
 
@@ -112,27 +114,83 @@ class ExtractionResult:
         return self.images_done / self.seconds if self.seconds > 0 else 0.0
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+@dataclass(frozen=True)
+class ExtractOptions:
+    """How :func:`extract_features` runs: everything but the model, the images and the layers.
+
+    The options are checked once, when the dataclass is made.
+
+    Attributes:
+        ids: stimulus ids for in-memory images (default: file stems or positions).
+        weights: weights for a model given by name (``DEFAULT``, ``none``,
+            ``IMAGENET1K_V1``, a file).
+        transform: preprocessing; defaults to the weights' own transforms.
+        store: a Zarr store path; ``None`` returns the features in memory.
+        model_name: the name to store the model under (default: its spec).
+        batch_size: images per forward pass.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        num_workers: data-loader processes (default: by device and cores).
+        dtype: storage dtype, ``float32`` or ``float16``.
+        pool_maps: 4-D maps: ``flatten``, ``avg`` or ``max``.
+        pool_tokens: token sequences: ``cls``, ``mean`` or ``flatten``.
+        bf16: run the model under bfloat16 autocast.
+        channels_last: channels-last memory format (default: on for CUDA; on
+            CPU it makes convolutions 1.4-2x faster but changes float32
+            rounding, about 1e-6 relative, against a contiguous forward pass).
+        skip_bad: leave out unreadable images (found before extraction) and
+            record them, instead of stopping at the first one.
+        overwrite: redo entries that are already complete (or unresumable).
+        offline: never download weights.
+        layout: image layout for a path (``auto``, ``folder``, ``csv``,
+            ``things``, ``things-full``).
+        progress: show a progress bar on stderr (default: when stderr is a terminal).
+        chunk_rows: rows per store chunk for new entries, rounded up to a
+            multiple of ``batch_size`` (default: about 8 MiB, at most ~1024 rows).
+        seed: for a model given as a specification, seeds torch, Python and
+            numpy right before it is built (random-init weights, factories);
+            recorded in the fingerprint. 0 to 2**32 - 1.
+        allow_outside_root: a CSV of images may name files outside its folder
+            (``..``, absolute paths, links pointing out); refused by default.
 
     Raises:
-        DeviceError: CUDA requested but not available, or an unknown device.
+        InputError: a bad batch size, dtype, pooling or number of workers.
     """
-    d = device.strip().lower()
-    if d == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(d)
-    except (RuntimeError, ValueError):
-        raise DeviceError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceError(f"--device {device}: CUDA is not available on this machine")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise DeviceError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
-    elif dev.type != "cpu":
-        raise DeviceError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N")
-    return dev
+
+    ids: Sequence[str] | None = None
+    weights: str = "DEFAULT"
+    transform: Preprocess | Callable[..., torch.Tensor] | None = None
+    store: str | os.PathLike[str] | None = None
+    model_name: str | None = None
+    batch_size: int = 64
+    device: str = "auto"
+    num_workers: int | None = None
+    dtype: str = "float32"
+    pool_maps: str = "flatten"
+    pool_tokens: str = "cls"
+    bf16: bool = False
+    channels_last: bool | None = None
+    skip_bad: bool = False
+    overwrite: bool = False
+    offline: bool = False
+    layout: str = "auto"
+    progress: bool | None = None
+    chunk_rows: int | None = None
+    seed: int = 0
+    allow_outside_root: bool = False
+
+    def __post_init__(self) -> None:
+        b = self.batch_size
+        if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+            raise InputError(f"--batch-size {b!r}: expected a positive integer")
+        if self.dtype not in _DTYPES:
+            raise InputError(f"--dtype {self.dtype!r}: expected float32 or float16")
+        if self.pool_maps not in MAP_POOLS:
+            raise InputError(f"--pool-maps {self.pool_maps!r}: expected one of {', '.join(MAP_POOLS)}")
+        if self.pool_tokens not in TOKEN_POOLS:
+            raise InputError(f"--pool-tokens {self.pool_tokens!r}: expected one of "
+                             f"{', '.join(TOKEN_POOLS)}")
+        if self.num_workers is not None and self.num_workers < 0:
+            raise InputError(f"--workers {self.num_workers}: expected 0 or more")
 
 
 def default_workers(device: torch.device) -> int:
@@ -318,58 +376,306 @@ _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
-def _store_os_errors(func: Callable[..., ExtractionResult]) -> Callable[..., ExtractionResult]:
+@contextlib.contextmanager
+def _store_os_errors(store: str | os.PathLike[str] | None) -> Iterator[None]:
     """Report a full disk or an unwritable store as a :class:`StoreError` naming the store."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> ExtractionResult:
-        try:
-            return func(*args, **kwargs)
-        except OSError as exc:
-            store = kwargs.get("store")
-            if store is None or exc.errno not in _DISK_FULL + _NOT_WRITABLE:
-                raise
-            if exc.errno in _DISK_FULL:
-                raise StoreError(
-                    f"{os.fspath(store)}: disk full while writing features ({exc.strerror}); the "
-                    "entry is left incomplete and resumable: free some space and rerun the same "
-                    "command to resume it"
-                ) from None
+    try:
+        yield
+    except OSError as exc:
+        if store is None or exc.errno not in _DISK_FULL + _NOT_WRITABLE:
+            raise
+        if exc.errno in _DISK_FULL:
             raise StoreError(
-                f"{os.fspath(store)}: cannot write to the store ({exc.strerror}"
-                + (f": {exc.filename}" if exc.filename else "") + ")"
+                f"{os.fspath(store)}: disk full while writing features ({exc.strerror}); the "
+                "entry is left incomplete and resumable: free some space and rerun the same "
+                "command to resume it"
             ) from None
+        raise StoreError(
+            f"{os.fspath(store)}: cannot write to the store ({exc.strerror}"
+            + (f": {exc.filename}" if exc.filename else "") + ")"
+        ) from None
 
-    return wrapper
+
+# --------------------------------------------------------------------------- the forward pass
 
 
-@_store_os_errors
+@dataclass
+class _Forward:
+    """The model on its device: how a batch is prepared and run, and how outputs are pooled."""
+
+    module: nn.Module
+    dev: torch.device
+    channels_last: bool
+    autocast: Any
+    normalize: Callable[[torch.Tensor], torch.Tensor] | None
+    pool_maps: str
+    pool_tokens: str
+
+    @classmethod
+    def build(cls, lm: LoadedModel, tf: Any, dev: torch.device, opts: ExtractOptions) -> _Forward:
+        use_cl = (dev.type == "cuda") if opts.channels_last is None else opts.channels_last
+        module = lm.module.eval().to(dev)
+        if use_cl and not isinstance(module, torch.jit.ScriptModule):
+            module = module.to(memory_format=torch.channels_last)
+        return cls(
+            module=module, dev=dev, channels_last=bool(use_cl),
+            autocast=torch.autocast(dev.type, dtype=torch.bfloat16) if opts.bf16 else None,
+            normalize=tf.normalize if isinstance(tf, Preprocess) else None,
+            pool_maps=opts.pool_maps, pool_tokens=opts.pool_tokens,
+        )
+
+    def prepare(self, batch: torch.Tensor) -> torch.Tensor:
+        """A collated batch on the device: pixels scaled and normalised, channels last."""
+        x = batch.to(self.dev, non_blocking=True)
+        if x.dtype == torch.uint8:  # pixels: scale and normalise
+            x = self.normalize(x) if self.normalize is not None else x.to(torch.float32).div(255.0)
+        elif not x.is_floating_point():
+            x = x.to(torch.float32)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def run(self, x: torch.Tensor, got: dict[str, torch.Tensor], want_output: bool,
+            name: str) -> None:
+        """One forward pass; the hooks fill ``got`` (and ``OUTPUT`` when ``want_output``)."""
+        try:
+            if self.autocast is not None:
+                with self.autocast:
+                    out = self.module(x)
+            else:
+                out = self.module(x)
+            if want_output:
+                t = _first_tensor(out)
+                if t is None:
+                    raise MismatchError(f"{name}: the model returned no tensor")
+                got[OUTPUT] = pool(t, self.pool_maps, self.pool_tokens)
+        except StopForward:
+            pass
+
+
+# --------------------------------------------------------------------------- the layer plan
+
+
+@dataclass
+class _LayerPlan:
+    """The modules to extract (presets resolved), their widths and provenance, in order."""
+
+    names: list[str]
+    requested: list[str]
+    p_of: dict[str, int]
+    calls: dict[str, int]
+    jobs: dict[str, dict[str, Any]]  # what the fingerprint is of, per layer
+    attrs_of: dict[str, dict[str, Any]]
+
+
+def _plan_layers(fwd: _Forward, lm: LoadedModel, layers: list[str], src: _Source, tf: Any,
+                 opts: ExtractOptions) -> _LayerPlan:
+    """Probe pass on the first image: layer names, output shapes, execution order; provenance."""
+    _, first, err = src.make(0)[0]
+    if err:
+        raise DataError(f"{err} (pass --skip-bad to leave unreadable images out)")
+    infos, order = probe_layers(fwd.module, fwd.prepare(first.unsqueeze(0)))
+    req_of: dict[str, str] = {}
+    for spec in layers:  # several specs may name one module ("logits" and "fc")
+        req_of.setdefault(resolve_layers(fwd.module, [spec], infos, order, lm.presets)[0], spec)
+    names = list(req_of)
+    shape_of = {i.name: i.shape for i in infos}
+    p_of = {ln: pooled_dim(shape_of[ln] or (), opts.pool_maps, opts.pool_tokens) for ln in names}
+
+    preprocessing = tf.to_attrs() if isinstance(tf, Preprocess) else {"kind": "callable", "repr": repr(tf)}
+    base = {
+        "model": lm.describe(),
+        "pooling": {"maps": opts.pool_maps, "tokens": opts.pool_tokens},
+        "preprocessing": preprocessing,
+        "images": src.describe,
+        "dtype": opts.dtype,
+        "bf16": bool(opts.bf16),
+    }
+    from alignkit.provenance import base_provenance, versions
+
+    run_info = {
+        "device": str(fwd.dev),
+        "batch_size": opts.batch_size,
+        "channels_last": fwd.channels_last,
+        "versions": versions(("torch", "torchvision", "pillow")),
+    }
+    jobs = {ln: dict(base, layer=ln, requested_layer=req_of[ln], p=p_of[ln]) for ln in names}
+    attrs_of = {ln: base_provenance(**job, fingerprint=_fingerprint(job), extraction=run_info)
+                for ln, job in jobs.items()}
+    return _LayerPlan(names=names, requested=[req_of[ln] for ln in names], p_of=p_of,
+                      calls={i.name: i.calls for i in infos}, jobs=jobs, attrs_of=attrs_of)
+
+
+def _existing_entry(st: Any, name: str, ln: str, job: dict[str, Any], overwrite: bool) -> Any:
+    """The store's entry for ``name/ln`` when it can be kept or resumed, else None.
+
+    Raises:
+        EntryExistsError: it was made by another job (fingerprint) and not ``overwrite``.
+    """
+    existing = st.entry(name, ln) if st.has(name, ln) else None
+    if existing is None or overwrite:
+        return existing
+    if existing.attrs.get("fingerprint") != _fingerprint(job):
+        what = _differences(existing.attrs, job)
+        if existing.complete:
+            raise EntryExistsError(
+                f"{st.name}: {name}/{ln} exists, made {what}; pass --overwrite to replace it"
+            )
+        raise EntryExistsError(
+            f"{st.name}: {name}/{ln}: cannot resume the interrupted entry "
+            f"({existing.rows_done} of {existing.n} rows), it was made {what}; "
+            "pass --overwrite to start it again"
+        )
+    return existing
+
+
+# --------------------------------------------------------------------------- the resumable sink
+
+
+def _open_writers(st: Any, name: str, plan: _LayerPlan, ids: list[str],
+                  opts: ExtractOptions) -> tuple[dict[str, Any], dict[str, str]]:
+    """Store entries: skip complete ones, resume interrupted ones; ``(writers, status)``."""
+    writers: dict[str, Any] = {}
+    status: dict[str, str] = {}
+    n, batch = len(ids), opts.batch_size
+    for ln in plan.names:
+        existing = _existing_entry(st, name, ln, plan.jobs[ln], opts.overwrite)
+        if existing is not None and existing.complete and not opts.overwrite:
+            status[ln] = "complete"
+            continue
+        resuming = existing is not None and not existing.complete
+        if resuming:
+            cr = None  # keep the entry's own chunking
+        elif opts.chunk_rows is not None:
+            cr = -(-max(1, opts.chunk_rows) // batch) * batch
+        else:
+            cr = _chunk_rows(n, plan.p_of[ln], opts.dtype, batch)
+        w = st.create(name, ln, n=n, p=plan.p_of[ln], ids=ids, dtype=opts.dtype,
+                      attrs=plan.attrs_of[ln], chunk_rows=cr, overwrite=opts.overwrite, resume=True)
+        writers[ln] = w
+        status[ln] = "resumed" if resuming and w.rows_done > 0 else "written"
+    return writers, status
+
+
+class _Sink:
+    """Where the rows of each layer go, by absolute row position.
+
+    With store writers: one chunk-sized buffer per layer, written in chunk-aligned
+    blocks from the layer's own resume point (rows before it are already stored).
+    Without: one whole ``(n, p)`` array per layer, kept in memory.
+    """
+
+    def __init__(self, todo: list[str], n: int, p_of: dict[str, int], dtype: str,
+                 writers: dict[str, Any] | None) -> None:
+        self.np_dtype = np.float16 if dtype == "float16" else np.float32
+        self.torch_dtype = torch.float16 if dtype == "float16" else torch.float32
+        self.writers = writers
+        if writers is None:
+            self.start = 0
+            self.chunk = {ln: n for ln in todo}
+            self.buf_start = {ln: 0 for ln in todo}
+        else:
+            self.start = min(writers[ln].rows_done for ln in todo)
+            self.chunk = {ln: writers[ln].chunk_rows for ln in todo}
+            self.buf_start = {ln: writers[ln].rows_done for ln in todo}
+        self.bufs = {ln: np.empty((self.chunk[ln], p_of[ln]), dtype=self.np_dtype) for ln in todo}
+        self.fill = {ln: 0 for ln in todo}
+
+    def add(self, ln: str, row0: int, rows: np.ndarray) -> None:
+        """Rows ``row0 ..`` of layer ``ln``."""
+        b = len(rows)
+        if self.writers is None:
+            self.bufs[ln][row0:row0 + b] = rows
+            return
+        r = max(0, self.buf_start[ln] + self.fill[ln] - row0)  # already stored
+        while r < b:
+            take = min(b - r, self.chunk[ln] - self.fill[ln])
+            self.bufs[ln][self.fill[ln]:self.fill[ln] + take] = rows[r:r + take]
+            self.fill[ln] += take
+            r += take
+            self._flush(ln, final=False)
+
+    def _flush(self, ln: str, final: bool) -> None:
+        k = self.fill[ln]
+        if self.writers is None or k == 0 or (k < self.chunk[ln] and not final):
+            return
+        self.writers[ln].write_rows(self.buf_start[ln], self.bufs[ln][:k])
+        self.buf_start[ln] += k
+        self.fill[ln] = 0
+
+    def finish(self) -> dict[str, np.ndarray] | None:
+        """Write what is left and mark the entries complete; the in-memory arrays, if any."""
+        if self.writers is None:
+            return dict(self.bufs)
+        for ln in self.bufs:
+            self._flush(ln, final=True)
+            self.writers[ln].finalize()
+        return None
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def _loader(src: _Source, start: int, dev: torch.device,
+            opts: ExtractOptions) -> torch.utils.data.DataLoader:
+    workers = default_workers(dev) if opts.num_workers is None else opts.num_workers
+    if not src.files:
+        workers = 0 if opts.num_workers is None else workers
+    return torch.utils.data.DataLoader(
+        src.make(start), batch_size=opts.batch_size, shuffle=False, num_workers=workers,
+        collate_fn=collate, pin_memory=dev.type == "cuda",
+        prefetch_factor=4 if workers > 0 else None, persistent_workers=False,
+    )
+
+
+def _layer_rows(got: dict[str, torch.Tensor], ln: str, b: int, p: int, dtype: torch.dtype,
+                first_id: str) -> np.ndarray:
+    """Layer ``ln``'s pooled rows of a batch of ``b`` images as ``(b, p)`` (storage dtype)."""
+    rows = got[ln].to(dtype).cpu().numpy()
+    if rows.shape != (b, p):
+        rows = rows.reshape(b, -1)
+        if rows.shape[1] != p:
+            raise MismatchError(
+                f"layer {ln!r}: {rows.shape[1]} features for image "
+                f"{first_id!r}, {p} for the first image; "
+                "images must give outputs of one size (set --crop)"
+            )
+    return rows
+
+
+def _forward_loop(fwd: _Forward, loader: Any, sink: _Sink, plan: _LayerPlan, todo: list[str],
+                  ids: list[str], name: str, bar: Any) -> int:
+    """Every batch through the model once, its layers' rows into ``sink``; images done."""
+    hooked = [ln for ln in todo if ln != OUTPUT]
+    stop_early = OUTPUT not in todo and all(plan.calls.get(ln) == 1 for ln in hooked)
+    done = 0
+    with torch.inference_mode(), capture(fwd.module, hooked, fwd.pool_maps, fwd.pool_tokens,
+                                         stop_early) as got:
+        for positions, batch, errors in loader:
+            bad = next((e for e in errors if e), None)
+            if bad is not None or batch is None:
+                raise DataError(
+                    f"{bad or 'unreadable image'} (pass --skip-bad to leave unreadable images out)"
+                )
+            x = fwd.prepare(batch)
+            got.clear()
+            fwd.run(x, got, OUTPUT in todo, name)
+            b, row0 = len(positions), positions[0]
+            for ln in todo:
+                sink.add(ln, row0, _layer_rows(got, ln, b, plan.p_of[ln], sink.torch_dtype,
+                                               ids[row0]))
+            done += b
+            bar.update(b)
+    return done
+
+
 def extract_features(
     model: str | nn.Module | LoadedModel,
     images: Any,
     layers: Sequence[str] | str = ("penultimate",),
     *,
-    ids: Sequence[str] | None = None,
-    weights: str = "DEFAULT",
-    transform: Preprocess | Callable[..., torch.Tensor] | None = None,
-    store: str | os.PathLike[str] | None = None,
-    model_name: str | None = None,
-    batch_size: int = 64,
-    device: str = "auto",
-    num_workers: int | None = None,
-    dtype: str = "float32",
-    pool_maps: str = "flatten",
-    pool_tokens: str = "cls",
-    bf16: bool = False,
-    channels_last: bool | None = None,
-    skip_bad: bool = False,
-    overwrite: bool = False,
-    offline: bool = False,
-    layout: str = "auto",
-    progress: bool | None = None,
-    chunk_rows: int | None = None,
-    seed: int = 0,
-    allow_outside_root: bool = False,
+    options: ExtractOptions | None = None,
+    **kwargs: Any,
 ) -> ExtractionResult:
     """Extract features of one or more layers for a set of images.
 
@@ -382,36 +688,9 @@ def extract_features(
             through ``transform``; float tensors are used as given (already
             preprocessed); ``uint8`` tensors are scaled and normalised only.
         layers: module names, ``penultimate``, ``logits`` or ``output``.
-        ids: stimulus ids for in-memory images (default: file stems or positions).
-        weights: weights for a model given by name (``DEFAULT``, ``none``,
-            ``IMAGENET1K_V1``, a file).
-        transform: preprocessing; defaults to the weights' own transforms.
-        store: a Zarr store path; ``None`` returns the features in memory.
-        model_name: the name to store the model under (default: its spec).
-        batch_size: images per forward pass.
-        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        num_workers: data-loader processes (default: by device and cores).
-        dtype: storage dtype, ``float32`` or ``float16``.
-        pool_maps: 4-D maps: ``flatten``, ``avg`` or ``max``.
-        pool_tokens: token sequences: ``cls``, ``mean`` or ``flatten``.
-        bf16: run the model under bfloat16 autocast.
-        channels_last: channels-last memory format (default: on for CUDA; on
-            CPU it makes convolutions 1.4-2x faster but changes float32
-            rounding, about 1e-6 relative, against a contiguous forward pass).
-        skip_bad: leave out unreadable images (found before extraction) and
-            record them, instead of stopping at the first one.
-        overwrite: redo entries that are already complete (or unresumable).
-        offline: never download weights.
-        layout: image layout for a path (``auto``, ``folder``, ``csv``,
-            ``things``, ``things-full``).
-        progress: show a progress bar on stderr (default: when stderr is a terminal).
-        chunk_rows: rows per store chunk for new entries, rounded up to a
-            multiple of ``batch_size`` (default: about 8 MiB, at most ~1024 rows).
-        seed: for a model given as a specification, seeds torch, Python and
-            numpy right before it is built (random-init weights, factories);
-            recorded in the fingerprint. 0 to 2**32 - 1.
-        allow_outside_root: a CSV of images may name files outside its folder
-            (``..``, absolute paths, links pointing out); refused by default.
+        options: an :class:`ExtractOptions` (store, batch size, device, pooling, ...).
+        **kwargs: fields of :class:`ExtractOptions` (``store=``, ``batch_size=``,
+            ...), replacing those of ``options``.
 
     Returns:
         An :class:`ExtractionResult`.
@@ -422,233 +701,53 @@ def extract_features(
         EntryExistsError: an entry (complete, or interrupted and to be resumed)
             made by another model (seed, weights) or with other settings,
             without ``overwrite``; the message says what differs.
+        StoreError: the disk filled up (the entry stays resumable) or the store
+            is not writable.
     """
-    if isinstance(layers, str):
-        layers = [layers]
-    layers = list(layers)
+    layers = [layers] if isinstance(layers, str) else list(layers)
     if not layers:
         raise InputError("--layer: give at least one layer")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"--batch-size {batch_size!r}: expected a positive integer")
-    if dtype not in _DTYPES:
-        raise InputError(f"--dtype {dtype!r}: expected float32 or float16")
-    if pool_maps not in MAP_POOLS:
-        raise InputError(f"--pool-maps {pool_maps!r}: expected one of {', '.join(MAP_POOLS)}")
-    if pool_tokens not in TOKEN_POOLS:
-        raise InputError(f"--pool-tokens {pool_tokens!r}: expected one of {', '.join(TOKEN_POOLS)}")
-    if num_workers is not None and num_workers < 0:
-        raise InputError(f"--workers {num_workers}: expected 0 or more")
-    dev = resolve_device(device)
+    opts = options_from(ExtractOptions, options, kwargs, "extract_features")
+    with _store_os_errors(opts.store):
+        return _extract(model, images, layers, opts)
 
-    lm = model if isinstance(model, LoadedModel) else load_model(model, weights, offline, seed)
-    name = model_name or lm.name
-    tf: Preprocess | Callable[..., torch.Tensor] = transform or lm.transform or Preprocess()
-    src = _source(images, ids, tf, skip_bad, layout, allow_outside_root)
-    n = len(src.ids)
-    if n == 0:
+
+def _extract(model: Any, images: Any, layers: list[str], opts: ExtractOptions) -> ExtractionResult:
+    dev = resolve_device(opts.device)
+    lm = model if isinstance(model, LoadedModel) else load_model(model, opts.weights, opts.offline,
+                                                                  opts.seed)
+    name = opts.model_name or lm.name
+    tf: Preprocess | Callable[..., torch.Tensor] = opts.transform or lm.transform or Preprocess()
+    src = _source(images, opts.ids, tf, opts.skip_bad, opts.layout, opts.allow_outside_root)
+    if not src.ids:
         raise InputError("no image to extract")
+    fwd = _Forward.build(lm, tf, dev, opts)
+    plan = _plan_layers(fwd, lm, layers, src, tf, opts)
 
-    module = lm.module.eval()
-    use_cl = (dev.type == "cuda") if channels_last is None else channels_last
-    module = module.to(dev)
-    if use_cl and not isinstance(module, torch.jit.ScriptModule):
-        module = module.to(memory_format=torch.channels_last)
-    autocast = torch.autocast(dev.type, dtype=torch.bfloat16) if bf16 else None
-    normalize = tf.normalize if isinstance(tf, Preprocess) else None
-
-    def prepare(batch: torch.Tensor) -> torch.Tensor:
-        x = batch.to(dev, non_blocking=True)
-        if x.dtype == torch.uint8:  # pixels: scale and normalise
-            x = normalize(x) if normalize is not None else x.to(torch.float32).div(255.0)
-        elif not x.is_floating_point():
-            x = x.to(torch.float32)
-        if use_cl and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
-
-    # Probe pass on the first image: layer names, output shapes, execution order.
-    probe_ds = src.make(0)
-    _, first, err = probe_ds[0]
-    if err:
-        raise DataError(f"{err} (pass --skip-bad to leave unreadable images out)")
-    example = prepare(first.unsqueeze(0))
-    infos, order = probe_layers(module, example)
-    req_of: dict[str, str] = {}
-    for spec in layers:  # several specs may name one module ("logits" and "fc")
-        req_of.setdefault(resolve_layers(module, [spec], infos, order, lm.presets)[0], spec)
-    names = list(req_of)
-    requested = [req_of[ln] for ln in names]
-    shape_of = {i.name: i.shape for i in infos}
-    calls = {i.name: i.calls for i in infos}
-    p_of = {ln: pooled_dim(shape_of[ln] or (), pool_maps, pool_tokens) for ln in names}
-
-    preprocessing = tf.to_attrs() if isinstance(tf, Preprocess) else {"kind": "callable", "repr": repr(tf)}
-    base = {
-        "model": lm.describe(),
-        "pooling": {"maps": pool_maps, "tokens": pool_tokens},
-        "preprocessing": preprocessing,
-        "images": src.describe,
-        "dtype": dtype,
-        "bf16": bool(bf16),
-    }
-    from alignkit.provenance import base_provenance, versions
-
-    run_info = {
-        "device": str(dev),
-        "batch_size": batch_size,
-        "channels_last": bool(use_cl),
-        "versions": versions(("torch", "torchvision", "pillow")),
-    }
-
-    # Store entries: skip complete ones, resume interrupted ones.
-    writers: dict[str, Any] = {}
+    writers: dict[str, Any] | None = None
     status: dict[str, str] = {}
-    starts: dict[str, int] = {}
-    attrs_of: dict[str, dict[str, Any]] = {}
-    st = None
-    if store is not None:
+    if opts.store is not None:
         from alignkit.store import EmbeddingStore
 
-        st = EmbeddingStore(store, "a")
-    for ln in names:
-        job = dict(base, layer=ln, requested_layer=req_of[ln], p=p_of[ln])
-        fp = _fingerprint(job)
-        attrs_of[ln] = base_provenance(**job, fingerprint=fp, extraction=run_info)
-        if st is None:
-            continue
-        existing = st.entry(name, ln) if st.has(name, ln) else None
-        if existing is not None and not overwrite and existing.attrs.get("fingerprint") != fp:
-            what = _differences(existing.attrs, job)
-            if existing.complete:
-                raise EntryExistsError(
-                    f"{st.name}: {name}/{ln} exists, made {what}; pass --overwrite to replace it"
-                )
-            raise EntryExistsError(
-                f"{st.name}: {name}/{ln}: cannot resume the interrupted entry "
-                f"({existing.rows_done} of {existing.n} rows), it was made {what}; "
-                "pass --overwrite to start it again"
-            )
-        if existing is not None and existing.complete and not overwrite:
-            status[ln] = "complete"
-            continue
-        resuming = existing is not None and not existing.complete
-        if resuming:
-            cr = None  # keep the entry's own chunking
-        elif chunk_rows is not None:
-            cr = -(-max(1, chunk_rows) // batch_size) * batch_size
-        else:
-            cr = _chunk_rows(n, p_of[ln], dtype, batch_size)
-        w = st.create(name, ln, n=n, p=p_of[ln], ids=src.ids, dtype=dtype, attrs=attrs_of[ln],
-                      chunk_rows=cr, overwrite=overwrite, resume=True)
-        writers[ln] = w
-        starts[ln] = w.rows_done
-        status[ln] = "resumed" if resuming and w.rows_done > 0 else "written"
-
-    todo = [ln for ln in names if st is None or ln in writers]
-    result = ExtractionResult(model=name, layers=names, requested=requested, ids=list(src.ids),
-                              dims=dict(p_of),
-                              store=None if store is None else os.fspath(store), status=status,
-                              skipped=src.skipped, attrs=attrs_of[names[0]] if names else {})
+        writers, status = _open_writers(EmbeddingStore(opts.store, "a"), name, plan, src.ids, opts)
+    todo = [ln for ln in plan.names if writers is None or ln in writers]
+    result = ExtractionResult(
+        model=name, layers=plan.names, requested=plan.requested, ids=list(src.ids),
+        dims=dict(plan.p_of), store=None if opts.store is None else os.fspath(opts.store),
+        status=status, skipped=src.skipped,
+        attrs=plan.attrs_of[plan.names[0]] if plan.names else {},
+    )
     if not todo:
         return result
 
-    # Buffers: one chunk per layer (store) or the whole array (memory).
-    np_dtype = np.float16 if dtype == "float16" else np.float32
-    t_dtype = torch.float16 if dtype == "float16" else torch.float32
-    if st is None:
-        full = {ln: np.empty((n, p_of[ln]), dtype=np_dtype) for ln in todo}
-        start = 0
-        chunk = {ln: n for ln in todo}
-        bufs = full
-        buf_start = {ln: 0 for ln in todo}
-    else:
-        start = min(starts[ln] for ln in todo)
-        chunk = {ln: writers[ln].chunk_rows for ln in todo}
-        bufs = {ln: np.empty((chunk[ln], p_of[ln]), dtype=np_dtype) for ln in todo}
-        buf_start = {ln: starts[ln] for ln in todo}
-    fill = {ln: 0 for ln in todo}
-
-    def flush(ln: str, final: bool) -> None:
-        k = fill[ln]
-        if st is None or k == 0 or (k < chunk[ln] and not final):
-            return
-        writers[ln].write_rows(buf_start[ln], bufs[ln][:k])
-        buf_start[ln] += k
-        fill[ln] = 0
-
-    workers = default_workers(dev) if num_workers is None else num_workers
-    if not src.files:
-        workers = 0 if num_workers is None else workers
-    dataset = src.make(start)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate,
-        pin_memory=dev.type == "cuda", prefetch_factor=4 if workers > 0 else None,
-        persistent_workers=False,
-    )
-    hooked = [ln for ln in todo if ln != OUTPUT]
-    stop_early = OUTPUT not in todo and all(calls.get(ln) == 1 for ln in hooked)
-    bar = _progress(n, start, progress, f"{name} ({', '.join(todo)})")
+    sink = _Sink(todo, len(src.ids), plan.p_of, opts.dtype, writers)
+    loader = _loader(src, sink.start, dev, opts)
+    bar = _progress(len(src.ids), sink.start, opts.progress, f"{name} ({', '.join(todo)})")
     t0 = time.perf_counter()
-    done = 0
     try:
-        with torch.inference_mode(), capture(module, hooked, pool_maps, pool_tokens, stop_early) as got:
-            for positions, batch, errors in loader:
-                bad = next((e for e in errors if e), None)
-                if bad is not None or batch is None:
-                    raise DataError(
-                        f"{bad or 'unreadable image'} (pass --skip-bad to leave unreadable images out)"
-                    )
-                x = prepare(batch)
-                got.clear()
-                try:
-                    if autocast is not None:
-                        with autocast:
-                            out = module(x)
-                    else:
-                        out = module(x)
-                    if OUTPUT in todo:
-                        t = _first_tensor(out)
-                        if t is None:
-                            raise MismatchError(f"{name}: the model returned no tensor")
-                        got[OUTPUT] = pool(t, pool_maps, pool_tokens)
-                except StopForward:
-                    pass
-                b = len(positions)
-                row0 = positions[0]
-                for ln in todo:
-                    rows = got[ln].to(t_dtype).cpu().numpy()
-                    if rows.shape != (b, p_of[ln]):
-                        rows = rows.reshape(b, -1)
-                        if rows.shape[1] != p_of[ln]:
-                            raise MismatchError(
-                                f"layer {ln!r}: {rows.shape[1]} features for image "
-                                f"{src.ids[row0]!r}, {p_of[ln]} for the first image; "
-                                "images must give outputs of one size (set --crop)"
-                            )
-                    # rows before a layer's own resume point are already stored
-                    skip = max(0, buf_start[ln] + fill[ln] - row0) if st is not None else 0
-                    if skip >= b:
-                        continue
-                    if st is None:
-                        bufs[ln][row0:row0 + b] = rows
-                        continue
-                    r = skip
-                    while r < b:
-                        take = min(b - r, chunk[ln] - fill[ln])
-                        bufs[ln][fill[ln]:fill[ln] + take] = rows[r:r + take]
-                        fill[ln] += take
-                        r += take
-                        flush(ln, final=False)
-                done += b
-                bar.update(b)
-        for ln in todo:
-            flush(ln, final=True)
-            if st is not None:
-                writers[ln].finalize()
+        result.images_done = _forward_loop(fwd, loader, sink, plan, todo, src.ids, name, bar)
+        result.features = sink.finish()
     finally:
         bar.close()
     result.seconds = time.perf_counter() - t0
-    result.images_done = done
-    if st is None:
-        result.features = {ln: full[ln] for ln in todo}
     return result

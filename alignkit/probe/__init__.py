@@ -26,6 +26,7 @@ _EXPORTS = {
     "clone": "estimator",
     "ObjectiveSpec": "_common",
     "FitResult": "_common",
+    "CVOptions": "cv",
     "CVResult": "cv",
     "PAPER_LAMBDAS": "cv",
     "cross_validate": "cv",

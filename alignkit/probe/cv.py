@@ -61,6 +61,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from alignkit._options import options_from
 from alignkit.errors import InputError, MismatchError
 from alignkit.probe._common import ACCURACY_RULES, EarlyStopper, FitResult, evaluate
 from alignkit.probe.estimator import (
@@ -85,6 +86,7 @@ __all__ = [
     "GridPoint",
     "RunRecord",
     "ConfigSummary",
+    "CVOptions",
     "CVResult",
     "cross_validate",
 ]
@@ -340,41 +342,16 @@ def _as_folds(folds: int | Sequence[int] | None, protocol: str) -> tuple[int, ..
     return ks
 
 
-def cross_validate(
-    features: np.ndarray,
-    triplets: Any,
-    *,
-    folds: int | Sequence[int] | None = None,
-    lambdas: Sequence[float] = PAPER_LAMBDAS,
-    lrs: Sequence[float] = (1e-3,),
-    alphas: Sequence[float] = (0.25,),
-    taus: Sequence[float] = (1.0,),
-    objective: str = "paper",
-    protocol: str = "nested",
-    solver: str = "fast",
-    bias: bool = False,
-    sigma: float = 1e-3,
-    ref_batch: int = 1024,
-    reference: np.ndarray | None = None,
-    reference_val: np.ndarray | None = None,
-    standardize_reference: bool = False,
-    regulariser: str = "identity",
-    inner: str = "triplets",
-    val_fraction: float = 0.1,
-    accuracy_rule: str = "argmax",
-    early_stopping: str | None = None,
-    seed: int = 0,
-    device: str = "cpu",
-    dtype: str = "float32",
-    solver_options: dict[str, Any] | None = None,
-    progress: Callable[[dict[str, Any]], None] | None = None,
-    provenance: dict[str, Any] | None = None,
-) -> CVResult:
-    """Cross-validate a probe over objects, choose a configuration and k, fit the transform.
+@dataclass(frozen=True)
+class CVOptions:
+    """How :func:`cross_validate` searches, fits and selects (everything but the data).
 
-    Args:
-        features: ``(n, p)`` features; row ``i`` is object ``i`` of the triplets.
-        triplets: ``(N, 3)`` int array (odd one out last) or ``Triplets``.
+    The options are checked once, when the dataclass is made; the defaults that
+    depend on the protocol or objective are resolved by the properties
+    (``fold_grid``, ``stopping``, ``solver_fields``), so that
+    ``dataclasses.replace`` of a field re-derives them.
+
+    Attributes:
         folds: k of the object folds, one or several (searched in the same grid
             as lambda); default ``(3, 4)`` under ``paper`` (the published grid),
             ``3`` under ``nested``.
@@ -386,11 +363,6 @@ def cross_validate(
         bias: learn a bias.
         sigma, ref_batch, regulariser: gLocal initialisation scale, reference
             batch size, penalty (``identity`` or ``l2``).
-        reference: gLocal reference features ``(m, p)``; used as given (as in
-            the published code) unless ``standardize_reference``.
-        reference_val: gLocal, mini-batch: reference rows for the validation
-            check (early stopping on validation NLL + local loss); default
-            ``reference``.
         standardize_reference: standardise the reference features with the
             features' scalar mean and std (this package's earlier behaviour).
         inner: nested validation split: ``triplets`` (a ``val_fraction`` of the
@@ -410,65 +382,152 @@ def cross_validate(
             differ by protocol/objective unless given here: ``data_parallel``
             4 under ``paper`` with the mini-batch solver; ``patience`` 15,
             ``min_epochs``/``min_iter`` 20 and ``lr_schedule`` ``linear`` for gLocal.
-        progress: called with ``{"done", "total", "config", "fold"}`` after every fit.
-        provenance: extra fields recorded in the result.
-
-    Returns:
-        A :class:`CVResult`.
 
     Raises:
-        InputError: bad options, or no eligible configuration.
+        InputError: an unknown protocol, split, accuracy rule or early-stopping
+            mode, a bad validation fraction, no lambda, repeated k, or an
+            unknown solver option.
     """
-    if protocol not in ("nested", "paper"):
-        raise InputError(f"--protocol: unknown protocol {protocol!r} (nested|paper)")
-    if inner not in ("triplets", "objects"):
-        raise InputError(f"--inner: unknown split {inner!r} (triplets|objects)")
-    if not 0.0 < val_fraction < 1.0:
-        raise InputError(f"--val-fraction must lie in (0, 1), got {val_fraction}")
-    if not lambdas:
-        raise InputError("--lambdas: give at least one value")
-    if accuracy_rule not in ACCURACY_RULES:
-        raise InputError(f"--accuracy-rule: unknown rule {accuracy_rule!r} (argmax|paper)")
-    if early_stopping is None:
-        early_stopping = "shared" if protocol == "paper" else "per-fold"
-    if early_stopping not in ("shared", "per-fold"):
-        raise InputError(f"--early-stopping: unknown mode {early_stopping!r} (shared|per-fold)")
-    ks = _as_folds(folds, protocol)
+
+    folds: int | Sequence[int] | None = None
+    lambdas: Sequence[float] = PAPER_LAMBDAS
+    lrs: Sequence[float] = (1e-3,)
+    alphas: Sequence[float] = (0.25,)
+    taus: Sequence[float] = (1.0,)
+    objective: str = "paper"
+    protocol: str = "nested"
+    solver: str = "fast"
+    bias: bool = False
+    sigma: float = 1e-3
+    ref_batch: int = 1024
+    standardize_reference: bool = False
+    regulariser: str = "identity"
+    inner: str = "triplets"
+    val_fraction: float = 0.1
+    accuracy_rule: str = "argmax"
+    early_stopping: str | None = None
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "float32"
+    solver_options: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.protocol not in ("nested", "paper"):
+            raise InputError(f"--protocol: unknown protocol {self.protocol!r} (nested|paper)")
+        if self.inner not in ("triplets", "objects"):
+            raise InputError(f"--inner: unknown split {self.inner!r} (triplets|objects)")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise InputError(f"--val-fraction must lie in (0, 1), got {self.val_fraction}")
+        if not self.lambdas:
+            raise InputError("--lambdas: give at least one value")
+        if self.accuracy_rule not in ACCURACY_RULES:
+            raise InputError(f"--accuracy-rule: unknown rule {self.accuracy_rule!r} (argmax|paper)")
+        if self.stopping not in ("shared", "per-fold"):
+            raise InputError(f"--early-stopping: unknown mode {self.early_stopping!r} "
+                             "(shared|per-fold)")
+        _ = self.fold_grid
+        unknown = sorted(set(self.solver_options or {}) - {f.name for f in fields(SolverOptions)})
+        if unknown:
+            raise InputError(f"solver_options: unknown option(s) {', '.join(unknown)} "
+                             f"(the fields of SolverOptions)")
+
+    @property
+    def fold_grid(self) -> tuple[int, ...]:
+        """The k searched (``folds`` with its protocol default)."""
+        return _as_folds(self.folds, self.protocol)
+
+    @property
+    def stopping(self) -> str:
+        """``early_stopping`` with its protocol default."""
+        if self.early_stopping is None:
+            return "shared" if self.protocol == "paper" else "per-fold"
+        return self.early_stopping
+
+    @property
+    def solver_fields(self) -> dict[str, Any]:
+        """``solver_options`` with the protocol's and objective's defaults filled in."""
+        out = dict(self.solver_options or {})
+        if self.protocol == "paper" and self.solver == "minibatch":
+            out.setdefault("data_parallel", 4)
+        if self.objective == "glocal":
+            out.setdefault("patience", 15)
+            out.setdefault("min_epochs", 20)
+            out.setdefault("min_iter", 20)
+            if self.solver == "minibatch":
+                out.setdefault("lr_schedule", "linear")
+        return out
+
+    def grid(self) -> list[GridPoint]:
+        """Every (configuration, k), k outermost."""
+        sf = self.solver_fields
+        lr_grid = tuple(self.lrs) if self.solver == "minibatch" else (float(sf.get("lr", self.lrs[0])),)
+        a_grid = tuple(self.alphas) if self.objective == "glocal" else (0.25,)
+        tau_grid = tuple(self.taus) if self.objective == "glocal" else (1.0,)
+        return [GridPoint(float(la), float(lr), float(a), float(tau), k)
+                for k in self.fold_grid
+                for la, lr, a, tau in itertools.product(self.lambdas, lr_grid, a_grid, tau_grid)]
+
+    def base_probe(self) -> LinearProbe:
+        """The unfitted probe every configuration is cloned from."""
+        base = LinearProbe(self.objective, bias=self.bias, sigma=self.sigma,
+                           ref_batch=self.ref_batch, regulariser=self.regulariser,
+                           standardize_reference=self.standardize_reference,
+                           val_fraction=self.val_fraction, seed=self.seed, device=self.device,
+                           dtype=self.dtype)
+        return base.set_params(**self.solver_fields).set_params(solver=self.solver)
+
+
+@dataclass
+class _CVData:
+    """The standardised features and triplets, and the grid's probes, shared by every fit."""
+
+    opts: CVOptions
+    feats: np.ndarray
+    t: np.ndarray
+    x: torch.Tensor
+    mean: float
+    std: float
+    grid: list[GridPoint]
+    probes: list[LinearProbe]
+    solver_opts: list[SolverOptions]
+    reference: np.ndarray | None
+    reference_val: np.ndarray | None
+
+    @property
+    def n(self) -> int:
+        return int(self.feats.shape[0])
+
+    def fit(self, c: int, rows: np.ndarray, val_rows: np.ndarray, fit_seed: int,
+            stopper: EarlyStopper | None = None) -> FitResult:
+        """Configuration ``c`` fitted (a fresh clone) on ``t[rows]``, stopping on ``t[val_rows]``."""
+        probe = clone(self.probes[c]).set_params(seed=fit_seed)
+        return probe._learn(self.feats, self.t[rows], val_triplets=self.t[val_rows],
+                            reference=self.reference, reference_val=self.reference_val,
+                            early_stopper=stopper)[0]
+
+    def evaluate(self, res: FitResult, rows: np.ndarray) -> tuple[float, float]:
+        """``(nll, accuracy)`` of a fit on ``t[rows]``."""
+        w = torch.as_tensor(res.weights, dtype=self.x.dtype, device=self.x.device)
+        b = None if res.bias is None else torch.as_tensor(res.bias, dtype=self.x.dtype,
+                                                           device=self.x.device)
+        return evaluate(self.x, w, b, self.t[rows], self.opts.accuracy_rule)
+
+
+def _prepare(features: Any, triplets: Any, opts: CVOptions, reference: Any,
+             reference_val: Any) -> _CVData:
+    """Check the data, build every configuration's probe (all checked before any fit)."""
     feats = _as_features(features)
     n, p = feats.shape
     t = as_triplets(triplets, n)
-    checksum = triplets_checksum(triplets)
-    opts_base = dict(solver_options or {})
-    if protocol == "paper" and solver == "minibatch":
-        opts_base.setdefault("data_parallel", 4)
-    if objective == "glocal":
-        opts_base.setdefault("patience", 15)
-        opts_base.setdefault("min_epochs", 20)
-        opts_base.setdefault("min_iter", 20)
-        if solver == "minibatch":
-            opts_base.setdefault("lr_schedule", "linear")
-    lr_grid = tuple(lrs) if solver == "minibatch" else (float(opts_base.get("lr", lrs[0])),)
-    a_grid = tuple(alphas) if objective == "glocal" else (0.25,)
-    tau_grid = tuple(taus) if objective == "glocal" else (1.0,)
-    grid = [GridPoint(float(la), float(lr), float(a), float(tau), k)
-            for k in ks for la, lr, a, tau in itertools.product(lambdas, lr_grid, a_grid, tau_grid)]
-    unknown = sorted(set(opts_base) - {f.name for f in fields(SolverOptions)})
-    if unknown:
-        raise InputError(f"solver_options: unknown option(s) {', '.join(unknown)} "
-                         f"(the fields of SolverOptions)")
-    # the grid search: one unfitted probe per configuration, cloned from one base
-    base = LinearProbe(objective, bias=bias, sigma=sigma, ref_batch=ref_batch,
-                       regulariser=regulariser, standardize_reference=standardize_reference,
-                       val_fraction=val_fraction, seed=seed, device=device, dtype=dtype)
-    base.set_params(**opts_base).set_params(solver=solver)
+    grid = opts.grid()
+    base = opts.base_probe()
     probes = [clone(base).set_params(lam=g.lam, lr=g.lr, alpha=g.alpha, tau=g.tau) for g in grid]
-    opts = [pr._settings()[1] for pr in probes]  # checks every configuration before any fit
-
+    solver_opts = [pr._settings()[1] for pr in probes]  # checks every configuration before any fit
     mean, std = standardization(feats)
-    dev = resolve_device(device)
-    tdt = torch.float64 if dtype == "float64" else torch.float32
+    dev = resolve_device(opts.device)
+    tdt = torch.float64 if opts.dtype == "float64" else torch.float32
     x = torch.as_tensor((feats - mean) / std, dtype=tdt, device=dev)
-    if objective == "glocal":
+    if opts.objective == "glocal":
         if reference is None:
             raise InputError("--objective glocal needs reference features (--reference)")
         for a, what in ((reference, "reference features"),
@@ -478,14 +537,14 @@ def cross_validate(
                 raise MismatchError(f"{what} have {width} columns, features {p}")
     else:
         reference = reference_val = None
+    return _CVData(opts=opts, feats=feats, t=t, x=x, mean=mean, std=std, grid=grid,
+                   probes=probes, solver_opts=solver_opts, reference=reference,
+                   reference_val=reference_val)
 
-    def fit(c: int, rows: np.ndarray, val_rows: np.ndarray, fit_seed: int,
-            stopper: EarlyStopper | None = None) -> FitResult:
-        """Configuration ``c`` fitted (a fresh clone) on ``t[rows]``, stopping on ``t[val_rows]``."""
-        probe = clone(probes[c]).set_params(seed=fit_seed)
-        return probe._learn(feats, t[rows], val_triplets=t[val_rows], reference=reference,
-                            reference_val=reference_val, early_stopper=stopper)[0]
 
+def _outer_splits(t: np.ndarray, n: int,
+                  ks: tuple[int, ...]) -> dict[int, list[tuple[np.ndarray, np.ndarray]]]:
+    """The object folds of every k; each must hold training and test triplets."""
     splits = {k: fold_splits(t, n, k) for k in ks}
     for k, sp in splits.items():
         for f, (train_rows, test_rows) in enumerate(sp):
@@ -494,67 +553,89 @@ def cross_validate(
                     f"--folds {k}: fold {f + 1} has {len(train_rows)} training and "
                     f"{len(test_rows)} test triplets; too few triplets for this many folds"
                 )
-    # zero-shot accuracy of the standardised features on every outer test fold
-    zero = {k: [evaluate(x, None, None, t[te], accuracy_rule)[1] for _, te in sp]
-            for k, sp in splits.items()}
-    total = sum(len(sp) for sp in splits.values()) * len(grid) // len(ks) + (
-        1 if protocol == "nested" else 0)
+    return splits
+
+
+def _fold_run(d: _CVData, c: int, f: int, k: int, rows: tuple[np.ndarray, np.ndarray],
+              stopper: EarlyStopper | None, zero_acc: float) -> tuple[RunRecord, FitResult]:
+    """Configuration ``c`` fitted on outer fold ``f`` of ``k`` and scored on its held-out part."""
+    o = d.opts
+    train_rows, test_rows = rows
+    if o.protocol == "nested":
+        fit_rows, val_rows = _inner_split(train_rows, d.t, d.n, o.inner, o.val_fraction, k,
+                                          o.seed + 1000 * (f + 1))
+    else:
+        fit_rows, val_rows = train_rows, test_rows
+    res = d.fit(c, fit_rows, val_rows, o.seed + f, stopper)
+    test_nll, test_acc = d.evaluate(res, test_rows)
+    if o.protocol == "nested":
+        val_nll = d.evaluate(res, val_rows)[0]
+        reason = _run_discard_reason(res, val_nll)
+    else:
+        val_nll, reason = test_nll, None
+    run = RunRecord(
+        config=c, fold=f, n_train=len(fit_rows), n_val=len(val_rows),
+        n_test=len(test_rows), train_loss=res.train_loss, val_nll=val_nll,
+        test_nll=test_nll, test_acc=test_acc, steps=res.steps,
+        step_unit=res.step_unit, stopped_early=res.stopped_early,
+        diverged=res.diverged, discarded=reason, zero_shot_acc=zero_acc, k=k,
+    )
+    return run, res
+
+
+def _run_grid(d: _CVData, splits: dict[int, list[tuple[np.ndarray, np.ndarray]]],
+              zero: dict[int, list[float]], total: int,
+              progress: Callable[[dict[str, Any]], None] | None,
+              ) -> tuple[list[RunRecord], dict[int, FitResult]]:
+    """Every configuration on every outer fold of its k; the runs and each one's last-fold fit."""
+    o = d.opts
     done = 0
     runs: list[RunRecord] = []
     last_fold_fit: dict[int, FitResult] = {}
-    for c, (g, opt) in enumerate(zip(grid, opts, strict=True)):
-        k = g.k
+    for c, (g, opt) in enumerate(zip(d.grid, d.solver_opts, strict=True)):
         shared = (EarlyStopper(opt.patience, opt.min_delta,
-                               opt.min_epochs if solver == "minibatch" else opt.min_iter)
-                  if early_stopping == "shared" else None)
-        for f, (train_rows, test_rows) in enumerate(splits[k]):
-            if protocol == "nested":
-                fit_rows, val_rows = _inner_split(train_rows, t, n, inner, val_fraction, k,
-                                                  seed + 1000 * (f + 1))
-            else:
-                fit_rows, val_rows = train_rows, test_rows
-            res = fit(c, fit_rows, val_rows, seed + f, shared)
-            w = torch.as_tensor(res.weights, dtype=tdt, device=dev)
-            b = None if res.bias is None else torch.as_tensor(res.bias, dtype=tdt, device=dev)
-            test_nll, test_acc = evaluate(x, w, b, t[test_rows], accuracy_rule)
-            if protocol == "nested":
-                val_nll = evaluate(x, w, b, t[val_rows], accuracy_rule)[0]
-                reason = _run_discard_reason(res, val_nll)
-            else:
-                val_nll, reason = test_nll, None
-            runs.append(RunRecord(
-                config=c, fold=f, n_train=len(fit_rows), n_val=len(val_rows),
-                n_test=len(test_rows), train_loss=res.train_loss, val_nll=val_nll,
-                test_nll=test_nll, test_acc=test_acc, steps=res.steps,
-                step_unit=res.step_unit, stopped_early=res.stopped_early,
-                diverged=res.diverged, discarded=reason, zero_shot_acc=zero[k][f], k=k,
-            ))
-            if f == k - 1:
+                               opt.min_epochs if o.solver == "minibatch" else opt.min_iter)
+                  if o.stopping == "shared" else None)
+        for f, rows in enumerate(splits[g.k]):
+            run, res = _fold_run(d, c, f, g.k, rows, shared, zero[g.k][f])
+            runs.append(run)
+            if f == g.k - 1:
                 last_fold_fit[c] = res
             done += 1
             if progress is not None:
                 progress({"done": done, "total": total, "config": c, "fold": f})
+    return runs, last_fold_fit
 
+
+def _summarise(d: _CVData, runs: list[RunRecord],
+               zero: dict[int, list[float]]) -> tuple[list[ConfigSummary], dict[str, int]]:
+    """Cross-validated figures of every (configuration, k), and the discards by reason."""
+    o = d.opts
     summaries: list[ConfigSummary] = []
     discarded: dict[str, int] = {}
-    many_k = len(ks) > 1
-    for c, g in enumerate(grid):
+    many_k = len(o.fold_grid) > 1
+    for c, g in enumerate(d.grid):
         rs = [r for r in runs if r.config == c]
-        sel = [r.test_nll if protocol == "paper" else r.val_nll for r in rs]
+        sel = [r.test_nll if o.protocol == "paper" else r.val_nll for r in rs]
         accs = np.array([r.test_acc for r in rs])
         test_nll = float(np.mean([r.test_nll for r in rs]))
-        if protocol == "paper":
+        if o.protocol == "paper":
             reason = _paper_discard_reason(test_nll, float(accs.mean()))
         else:
             reason = next((r.discarded for r in rs if r.discarded is not None), None)
         if reason is not None:
             discarded[reason] = discarded.get(reason, 0) + 1
         summaries.append(ConfigSummary(
-            config=g, label=g.label(objective, solver, with_k=many_k),
+            config=g, label=g.label(o.objective, o.solver, with_k=many_k),
             selection_nll=float(np.mean(sel)), test_nll=test_nll,
             acc_mean=float(accs.mean()), acc_sd=float(accs.std(ddof=1)) if len(accs) > 1 else 0.0,
             eligible=reason is None, zero_shot_acc=float(np.mean(zero[g.k])), discarded=reason,
         ))
+    return summaries, discarded
+
+
+def _choose(summaries: list[ConfigSummary], discarded: dict[str, int]) -> int:
+    """The eligible (configuration, k) of lowest selection NLL, marked chosen."""
     eligible = [c for c, s in enumerate(summaries) if s.eligible]
     if not eligible:
         raise InputError(
@@ -565,60 +646,130 @@ def cross_validate(
         )
     chosen = min(eligible, key=lambda c: summaries[c].selection_nll)
     summaries[chosen].chosen = True
+    return chosen
 
-    g = grid[chosen]
-    if protocol == "nested":
-        rng = np.random.default_rng(seed)
-        perm = rng.permutation(len(t))
-        n_val = max(1, int(round(val_fraction * len(t))))
-        val_rows, fit_rows = perm[:n_val], perm[n_val:]
-        final = fit(chosen, fit_rows, val_rows, seed + g.k)
-        runs.append(RunRecord(
-            config=chosen, fold=-1, n_train=len(fit_rows), n_val=len(val_rows), n_test=0,
-            train_loss=final.train_loss, val_nll=final.val_nll, test_nll=math.nan,
-            test_acc=math.nan, steps=final.steps, step_unit=final.step_unit,
-            stopped_early=final.stopped_early, diverged=final.diverged, k=g.k,
-        ))
-        if progress is not None:
-            progress({"done": total, "total": total, "config": chosen, "fold": -1})
-    else:
-        final = last_fold_fit[chosen]
-    s = summaries[chosen]
-    o = opts[chosen]
+
+def _refit(d: _CVData, chosen: int) -> tuple[FitResult, RunRecord]:
+    """Nested: the chosen configuration refitted on all objects (stopping on a seeded fraction)."""
+    o, t, g = d.opts, d.t, d.grid[chosen]
+    rng = np.random.default_rng(o.seed)
+    perm = rng.permutation(len(t))
+    n_val = max(1, int(round(o.val_fraction * len(t))))
+    val_rows, fit_rows = perm[:n_val], perm[n_val:]
+    final = d.fit(chosen, fit_rows, val_rows, o.seed + g.k)
+    run = RunRecord(
+        config=chosen, fold=-1, n_train=len(fit_rows), n_val=len(val_rows), n_test=0,
+        train_loss=final.train_loss, val_nll=final.val_nll, test_nll=math.nan,
+        test_acc=math.nan, steps=final.steps, step_unit=final.step_unit,
+        stopped_early=final.stopped_early, diverged=final.diverged, k=g.k,
+    )
+    return final, run
+
+
+def _solver_settings(opts: CVOptions, o: SolverOptions) -> dict[str, Any]:
+    """The solver settings that change numbers, as recorded."""
     settings: dict[str, Any] = {
-        "early_stopping": early_stopping, "patience": o.patience, "min_delta": o.min_delta,
-        "accuracy_rule": accuracy_rule,
+        "early_stopping": opts.stopping, "patience": o.patience, "min_delta": o.min_delta,
+        "accuracy_rule": opts.accuracy_rule,
     }
-    if solver == "minibatch":
+    if opts.solver == "minibatch":
         settings.update(batch_size=o.batch_size, data_parallel=o.data_parallel,
                         effective_batch=o.batch_size * o.data_parallel,
                         min_epochs=o.min_epochs, max_epochs=o.max_epochs,
                         lr_schedule=o.lr_schedule, optimizer=o.optimizer)
     else:
         settings.update(min_iter=o.min_iter, max_iter=o.max_iter)
-    if objective == "glocal":
-        settings.update(regulariser=regulariser, standardize_reference=standardize_reference)
-    attrs = {
-        "protocol": protocol, "objective": objective, "solver": solver, "folds": g.k,
-        "folds_grid": list(ks),
-        "inner": inner if protocol == "nested" else None,
-        "val_fraction": val_fraction if protocol == "nested" else None,
-        "config": asdict(g), "bias": bias, "sigma": sigma if objective == "glocal" else None,
-        "seed": seed, "dtype": dtype, "settings": settings,
-        "fitted_on": "all objects (refit)" if protocol == "nested" else f"fold {g.k} training objects",
+    if opts.objective == "glocal":
+        settings.update(regulariser=opts.regulariser,
+                        standardize_reference=opts.standardize_reference)
+    return settings
+
+
+def _transform_attrs(d: _CVData, s: ConfigSummary, settings: dict[str, Any],
+                     discarded: dict[str, int], checksum: str) -> dict[str, Any]:
+    """The saved transform's attributes: protocol, chosen configuration, CV figures, inputs."""
+    o, g = d.opts, s.config
+    nested = o.protocol == "nested"
+    return {
+        "protocol": o.protocol, "objective": o.objective, "solver": o.solver, "folds": g.k,
+        "folds_grid": list(o.fold_grid),
+        "inner": o.inner if nested else None,
+        "val_fraction": o.val_fraction if nested else None,
+        "config": asdict(g), "bias": o.bias, "sigma": o.sigma if o.objective == "glocal" else None,
+        "seed": o.seed, "dtype": o.dtype, "settings": settings,
+        "fitted_on": "all objects (refit)" if nested else f"fold {g.k} training objects",
         "cv_accuracy_mean": s.acc_mean, "cv_accuracy_sd": s.acc_sd, "cv_test_nll": s.test_nll,
         "cv_selection_nll": s.selection_nll, "cv_zero_shot_accuracy": s.zero_shot_acc,
-        "accuracy_rule": accuracy_rule, "discarded": dict(discarded),
-        "n_triplets": int(len(t)), "n_objects": int(n),
+        "accuracy_rule": o.accuracy_rule, "discarded": dict(discarded),
+        "n_triplets": int(len(d.t)), "n_objects": d.n,
         "train_triplets_checksum": checksum,
     }
+
+
+def cross_validate(
+    features: np.ndarray,
+    triplets: Any,
+    *,
+    options: CVOptions | None = None,
+    reference: np.ndarray | None = None,
+    reference_val: np.ndarray | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    provenance: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> CVResult:
+    """Cross-validate a probe over objects, choose a configuration and k, fit the transform.
+
+    Args:
+        features: ``(n, p)`` features; row ``i`` is object ``i`` of the triplets.
+        triplets: ``(N, 3)`` int array (odd one out last) or ``Triplets``.
+        options: a :class:`CVOptions` (grid, protocol, solver, seed, ...).
+        reference: gLocal reference features ``(m, p)``; used as given (as in
+            the published code) unless ``standardize_reference``.
+        reference_val: gLocal, mini-batch: reference rows for the validation
+            check (early stopping on validation NLL + local loss); default
+            ``reference``.
+        progress: called with ``{"done", "total", "config", "fold"}`` after every fit.
+        provenance: extra fields recorded in the result.
+        **kwargs: fields of :class:`CVOptions` (``folds=``, ``lambdas=``,
+            ``protocol=``, ...), replacing those of ``options``.
+
+    Returns:
+        A :class:`CVResult`.
+
+    Raises:
+        InputError: bad options, or no eligible configuration.
+    """
+    opts = options_from(CVOptions, options, kwargs, "cross_validate")
+    d = _prepare(features, triplets, opts, reference, reference_val)
+    checksum = triplets_checksum(triplets)
+    splits = _outer_splits(d.t, d.n, opts.fold_grid)
+    # zero-shot accuracy of the standardised features on every outer test fold
+    zero = {k: [evaluate(d.x, None, None, d.t[te], opts.accuracy_rule)[1] for _, te in sp]
+            for k, sp in splits.items()}
+    nested = opts.protocol == "nested"
+    total = sum(len(sp) for sp in splits.values()) * len(d.grid) // len(splits) + int(nested)
+    runs, last_fold_fit = _run_grid(d, splits, zero, total, progress)
+    summaries, discarded = _summarise(d, runs, zero)
+    chosen = _choose(summaries, discarded)
+    if nested:
+        final, run = _refit(d, chosen)
+        runs.append(run)
+        if progress is not None:
+            progress({"done": total, "total": total, "config": chosen, "fold": -1})
+    else:
+        final = last_fold_fit[chosen]
+    s = summaries[chosen]
+    settings = _solver_settings(opts, d.solver_opts[chosen])
+    attrs = _transform_attrs(d, s, settings, discarded, checksum)
     if provenance:
         attrs["provenance"] = provenance
-    transform = Transform(weights=final.weights, bias=final.bias, mean=mean, std=std, attrs=attrs)
+    transform = Transform(weights=final.weights, bias=final.bias, mean=d.mean, std=d.std,
+                          attrs=attrs)
     return CVResult(
-        protocol=protocol, objective=objective, solver=solver, folds=g.k,
+        protocol=opts.protocol, objective=opts.objective, solver=opts.solver, folds=s.config.k,
         summaries=summaries, runs=runs, chosen=chosen, transform=transform,
         probing_accuracy=s.acc_mean, probing_nll=s.test_nll, provenance=dict(provenance or {}),
-        zero_shot_accuracy=s.zero_shot_acc, accuracy_rule=accuracy_rule, discarded=discarded,
-        train_triplets_checksum=checksum, folds_grid=ks, settings=settings,
+        zero_shot_accuracy=s.zero_shot_acc, accuracy_rule=opts.accuracy_rule,
+        discarded=discarded, train_triplets_checksum=checksum, folds_grid=opts.fold_grid,
+        settings=settings,
     )

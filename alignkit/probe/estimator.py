@@ -22,7 +22,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from alignkit.errors import DeviceError, InputError, MismatchError
+from alignkit._torchio import resolve_device as _resolve_device
+from alignkit.errors import InputError, MismatchError
 from alignkit.probe._common import FitResult, ObjectiveSpec, ProgressFn
 from alignkit.probe._gram import gram_choices
 from alignkit.probe.fast import fit_fast
@@ -96,16 +97,8 @@ class SolverOptions:
 
 
 def resolve_device(device: str) -> torch.device:
-    """``auto`` -> cuda when available else cpu; refuse an unavailable cuda."""
-    if not isinstance(device, str):
-        raise InputError(f"device: expected auto, cpu or cuda, got {device!r}")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise DeviceError(f"device={device!r}: CUDA is not available on this machine")
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise InputError(f"device: unknown device {device!r} (auto|cpu|cuda)")
-    return torch.device(device)
+    """``auto`` -> cuda when available else cpu; refuse an unavailable cuda (errors name ``device``)."""
+    return _resolve_device(device, api=True)
 
 
 def as_triplets(triplets: Any, n_objects: int, where: str = "triplets") -> np.ndarray:
@@ -166,19 +159,11 @@ def fit_one(
     """
     gen = torch.Generator().manual_seed(int(seed))
     if opts.solver == "fast":
-        return fit_fast(
-            x, train, spec, val=val, reference=reference, generator=gen,
-            max_iter=opts.max_iter, patience=opts.patience, min_delta=opts.min_delta,
-            min_iter=opts.min_iter, backend=opts.backend, progress=progress, stopper=stopper,
-        )
-    return fit_minibatch(
-        x, train, spec, val=val, reference=reference, generator=gen, lr=opts.lr,
-        batch_size=opts.batch_size, min_epochs=opts.min_epochs, max_epochs=opts.max_epochs,
-        patience=opts.patience, min_delta=opts.min_delta, clip=opts.clip,
-        max_steps=opts.max_steps, progress=progress, data_parallel=opts.data_parallel,
-        stopper=stopper, lr_schedule=opts.lr_schedule, optimizer=opts.optimizer,
-        momentum=opts.momentum, val_reference=val_reference,
-    )
+        return fit_fast(x, train, spec, val=val, reference=reference, generator=gen, options=opts,
+                        progress=progress, stopper=stopper)
+    return fit_minibatch(x, train, spec, val=val, reference=reference, generator=gen,
+                         options=opts, progress=progress, stopper=stopper,
+                         val_reference=val_reference)
 
 
 class NotFittedError(InputError, AttributeError):

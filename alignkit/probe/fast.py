@@ -19,11 +19,12 @@ parameters with the best validation NLL are returned.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from alignkit._options import options_from
 from alignkit.errors import InputError
 from alignkit.probe._common import (
     EarlyStopper,
@@ -36,6 +37,9 @@ from alignkit.probe._common import (
     regulariser,
 )
 from alignkit.probe._gram import gram_nll
+
+if TYPE_CHECKING:
+    from alignkit.probe.estimator import SolverOptions
 
 
 def _backtracking(
@@ -172,15 +176,12 @@ def fit_fast(
     val: np.ndarray | None = None,
     reference: torch.Tensor | None = None,
     generator: torch.Generator,
-    max_iter: int = 500,
-    patience: int = 10,
-    min_delta: float = 1e-4,
-    min_iter: int = 10,
+    options: SolverOptions | None = None,
     history_size: int = 20,
     tolerance: float = 1e-10,
-    backend: str = "auto",
     progress: ProgressFn | None = None,
     stopper: EarlyStopper | None = None,
+    **kwargs: Any,
 ) -> FitResult:
     """Fit a probe with full-batch L-BFGS over objects (exact objective).
 
@@ -191,116 +192,166 @@ def fit_fast(
         val: validation triplets for early stopping, or None (run to convergence).
         reference: standardised gLocal reference features, or None.
         generator: seeded CPU generator (initial W, reference batches).
-        max_iter: most L-BFGS iterations.
-        patience: iterations without a validation improvement of ``min_delta``
-            before stopping.
-        min_delta: smallest validation NLL decrease that counts.
-        min_iter: iterations always run.
+        options: the :class:`~alignkit.probe.estimator.SolverOptions`; this solver
+            reads ``max_iter`` (most L-BFGS iterations), ``patience``
+            (iterations without a validation improvement of ``min_delta``
+            before stopping), ``min_delta``, ``min_iter`` (iterations always
+            run) and ``backend`` (gather/scatter backend).
         history_size: L-BFGS memory.
         tolerance: stop when the objective changes by less than this
             (relative) between iterations.
-        backend: gather/scatter backend.
         progress: called after every iteration with a dict of figures.
         stopper: an early-stopping state shared with other fits (the paper
             protocol's never-reset state); default: a fresh one. The returned
             parameters are this fit's best either way.
+        **kwargs: fields of ``options`` (``max_iter=``, ``patience=``, ...),
+            replacing its own.
 
     Returns:
         The fit; with validation triplets, the parameters of the iteration with
         the lowest validation NLL (improving by ``min_delta``).
     """
+    from alignkit.probe.estimator import SolverOptions
+
+    o = options_from(SolverOptions, options, kwargs, "fit_fast")
     if len(train) == 0:
         raise InputError("no training triplets: every triplet was dropped by the split")
     if spec.objective == "glocal" and reference is None:
         raise InputError("--objective glocal needs reference features")
     params = initial_params(x.shape[1], spec, generator=generator, dtype=x.dtype, device=x.device)
     obj = FastObjective(
-        x, train, spec, val=val, reference=reference, generator=generator, backend=backend
+        x, train, spec, val=val, reference=reference, generator=generator, backend=o.backend
     )
-    shapes = [t.shape for t in params]
-    sizes = [t.numel() for t in params]
+    flat = _Flat(obj, params)
+    v = torch.cat([t.detach().reshape(-1) for t in params])
+    if stopper is None:
+        stopper = EarlyStopper(o.patience, o.min_delta, o.min_iter)
+    run = _Iterations(flat, stopper, o.min_delta, val is not None and len(val) > 0)
+    run.run(v, o.max_iter, history_size, tolerance, progress)
+    best = flat.split(run.best_v)
+    return FitResult(
+        weights=best[0].to(torch.float64).cpu().numpy(),
+        bias=best[1].to(torch.float64).cpu().numpy() if spec.bias else None,
+        train_loss=run.best_loss, val_nll=run.best_val, steps=run.it,
+        step_unit="iteration", stopped_early=run.stopped and not run.diverged,
+        diverged=run.diverged, history=run.history,
+    )
 
-    def unflat(v: torch.Tensor) -> list[torch.Tensor]:
-        return [c.view(sh).clone().requires_grad_(True)
-                for c, sh in zip(torch.split(v, sizes), shapes, strict=True)]
 
-    seen: dict[float, tuple[float, float]] = {}
+class _Iterations:
+    """The L-BFGS iterations, with early stopping on the validation NLL and the best point kept."""
 
-    def f_and_g(v: torch.Tensor) -> tuple[float, torch.Tensor, float, float]:
-        ps = unflat(v)
-        loss, vn, va = obj.value_and_grad(ps)
+    def __init__(self, flat: _Flat, stopper: EarlyStopper, min_delta: float, has_val: bool) -> None:
+        self.flat, self.stopper, self.min_delta, self.has_val = flat, stopper, min_delta, has_val
+        self.history: list[dict[str, float]] = []
+        self.stopped = self.diverged = False
+        self.it = 0
+
+    def _keep(self, v: torch.Tensor, v_nll: float, f: float) -> None:
+        self.best_v, self.best_val, self.best_loss = v.clone(), v_nll, f
+
+    def run(self, v: torch.Tensor, max_iter: int, history_size: int, tolerance: float,
+            progress: ProgressFn | None) -> None:
+        f, g, v_nll, v_acc = self.flat.f_and_g(v)
+        self.stopper.start_fit()
+        self._keep(v, v_nll, f)
+        if self.has_val:
+            self.stopper.update(v_nll)
+        memory = _Memory(history_size)
+        for self.it in range(1, max_iter + 1):
+            step = _lbfgs_step(self.flat, memory, v, f, g)
+            if step is None:
+                return
+            v, prev, (f, g, v_nll, v_acc) = step[0], f, step[1]
+            self.history.append({"step": self.it, "train_loss": f, "val_nll": v_nll})
+            if progress is not None:
+                progress({"step": self.it, "train_loss": f, "val_nll": v_nll, "val_acc": v_acc})
+            if not math.isfinite(f):
+                self.diverged = True
+                return
+            if self.has_val:
+                _, stop = self.stopper.update(v_nll)
+                if math.isfinite(v_nll) and not v_nll >= self.best_val - self.min_delta:
+                    self._keep(v, v_nll, f)
+                if stop:
+                    self.diverged = not math.isfinite(v_nll)
+                    self.stopped = not self.diverged
+                    return
+            else:
+                self._keep(v, v_nll, f)
+            if abs(prev - f) <= tolerance * max(1.0, abs(f)):
+                return
+
+
+class _Flat:
+    """The objective over the parameters flattened into one vector."""
+
+    def __init__(self, obj: FastObjective, params: list[torch.Tensor]) -> None:
+        self.obj = obj
+        self.shapes = [t.shape for t in params]
+        self.sizes = [t.numel() for t in params]
+        self.seen: dict[float, tuple[float, float]] = {}  # step -> validation NLL and accuracy
+
+    def split(self, v: torch.Tensor) -> list[torch.Tensor]:
+        return [c.view(sh) for c, sh in zip(torch.split(v, self.sizes), self.shapes, strict=True)]
+
+    def f_and_g(self, v: torch.Tensor) -> tuple[float, torch.Tensor, float, float]:
+        ps = [c.clone().requires_grad_(True) for c in self.split(v)]
+        loss, vn, va = self.obj.value_and_grad(ps)
         g = torch.cat([t.grad.reshape(-1) for t in ps])  # type: ignore[union-attr]
         return float(loss.detach()), g, vn, va
 
-    def line_obj(v: torch.Tensor, t: float, d: torch.Tensor) -> tuple[float, torch.Tensor]:
-        f_, g_, vn, va = f_and_g(v + t * d)
-        seen[float(t)] = (vn, va)
+    def line_obj(self, v: torch.Tensor, t: float, d: torch.Tensor) -> tuple[float, torch.Tensor]:
+        f_, g_, vn, va = self.f_and_g(v + t * d)
+        self.seen[float(t)] = (vn, va)
         return f_, g_
 
-    has_val = val is not None and len(val) > 0
-    v = torch.cat([t.detach().reshape(-1) for t in params])
-    f, g, v_nll, v_acc = f_and_g(v)
-    if stopper is None:
-        stopper = EarlyStopper(patience, min_delta, min_iter)
-    stopper.start_fit()
-    best_v, best_val, best_loss = v.clone(), v_nll, f
-    if has_val:
-        stopper.update(v_nll)
-    history: list[dict[str, float]] = []
-    old_s: list[torch.Tensor] = []
-    old_y: list[torch.Tensor] = []
-    stopped = diverged = False
-    it = 0
-    for it in range(1, max_iter + 1):
-        d = _two_loop(g, old_s, old_y)
-        gtd = float(g.dot(d))
-        if not gtd < 0:  # not a descent direction: restart from steepest descent
-            old_s.clear()
-            old_y.clear()
-            d = -g
-            gtd = float(g.dot(d))
-            if gtd == 0.0:
-                break
-        t0 = min(1.0, 1.0 / float(g.abs().sum())) if not old_s else 1.0
-        seen.clear()
-        f_new, g_new, t, _ = _strong_wolfe(line_obj, v, t0, d, f, g, gtd)
-        t = float(t)
-        if t == 0.0 or t not in seen:
-            break  # the line search found no decrease
-        v_nll, v_acc = seen[t]
-        s_k = d * t
-        y_k = g_new - g
+
+class _Memory:
+    """The last ``size`` L-BFGS pairs ``(s, y)``."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.s: list[torch.Tensor] = []
+        self.y: list[torch.Tensor] = []
+
+    def clear(self) -> None:
+        self.s.clear()
+        self.y.clear()
+
+    def add(self, s_k: torch.Tensor, y_k: torch.Tensor) -> None:
         if float(y_k.dot(s_k)) > 1e-10:
-            if len(old_s) == history_size:
-                old_s.pop(0)
-                old_y.pop(0)
-            old_s.append(s_k)
-            old_y.append(y_k)
-        v = v + s_k
-        prev, f, g = f, float(f_new), g_new
-        history.append({"step": it, "train_loss": f, "val_nll": v_nll})
-        if progress is not None:
-            progress({"step": it, "train_loss": f, "val_nll": v_nll, "val_acc": v_acc})
-        if not math.isfinite(f):
-            diverged = True
-            break
-        if has_val:
-            _, stop = stopper.update(v_nll)
-            if math.isfinite(v_nll) and not v_nll >= best_val - min_delta:
-                best_v, best_val, best_loss = v.clone(), v_nll, f
-            if stop:
-                diverged = not math.isfinite(v_nll)
-                stopped = not diverged
-                break
-        else:
-            best_v, best_val, best_loss = v.clone(), v_nll, f
-        if abs(prev - f) <= tolerance * max(1.0, abs(f)):
-            break
-    best = [c.view(sh) for c, sh in zip(torch.split(best_v, sizes), shapes, strict=True)]
-    w = best[0].to(torch.float64).cpu().numpy()
-    b = best[1].to(torch.float64).cpu().numpy() if spec.bias else None
-    return FitResult(
-        weights=w, bias=b, train_loss=best_loss, val_nll=best_val, steps=it,
-        step_unit="iteration", stopped_early=stopped and not diverged, diverged=diverged,
-        history=history,
-    )
+            if len(self.s) == self.size:
+                self.s.pop(0)
+                self.y.pop(0)
+            self.s.append(s_k)
+            self.y.append(y_k)
+
+
+def _lbfgs_step(
+    flat: _Flat, memory: _Memory, v: torch.Tensor, f: float, g: torch.Tensor
+) -> tuple[torch.Tensor, tuple[float, torch.Tensor, float, float]] | None:
+    """One L-BFGS iteration with a strong Wolfe line search from ``v``.
+
+    Returns:
+        ``(new v, (f, g, val_nll, val_acc) there)``, or None when there is no
+        descent direction or the line search found no decrease.
+    """
+    d = _two_loop(g, memory.s, memory.y)
+    gtd = float(g.dot(d))
+    if not gtd < 0:  # not a descent direction: restart from steepest descent
+        memory.clear()
+        d = -g
+        gtd = float(g.dot(d))
+        if gtd == 0.0:
+            return None
+    t0 = min(1.0, 1.0 / float(g.abs().sum())) if not memory.s else 1.0
+    flat.seen.clear()
+    f_new, g_new, t, _ = _strong_wolfe(flat.line_obj, v, t0, d, f, g, gtd)
+    t = float(t)
+    if t == 0.0 or t not in flat.seen:
+        return None  # the line search found no decrease
+    v_nll, v_acc = flat.seen[t]
+    s_k = d * t
+    memory.add(s_k, g_new - g)
+    return v + s_k, (float(f_new), g_new, v_nll, v_acc)

@@ -23,10 +23,13 @@ triplets, then clips the averaged gradient: an effective batch of
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from alignkit._options import options_from
 from alignkit.errors import InputError
 from alignkit.probe._common import (
     EarlyStopper,
@@ -41,6 +44,9 @@ from alignkit.probe._common import (
 )
 from alignkit.probe.objectives import _batch_nll, glocal_loss, paper_loss
 
+if TYPE_CHECKING:
+    from alignkit.probe.estimator import SolverOptions
+
 __all__ = ["fit_minibatch"]
 
 
@@ -52,21 +58,11 @@ def fit_minibatch(
     val: np.ndarray | None = None,
     reference: torch.Tensor | None = None,
     generator: torch.Generator,
-    lr: float = 1e-3,
-    batch_size: int = 256,
-    min_epochs: int = 10,
-    max_epochs: int = 100,
-    patience: int = 10,
-    min_delta: float = 1e-4,
-    clip: float | None = 1.0,
-    max_steps: int | None = None,
+    options: SolverOptions | None = None,
     progress: ProgressFn | None = None,
-    data_parallel: int = 1,
     stopper: EarlyStopper | None = None,
-    lr_schedule: str = "constant",
-    optimizer: str = "adam",
-    momentum: float = 0.9,
     val_reference: torch.Tensor | None = None,
+    **kwargs: Any,
 ) -> FitResult:
     """Fit a probe with the paper's mini-batch Adam loop.
 
@@ -77,32 +73,26 @@ def fit_minibatch(
         val: validation triplets for early stopping (checked after every epoch).
         reference: standardised gLocal reference features, or None.
         generator: seeded CPU generator (initial W, shuffling).
-        lr: Adam learning rate.
-        batch_size: triplets per step.
-        min_epochs: epochs always run.
-        max_epochs: most epochs.
-        patience: epochs without a validation improvement before stopping.
-        min_delta: smallest validation NLL decrease that counts.
-        clip: gradient-norm clipping threshold (None: no clipping).
-        max_steps: stop after this many optimiser steps (for timing a fraction
-            of an epoch); the fit is then marked as not finished by early stopping.
+        options: the :class:`~alignkit.probe.estimator.SolverOptions`; this solver
+            reads ``lr``, ``batch_size``, ``min_epochs``, ``max_epochs``, ``patience``
+            and ``min_delta`` (per epoch), ``clip``, ``max_steps`` (the fit is then
+            not marked as stopped early), ``data_parallel`` (see the module doc),
+            ``lr_schedule`` (``linear``: gLocal's ``LinearLR(total_iters=max_epochs)``,
+            ``lr / 3`` rising to ``lr``, stepped per epoch), ``optimizer``, ``momentum``.
         progress: called after every epoch with a dict of figures.
-        data_parallel: processes whose batches each step averages (see the
-            module doc); 1: plain mini-batches.
         stopper: an early-stopping state shared with other fits (the paper
             protocol's never-reset state across folds); default: a fresh one.
-        lr_schedule: ``constant`` or ``linear`` (gLocal's
-            ``LinearLR(total_iters=max_epochs)``: the rate rises linearly
-            from ``lr / 3`` to ``lr`` over ``max_epochs`` epochs, stepped per epoch).
-        optimizer: ``adam`` or ``sgd`` (with ``momentum``, as gLocal's option).
-        momentum: SGD momentum.
         val_reference: gLocal only: reference features for the validation
             check, which then watches the validation NLL plus the local loss
             on these rows (gLocal's early-stopping criterion); None: NLL only.
+        **kwargs: fields of ``options`` (``lr=``, ``max_epochs=``, ...), replacing its own.
 
     Returns:
         The fit (last epoch's parameters, as in the paper).
     """
+    from alignkit.probe.estimator import SolverOptions
+
+    o = options_from(SolverOptions, options, kwargs, "fit_minibatch")
     if len(train) == 0:
         raise InputError("no training triplets: every triplet was dropped by the split")
     if spec.objective == "glocal" and reference is None:
@@ -110,112 +100,160 @@ def fit_minibatch(
     params = initial_params(x.shape[1], spec, generator=generator, dtype=x.dtype, device=x.device)
     w = params[0]
     b = params[1] if spec.bias else None
-    if data_parallel < 1:
-        raise InputError(f"--data-parallel must be >= 1, got {data_parallel}")
-    if optimizer == "adam":
-        opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=lr)
-    elif optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=lr, momentum=momentum)
-    else:
-        raise InputError(f"--optimizer: unknown optimizer {optimizer!r} (adam|sgd)")
-    if lr_schedule == "linear":
-        sched: torch.optim.lr_scheduler.LRScheduler | None = torch.optim.lr_scheduler.LinearLR(
-            opt, total_iters=max_epochs)
-    elif lr_schedule == "constant":
-        sched = None
-    else:
-        raise InputError(f"--lr-schedule: unknown schedule {lr_schedule!r} (constant|linear)")
+    opt, sched = _optimizer(params, o)
     t_all = torch.as_tensor(np.asarray(train, dtype=np.int64), device=x.device)
-    n = len(t_all)
-    ref_parts: list[torch.Tensor] = []
-    ref_pos = 0
     if stopper is None:
-        stopper = EarlyStopper(patience, min_delta, min_epochs)
+        stopper = EarlyStopper(o.patience, o.min_delta, o.min_epochs)
     stopper.start_fit()
-    val_batches: list[torch.Tensor] = []
-    if val_reference is not None and spec.objective == "glocal":
-        val_batches = reference_batches(len(val_reference), spec.ref_batch,
-                                        torch.Generator().manual_seed(1))
-
-    def next_ref() -> torch.Tensor:
-        nonlocal ref_parts, ref_pos
-        assert reference is not None
-        if ref_pos >= len(ref_parts):
-            ref_parts = reference_batches(len(reference), spec.ref_batch, generator)
-            ref_pos = 0
-        ref_pos += 1
-        return reference[ref_parts[ref_pos - 1].to(x.device)]
+    check = _ValCheck(x, val, spec, val_reference)
+    refs = _RefCycle(reference, spec.ref_batch, generator, x.device)
 
     def batch_loss(batch: torch.Tensor) -> torch.Tensor:
         if spec.objective == "paper":
             return paper_loss(x, w, b, batch, spec.lam)
-        return glocal_loss(x, w, b, batch, next_ref(), lam=spec.lam, alpha=spec.alpha,
+        return glocal_loss(x, w, b, batch, refs.next(), lam=spec.lam, alpha=spec.alpha,
                            tau=spec.tau, l2=spec.regulariser == "l2")
 
-    R = int(data_parallel)
-    history: list[dict[str, float]] = []
-    stopped = diverged = False
-    steps = 0
-    epoch = 0
-    last_loss = math.nan
-    has_val = val is not None and len(val) > 0
-    for epoch in range(1, max_epochs + 1):
-        epoch_lr = float(opt.param_groups[0]["lr"])
-        perm = torch.randperm(n, generator=generator).to(x.device)
-        if R > 1:
-            pad = (-n) % R
-            if pad:
-                perm = torch.cat((perm, perm[:pad]))
-            shards = [perm[r::R] for r in range(R)]
-        else:
-            shards = [perm]
-        per_rank = len(shards[0])
-        total = 0.0
-        seen = 0
-        for start in range(0, per_rank, batch_size):
-            batches = [t_all[sh[start : start + batch_size]] for sh in shards]
-            opt.zero_grad(set_to_none=True)
-            loss = sum(batch_loss(bt) for bt in batches) / R
-            loss.backward()  # type: ignore[union-attr]
-            if clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, clip)
-            opt.step()
-            n_b = sum(len(bt) for bt in batches)
-            total += float(loss.detach()) * n_b  # type: ignore[union-attr]
-            seen += n_b
-            steps += 1
-            if max_steps is not None and steps >= max_steps:
-                break
-        if sched is not None:
-            sched.step()
-        last_loss = total / seen  # mean mini-batch objective over the epoch
-        v_nll = evaluate(x, w.detach(), None if b is None else b.detach(), val)[0] if has_val else math.nan
-        if has_val and val_batches:
-            with torch.no_grad():
-                v_nll += float(local_term(val_reference, val_batches, w, b, spec.tau))
-        history.append({"step": epoch, "train_loss": last_loss, "val_nll": v_nll, "lr": epoch_lr})
-        if progress is not None:
-            progress({"step": epoch, "train_loss": last_loss, "val_nll": v_nll, "lr": epoch_lr})
-        if not math.isfinite(last_loss):
-            diverged = True
-            break
-        if max_steps is not None and steps >= max_steps:
-            break
-        if has_val:
-            _, stop = stopper.update(v_nll)
-            if stop:
-                diverged = not math.isfinite(v_nll)
-                stopped = not diverged
-                break
+    loop = _Epochs(o, opt, sched, check, stopper, progress)
+    loop.run(lambda steps: _epoch(t_all, generator, o, opt, params, batch_loss, steps), w, b)
     with torch.no_grad():
         full = _full_objective(x, w, b, t_all, reference, spec)
-        v_final = evaluate(x, w, b, val)[0] if has_val else math.nan
+        v_final = evaluate(x, w, b, val)[0] if check.has_val else math.nan
     return FitResult(
         weights=w.detach().to(torch.float64).cpu().numpy(),
         bias=None if b is None else b.detach().to(torch.float64).cpu().numpy(),
-        train_loss=full, val_nll=v_final, steps=epoch, step_unit="epoch",
-        stopped_early=stopped, diverged=diverged or not math.isfinite(full), history=history,
+        train_loss=full, val_nll=v_final, steps=loop.epoch, step_unit="epoch",
+        stopped_early=loop.stopped, diverged=loop.diverged or not math.isfinite(full),
+        history=loop.history,
     )
+
+
+def _optimizer(params: list[torch.Tensor], o: SolverOptions,
+               ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
+    """The optimiser and learning-rate schedule of ``o`` (whose names SolverOptions checked)."""
+    if o.optimizer == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum)
+    else:
+        opt = torch.optim.Adam(params, lr=o.lr)
+    if o.lr_schedule == "linear":
+        return opt, torch.optim.lr_scheduler.LinearLR(opt, total_iters=o.max_epochs)
+    return opt, None
+
+
+class _Epochs:
+    """The epoch loop: steps, schedule, validation check, progress and early stopping."""
+
+    def __init__(self, o: SolverOptions, opt: torch.optim.Optimizer, sched: Any,
+                 check: _ValCheck, stopper: EarlyStopper, progress: ProgressFn | None) -> None:
+        self.o, self.opt, self.sched = o, opt, sched
+        self.check, self.stopper, self.progress = check, stopper, progress
+        self.history: list[dict[str, float]] = []
+        self.stopped = self.diverged = False
+        self.epoch = 0
+
+    def run(self, one_epoch: Callable[[int], tuple[float, int]], w: torch.Tensor,
+            b: torch.Tensor | None) -> None:
+        """Epochs until ``max_epochs``, divergence, ``max_steps`` or early stopping."""
+        o = self.o
+        steps = 0
+        for self.epoch in range(1, o.max_epochs + 1):
+            epoch_lr = float(self.opt.param_groups[0]["lr"])
+            last_loss, steps = one_epoch(steps)
+            if self.sched is not None:
+                self.sched.step()
+            v_nll = self.check(w, b)
+            row = {"step": self.epoch, "train_loss": last_loss, "val_nll": v_nll, "lr": epoch_lr}
+            self.history.append(row)
+            if self.progress is not None:
+                self.progress(dict(row))
+            if not math.isfinite(last_loss):
+                self.diverged = True
+                return
+            if o.max_steps is not None and steps >= o.max_steps:
+                return
+            if self.check.has_val and self.stopper.update(v_nll)[1]:
+                self.diverged = not math.isfinite(v_nll)
+                self.stopped = not self.diverged
+                return
+
+
+class _RefCycle:
+    """gLocal: the next batch of reference rows (a seeded permutation, cycled)."""
+
+    def __init__(self, reference: torch.Tensor | None, ref_batch: int,
+                 generator: torch.Generator, device: torch.device) -> None:
+        self.reference = reference
+        self.ref_batch = ref_batch
+        self.generator = generator
+        self.device = device
+        self.parts: list[torch.Tensor] = []
+        self.pos = 0
+
+    def next(self) -> torch.Tensor:
+        assert self.reference is not None
+        if self.pos >= len(self.parts):
+            self.parts = reference_batches(len(self.reference), self.ref_batch, self.generator)
+            self.pos = 0
+        self.pos += 1
+        return self.reference[self.parts[self.pos - 1].to(self.device)]
+
+
+class _ValCheck:
+    """The validation figure watched after every epoch (NaN without validation triplets)."""
+
+    def __init__(self, x: torch.Tensor, val: np.ndarray | None, spec: ObjectiveSpec,
+                 val_reference: torch.Tensor | None) -> None:
+        self.x = x
+        self.val = val
+        self.tau = spec.tau
+        self.has_val = val is not None and len(val) > 0
+        self.val_reference = val_reference
+        self.batches: list[torch.Tensor] = []
+        if val_reference is not None and spec.objective == "glocal":
+            self.batches = reference_batches(len(val_reference), spec.ref_batch,
+                                             torch.Generator().manual_seed(1))
+
+    def __call__(self, w: torch.Tensor, b: torch.Tensor | None) -> float:
+        if not self.has_val:
+            return math.nan
+        v_nll = evaluate(self.x, w.detach(), None if b is None else b.detach(), self.val)[0]
+        if self.batches:
+            with torch.no_grad():
+                v_nll += float(local_term(self.val_reference, self.batches, w, b, self.tau))
+        return v_nll
+
+
+def _epoch(t_all: torch.Tensor, generator: torch.Generator, o: SolverOptions,
+           opt: torch.optim.Optimizer, params: list[torch.Tensor],
+           batch_loss: Callable[[torch.Tensor], torch.Tensor], steps: int) -> tuple[float, int]:
+    """One epoch of optimiser steps; ``(mean mini-batch objective, steps so far)``."""
+    n = len(t_all)
+    R = int(o.data_parallel)
+    perm = torch.randperm(n, generator=generator).to(t_all.device)
+    if R > 1:
+        pad = (-n) % R
+        if pad:
+            perm = torch.cat((perm, perm[:pad]))
+        shards = [perm[r::R] for r in range(R)]
+    else:
+        shards = [perm]
+    total = 0.0
+    seen = 0
+    for start in range(0, len(shards[0]), o.batch_size):
+        batches = [t_all[sh[start : start + o.batch_size]] for sh in shards]
+        opt.zero_grad(set_to_none=True)
+        loss = sum(batch_loss(bt) for bt in batches) / R
+        loss.backward()  # type: ignore[union-attr]
+        if o.clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, o.clip)
+        opt.step()
+        n_b = sum(len(bt) for bt in batches)
+        total += float(loss.detach()) * n_b  # type: ignore[union-attr]
+        seen += n_b
+        steps += 1
+        if o.max_steps is not None and steps >= o.max_steps:
+            break
+    return total / seen, steps
 
 
 def _full_objective(
