@@ -77,6 +77,9 @@ STORE_KIND = "embedding-store"
 ENTRY_KIND = "embedding-entry"
 PROBE_KIND = "probe"
 PROBES_GROUP = "probes"
+#: Name of the entry's copy of its ids named after their dimension, so that xarray takes it
+#: as the index coordinate of ``stimulus`` (entries written before it was added lack it).
+STIMULUS_COORD = "stimulus"
 
 _TARGET_CHUNK_BYTES = 8 << 20  # chunks of about 8 MiB (4-16 MiB is the useful range)
 _BLOCK_BYTES = 64 << 20  # rows handled per block by one-shot writes and block reads
@@ -1059,6 +1062,11 @@ class EmbeddingStore:
             dimension_names=("stimulus",), **_chunk_codecs(),
         )
         ids_arr[:] = ids
+        coord = group.create_array(
+            STIMULUS_COORD, shape=(n,), chunks=(min(n, 1 << 20),), dtype=str, overwrite=True,
+            dimension_names=("stimulus",), **_chunk_codecs(),
+        )
+        coord[:] = ids
         group.create_array(
             "features", shape=(n, p), chunks=(chunk_rows, p), dtype=dtype,
             fill_value=np.nan, overwrite=True,
@@ -1383,6 +1391,21 @@ class Entry:
             self._damaged(f"{name} is not a Zarr array")
         return arr
 
+    def _check_stimulus_coord(self) -> None:
+        """The ``stimulus`` coordinate, where the entry has one, must hold the ids."""
+        ids = self.ids
+        if STIMULUS_COORD not in self._group.array_keys():
+            return  # written before the coordinate was added
+        arr = self._node(STIMULUS_COORD, "the stimulus array is missing")
+        try:
+            values = _str_array(np.asarray(arr[:]))
+        except MemoryError:
+            raise
+        except Exception as exc:
+            self._damaged(f"a stimulus chunk cannot be decoded ({type(exc).__name__}: {exc})")
+        if values.shape != ids.shape or not np.array_equal(values, ids):
+            self._damaged("the stimulus coordinate (the ids for xarray) differs from the ids array")
+
     def _array(self) -> zarr.Array:
         arr = self._node("features", "the features array is missing")
         if tuple(arr.shape) != (self.n, self.p) or arr.dtype != np.dtype(self.dtype):
@@ -1513,7 +1536,7 @@ class Entry:
                 a chunk cannot be decoded, the ids or a probe are damaged).
         """
         self._readable_rows(False)
-        self.ids  # noqa: B018
+        self._check_stimulus_coord()
         arr = self._array()
         h = hashlib.sha256()
         step = self.chunk_rows * max(
