@@ -1394,7 +1394,7 @@ class Entry:
     def _check_stimulus_coord(self) -> None:
         """The ``stimulus`` coordinate, where the entry has one, must hold the ids."""
         ids = self.ids
-        if STIMULUS_COORD not in self._group.array_keys():
+        if not self.store._has_key(f"{self._group.path}/{STIMULUS_COORD}/zarr.json"):
             return  # written before the coordinate was added
         arr = self._node(STIMULUS_COORD, "the stimulus array is missing")
         try:
@@ -1536,7 +1536,7 @@ class Entry:
                 a chunk cannot be decoded, the ids or a probe are damaged).
         """
         self._readable_rows(False)
-        self._check_stimulus_coord()
+        self.ids  # noqa: B018
         arr = self._array()
         h = hashlib.sha256()
         step = self.chunk_rows * max(
@@ -1546,6 +1546,7 @@ class Entry:
                                           dtype="<f4"))
         got = "sha256:" + h.hexdigest()
         self._check_digest(got)
+        self._check_stimulus_coord()
         if probes:
             for name in self.probes():
                 self.load_probe(name)
