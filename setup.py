@@ -42,6 +42,7 @@ setup(
             "ruff>=0.4",
             "scikit-learn>=1.6",
             "dask[distributed]>=2024.1",
+            "xarray>=2024.10",
         ],
         "dask": ["dask[distributed]>=2024.1"],
     },

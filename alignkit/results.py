@@ -35,7 +35,6 @@ from __future__ import annotations
 import datetime as _dt
 import errno
 import json
-import math
 import os
 import re
 import sys
@@ -81,23 +80,9 @@ _SCALAR_FIELDS = ("model", "layer", "dataset", "transform")
 # --------------------------------------------------------------------------- JSON
 def _plain(obj: Any) -> Any:
     """A strictly JSON-able copy: numpy scalars and arrays unwrapped, NaN and inf -> None."""
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, (str, int, bool)) or obj is None:
-        return obj
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    tolist = getattr(obj, "tolist", None)  # numpy arrays and scalars
-    if callable(tolist):
-        return _plain(tolist())
-    to_dict = getattr(obj, "to_dict", None)
-    if callable(to_dict):
-        return _plain(to_dict())
-    raise InputError(f"cannot store a value of type {type(obj).__name__} in a results record")
+    from alignkit.provenance import jsonable
+
+    return jsonable(obj, nonfinite="null", unknown="error", what="results record")
 
 
 def _parse_time(value: Any) -> _dt.datetime | None:

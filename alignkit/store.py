@@ -51,7 +51,8 @@ from alignkit.errors import (
     StoreError,
     StoreInUseError,
 )
-from alignkit.provenance import features_checksum, now_utc, versions
+from alignkit.provenance import features_checksum, jsonable, now_utc, versions
+from alignkit.validate import as_features, check_fits
 
 if TYPE_CHECKING:
     import zarr
@@ -76,6 +77,9 @@ STORE_KIND = "embedding-store"
 ENTRY_KIND = "embedding-entry"
 PROBE_KIND = "probe"
 PROBES_GROUP = "probes"
+#: Name of the entry's copy of its ids named after their dimension, so that xarray takes it
+#: as the index coordinate of ``stimulus`` (entries written before it was added lack it).
+STIMULUS_COORD = "stimulus"
 
 _TARGET_CHUNK_BYTES = 8 << 20  # chunks of about 8 MiB (4-16 MiB is the useful range)
 _BLOCK_BYTES = 64 << 20  # rows handled per block by one-shot writes and block reads
@@ -136,63 +140,10 @@ def default_chunk_rows(n: int, p: int, dtype: str = "float32") -> int:
 
 
 def _jsonable(attrs: Mapping[str, Any], what: str) -> dict[str, Any]:
-    """A JSON round-tripped copy of ``attrs`` (numpy scalars and paths made plain)."""
-
-    def default(obj: Any) -> Any:
-        if isinstance(obj, np.generic):
-            return obj.item()
-        if isinstance(obj, np.ndarray):
-            return obj.tolist()
-        if isinstance(obj, os.PathLike):
-            return os.fspath(obj)
-        if isinstance(obj, (set, frozenset, tuple)):
-            return list(obj)
-        raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
+    """A plain JSON copy of ``attrs``; NaN, infinity and other types are refused by key."""
     if not isinstance(attrs, Mapping):
         raise InputError(f"{what} must be a mapping, got {type(attrs).__name__}")
-    try:
-        return json.loads(json.dumps(dict(attrs), default=default, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{what} must be JSON-serialisable: {exc}") from None
-
-
-def _first_nonfinite(block: np.ndarray) -> tuple[int, int] | None:
-    """0-based (row, column) of the first NaN or infinity of a 2-D array, or None."""
-    finite = np.isfinite(block)
-    if finite.all():
-        return None
-    r, c = np.argwhere(~finite)[0]
-    return int(r), int(c)
-
-
-def _check_values(x: np.ndarray, dtype: str, where: str, row0: int = 0) -> None:
-    """Refuse NaN, infinity and values that overflow the storage dtype.
-
-    Row numbers in messages are 1-based and offset by ``row0``. Casting is
-    monotone, so checking the cast of the minimum and maximum is exact.
-    """
-    if x.dtype.kind == "f":
-        bad = _first_nonfinite(x)
-        if bad is not None:
-            raise DataError(
-                f"{where}: value {x[bad]} at row {row0 + bad[0] + 1}, column {bad[1] + 1}; "
-                "NaN and infinity are not allowed"
-            )
-    if x.size == 0 or (x.dtype.kind == "f" and np.dtype(dtype).itemsize >= x.dtype.itemsize):
-        return
-    with np.errstate(over="ignore", invalid="ignore"):
-        ends = np.array([x.min(), x.max()]).astype(dtype)
-        if np.isfinite(ends).all():
-            return
-        bad = _first_nonfinite(x.astype(dtype))
-    if bad is None:  # unreachable: the minimum or maximum overflowed
-        return
-    hint = "; store as float32" if dtype == "float16" else ""
-    raise DataError(
-        f"{where}: value {x[bad]} at row {row0 + bad[0] + 1}, column {bad[1] + 1} "
-        f"overflows {dtype}{hint}"
-    )
+    return jsonable(dict(attrs), nonfinite="error", unknown="error", what=what)
 
 
 def _as_ids(ids: Any, n: int | None, where: str) -> np.ndarray:
@@ -1111,6 +1062,11 @@ class EmbeddingStore:
             dimension_names=("stimulus",), **_chunk_codecs(),
         )
         ids_arr[:] = ids
+        coord = group.create_array(
+            STIMULUS_COORD, shape=(n,), chunks=(min(n, 1 << 20),), dtype=str, overwrite=True,
+            dimension_names=("stimulus",), **_chunk_codecs(),
+        )
+        coord[:] = ids
         group.create_array(
             "features", shape=(n, p), chunks=(chunk_rows, p), dtype=dtype,
             fill_value=np.nan, overwrite=True,
@@ -1152,14 +1108,12 @@ class EmbeddingStore:
         self._require_writable()
         x = np.asarray(features)
         where = f"{self.name}: {model}/{layer}"
-        if x.ndim != 2:
-            raise InputError(f"{where}: features must be 2-D (n x p), got shape {x.shape}")
-        if x.dtype.kind not in "fiu":
-            raise InputError(f"{where}: features must be real numbers, got dtype {x.dtype}")
+        # NaN, infinity and overflow are refused before anything is created or replaced
+        x = as_features(x, name=f"{where}: features", dtype=x.dtype)
         if dtype is None:
             dtype = "float16" if x.dtype == np.float16 else "float32"
         dtype = _storage_dtype(dtype, where)
-        _check_values(x, dtype, where)  # before anything is created or replaced
+        check_fits(x, dtype, f"{where}: features", None)
         writer = self.create(
             model, layer, n=x.shape[0], p=x.shape[1], ids=ids, dtype=dtype, attrs=attrs,
             chunk_rows=chunk_rows, overwrite=overwrite,
@@ -1437,6 +1391,21 @@ class Entry:
             self._damaged(f"{name} is not a Zarr array")
         return arr
 
+    def _check_stimulus_coord(self) -> None:
+        """The ``stimulus`` coordinate, where the entry has one, must hold the ids."""
+        ids = self.ids
+        if not self.store._has_key(f"{self._group.path}/{STIMULUS_COORD}/zarr.json"):
+            return  # written before the coordinate was added
+        arr = self._node(STIMULUS_COORD, "the stimulus array is missing")
+        try:
+            values = _str_array(np.asarray(arr[:]))
+        except MemoryError:
+            raise
+        except Exception as exc:
+            self._damaged(f"a stimulus chunk cannot be decoded ({type(exc).__name__}: {exc})")
+        if values.shape != ids.shape or not np.array_equal(values, ids):
+            self._damaged("the stimulus coordinate (the ids for xarray) differs from the ids array")
+
     def _array(self) -> zarr.Array:
         arr = self._node("features", "the features array is missing")
         if tuple(arr.shape) != (self.n, self.p) or arr.dtype != np.dtype(self.dtype):
@@ -1577,6 +1546,7 @@ class Entry:
                                           dtype="<f4"))
         got = "sha256:" + h.hexdigest()
         self._check_digest(got)
+        self._check_stimulus_coord()
         if probes:
             for name in self.probes():
                 self.load_probe(name)
@@ -1963,10 +1933,11 @@ class EntryWriter:
         where = self.entry._where
         x = np.asarray(block)
         cr, n = self.chunk_rows, self.n
-        if x.ndim != 2 or x.shape[1] != self.p or x.shape[0] < 1:
-            raise InputError(f"{where}: block must be (k, {self.p}) with k >= 1, got {x.shape}")
-        if x.dtype.kind not in "fiu":
-            raise InputError(f"{where}: block must hold real numbers, got dtype {x.dtype}")
+        if check:  # NaN, infinity, overflow of the storage dtype; rows numbered in the entry
+            row0 = int(start) if isinstance(start, (int, np.integer)) and not isinstance(
+                start, bool) else 0
+            x = as_features(x, name=f"{where}: block", dtype=x.dtype, p=self.p, rows="k",
+                            min_rows=1, fits=self.entry.dtype, row_of=lambda r: row0 + r + 1)
         if isinstance(start, bool) or not isinstance(start, (int, np.integer)):
             raise InputError(f"{where}: start must be an integer, got {start!r}")
         start, k = int(start), int(x.shape[0])
@@ -1982,8 +1953,6 @@ class EntryWriter:
                 f"{where}: rows must be written in order: next row is {self.rows_done}, "
                 f"got a block starting at {start}"
             )
-        if check:
-            _check_values(x, self.entry.dtype, where, start)
         with np.errstate(over="ignore", invalid="ignore"):
             data = np.ascontiguousarray(x, dtype=self.entry.dtype)
         self._array[start:start + k] = data

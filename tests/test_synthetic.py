@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.special
 import scipy.stats
-from naive import MASK, G, splitmix64
+from naive import bounded, draw
 
 from alignkit._kernels import ooo
 from alignkit._kernels import similarity as ksim
@@ -19,12 +19,11 @@ def ref_sample(E: np.ndarray, N: int, seed: int, temperature: float = 1.0) -> np
     n = E.shape[0]
     out = np.empty((N, 3), dtype=np.int64)
     for t in range(N):
-        key = splitmix64(splitmix64(seed) ^ t)
-        u = [splitmix64((key + q * G) & MASK) for q in range(4)]
-        i = ((u[0] >> 32) * n) >> 32
-        j = ((u[1] >> 32) * (n - 1)) >> 32
+        u = [draw(seed, t, q) for q in range(4)]  # stream t: the triplet's index
+        i = bounded(u[0], n)
+        j = bounded(u[1], n - 1)
         j += j >= i
-        k = ((u[2] >> 32) * (n - 2)) >> 32
+        k = bounded(u[2], n - 2)
         k += k >= min(i, j)
         k += k >= max(i, j)
         p = scipy.special.softmax(temperature * np.array([E[i] @ E[j], E[i] @ E[k], E[j] @ E[k]]))

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from dataclasses import dataclass, fields
 from typing import Any
@@ -257,22 +256,13 @@ def _fit(job: _FitJob, cv_flags: dict[str, Any]) -> None:
     _print_result(res, job.fmt, name if job.save else None)
 
 
-def _json_safe(obj: Any) -> Any:
-    """Replace NaN and infinity (not JSON) by None, recursively."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
 def _print_result(res: Any, fmt: str, saved: str | None) -> None:
     if fmt == "json":
         d = res.to_dict()
         d["saved_as"] = saved
-        click.echo(json.dumps(_json_safe(d), indent=2, allow_nan=False))
+        from alignkit.provenance import jsonable
+
+        click.echo(json.dumps(jsonable(d, unknown="keep"), indent=2, allow_nan=False))
         return
     rows = [(("*" if s.chosen else "") + s.label, s.acc_mean, s.acc_sd, s.zero_shot_acc,
              s.test_nll, s.selection_nll, "yes" if s.eligible else f"no ({s.discarded})")

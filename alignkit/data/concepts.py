@@ -20,6 +20,7 @@ import numpy as np
 from alignkit.data.bundled import BUNDLED, bundled_path, resolve_source
 from alignkit.errors import DataError, FormatError, InputError, MismatchError
 from alignkit.provenance import sha256_file
+from alignkit.validate import as_features
 
 __all__ = [
     "Concepts",
@@ -301,16 +302,9 @@ def _embedding_values(path: Path, where: str) -> tuple[np.ndarray, str]:
     else:
         values = _read_float_table(path, where)
         desc = "text, whitespace separated floats (objects x dimensions)"
-    values = np.asarray(values)
-    if values.dtype.kind not in "fiu":
-        raise FormatError(f"{where}: expected numbers, got dtype {values.dtype}")
-    if values.ndim != 2 or values.shape[0] == 0 or values.shape[1] == 0:
-        raise FormatError(f"{where}: expected a non-empty 2-D (objects x dimensions) array, got {values.shape}")
-    values = np.ascontiguousarray(values, dtype=np.float64)
-    finite = np.isfinite(values)
-    if not finite.all():
-        r = int(np.flatnonzero(~finite.all(axis=1))[0])
-        raise DataError(f"{where}: row {r + 1}: NaN or infinite value")
+    values = np.ascontiguousarray(as_features(
+        values, name=where, dtype=np.float64, min_rows=1, min_cols=1, error=FormatError,
+        axes="objects x dimensions"))
     return values, desc
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from alignkit.errors import DataError, FormatError, InputError, MismatchError
+from alignkit.validate import as_features
 
 __all__ = ["FEATURE_FORMATS", "load_features", "load_ids"]
 
@@ -92,39 +93,9 @@ def load_features(path: str | os.PathLike[str], key: str | None = None) -> np.nd
 
 def _finish(arr: np.ndarray, path: Path, key: str | None, row_of: Any) -> np.ndarray:
     where = f"{path}" + (f" [{key}]" if key is not None else "")
-    if arr.dtype.kind not in "fiub":
-        raise FormatError(f"{where}: features must be real numbers, got dtype {arr.dtype}")
-    if arr.ndim != 2:
-        raise FormatError(f"{where}: features must be a 2-D (n x p) array, got shape {arr.shape}")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise DataError(f"{where}: features are empty (shape {arr.shape})")
-    if arr.dtype.kind == "f":
-        bad = _first_nonfinite(arr)
-        if bad is not None:
-            r, c = bad
-            raise DataError(f"{where}: {_row_label(r, row_of)}, column {c + 1}: value "
-                            f"{arr[r, c]} is not finite (NaN and infinity are not allowed)")
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = np.ascontiguousarray(arr, dtype=np.float32)
-    if arr.dtype.kind == "f" and arr.dtype.itemsize > 4:
-        bad = _first_nonfinite(out)
-        if bad is not None:
-            r, c = bad
-            raise DataError(f"{where}: {_row_label(r, row_of)}, column {c + 1}: value "
-                            f"{arr[r, c]} is beyond the float32 range")
-    return out
-
-
-def _row_label(r: int, row_of: Any) -> str:
-    return f"row {row_of(r) if row_of is not None else r + 1}"
-
-
-def _first_nonfinite(a: np.ndarray) -> tuple[int, int] | None:
-    finite = np.isfinite(a)
-    if finite.all():
-        return None
-    r, c = np.argwhere(~finite)[0]
-    return int(r), int(c)
+    out = as_features(arr, name=where, dtype=np.float32, min_rows=1, min_cols=1, fits="float32",
+                      error=FormatError, kinds="fiub", row_of=row_of)
+    return np.ascontiguousarray(out)
 
 
 _NPY_MAGIC = b"\x93NUMPY"

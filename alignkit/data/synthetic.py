@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from alignkit.errors import InputError
+from alignkit.validate import as_features
 
 if TYPE_CHECKING:
     from alignkit.data.triplets import Triplets
@@ -34,13 +35,7 @@ def _embedding_values(embedding: Any) -> tuple[np.ndarray, str]:
         return load_embedding(embedding).values, embedding
     values = getattr(embedding, "values", embedding)
     name = str(getattr(embedding, "source", "<array>"))
-    values = np.asarray(values)
-    if values.ndim != 2 or not np.issubdtype(values.dtype, np.number):
-        raise InputError(
-            f"the embedding must be a numeric (n, d) array, got shape {values.shape} "
-            f"and dtype {values.dtype}"
-        )
-    return values, name
+    return as_features(values, name="the embedding", axes="n, d"), name
 
 
 def synthetic_triplets(

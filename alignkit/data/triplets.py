@@ -38,6 +38,7 @@ import numpy as np
 from alignkit.data.bundled import BUNDLED, bundled_path, resolve_source
 from alignkit.errors import DataError, FormatError, InputError, MismatchError
 from alignkit.provenance import sha256_array, sha256_file
+from alignkit.validate import as_triplets, check_triplet_shape
 
 __all__ = ["Triplets", "load_triplets", "load_sortindex", "concat_triplets", "THINGS_N_OBJECTS", "FORMATS"]
 
@@ -534,35 +535,12 @@ def _validate(
     arr: np.ndarray, n_objects: int | None, where: str, row_of: Any
 ) -> int:
     """Check shape, range and repeats of an int64 (N, 3) array; return n_objects."""
-    if arr.ndim != 2 or arr.shape[1] != 3:
-        raise FormatError(f"{where}: expected an (N, 3) triplet array, got shape {arr.shape}")
-    if arr.shape[0] == 0:
-        raise FormatError(f"{where}: no triplets (empty)")
-    neg = arr < 0
-    if neg.any():
-        r = int(np.flatnonzero(neg.any(axis=1))[0])
-        raise DataError(f"{where}: row {row_of(r)}: negative object index in {arr[r].tolist()}")
-    hi = int(arr.max())
-    if n_objects is None:
-        n = hi + 1
-        if n > np.iinfo(np.int32).max:
-            r = int(np.flatnonzero(arr.max(axis=1) == hi)[0])
-            raise DataError(f"{where}: row {row_of(r)}: object index {hi} does not fit int32")
-    else:
-        n = int(n_objects)
-        if not 3 <= n <= np.iinfo(np.int32).max:
-            raise InputError(f"n_objects must be between 3 and 2**31 - 1, got {n}")
-        if hi >= n:
-            r = int(np.flatnonzero((arr >= n).any(axis=1))[0])
-            raise DataError(
-                f"{where}: row {row_of(r)}: object index out of range in {arr[r].tolist()} "
-                f"(n_objects = {n}, valid 0..{n - 1})"
-            )
-    rep = (arr[:, 0] == arr[:, 1]) | (arr[:, 0] == arr[:, 2]) | (arr[:, 1] == arr[:, 2])
-    if rep.any():
-        r = int(np.flatnonzero(rep)[0])
-        raise DataError(f"{where}: row {row_of(r)}: an object repeats within the triplet {arr[r].tolist()}")
-    return n
+    if n_objects is not None and not 3 <= int(n_objects) <= np.iinfo(np.int32).max:
+        check_triplet_shape(arr, where, FormatError)
+        raise InputError(f"n_objects must be between 3 and 2**31 - 1, got {int(n_objects)}")
+    t = as_triplets(arr, n_objects, name=where, dtype=None, allow_empty=False, repeats=True,
+                    error=FormatError, range_error=DataError, row_of=row_of)
+    return int(t.max()) + 1 if n_objects is None else int(n_objects)
 
 
 def _read_npy(path: Path, where: str) -> np.ndarray:
@@ -574,8 +552,7 @@ def _read_npy(path: Path, where: str) -> np.ndarray:
         raise FormatError(f"{where}: not a readable .npy file ({exc})") from None
     if not isinstance(a, np.ndarray):
         raise FormatError(f"{where}: expected one array in a .npy file")
-    if a.ndim != 2 or a.shape[1] != 3:
-        raise FormatError(f"{where}: expected an (N, 3) triplet array, got shape {a.shape}")
+    check_triplet_shape(a, where, FormatError)
     if a.shape[0] == 0:
         raise FormatError(f"{where}: no triplets (empty)")
     return _as_int(a, where)

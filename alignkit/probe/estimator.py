@@ -22,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from alignkit import validate as _validate
 from alignkit._torchio import resolve_device as _resolve_device
 from alignkit.errors import InputError, MismatchError
 from alignkit.probe._common import FitResult, ObjectiveSpec, ProgressFn
@@ -103,18 +104,8 @@ def resolve_device(device: str) -> torch.device:
 
 def as_triplets(triplets: Any, n_objects: int, where: str = "triplets") -> np.ndarray:
     """Validate a triplet array (or :class:`alignkit.data.Triplets`) as int64 (N, 3)."""
-    arr = getattr(triplets, "array", triplets)
-    t = np.asarray(arr)
-    if t.ndim != 2 or t.shape[1] != 3 or t.dtype.kind not in "iu":
-        raise InputError(f"{where}: expected an integer (N, 3) array, got {t.dtype} {t.shape}")
-    t = t.astype(np.int64, copy=False)
-    if len(t) and (t.min() < 0 or t.max() >= n_objects):
-        bad = int(np.flatnonzero((t < 0).any(1) | (t >= n_objects).any(1))[0])
-        raise MismatchError(
-            f"{where}: row {bad + 1} indexes object {t[bad].tolist()} outside 0..{n_objects - 1} "
-            f"(the features have {n_objects} rows)"
-        )
-    return t
+    return _validate.as_triplets(triplets, n_objects, name=where,
+                                 n_what=f"the features have {n_objects} rows")
 
 
 def triplets_checksum(triplets: Any) -> str:
@@ -193,10 +184,6 @@ def __getattr__(name: str) -> Any:
     if name == "SklearnNotFittedError" and _sklearn_not_fitted_class() is not NotFittedError:
         return _sklearn_not_fitted_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-class _NonNumericError(InputError, TypeError):
-    """Features that are not numbers (a ``TypeError`` too, as ``np.asarray`` raises)."""
 
 
 #: ``LinearProbe`` parameters that are fields of :class:`SolverOptions`.
@@ -586,28 +573,5 @@ class LinearProbe:
 
 def _as_features(features: Any, where: str = "features") -> np.ndarray:
     """Validate a real ``(n, p)`` feature matrix (n, p >= 1, finite) as float64."""
-    if hasattr(features, "tocsr") or hasattr(features, "todense"):
-        raise InputError(f"{where}: sparse input is not supported; pass a dense array")
-    x = np.asarray(features)
-    if x.dtype.kind == "c":
-        raise InputError(f"{where}: Complex data not supported; expected real features")
-    if x.dtype.kind == "O":
-        try:
-            x = x.astype(np.float64)
-        except (TypeError, ValueError) as exc:
-            raise _NonNumericError(f"{where}: the entries must be numbers ({exc})") from exc
-    if x.ndim == 1:
-        raise InputError(f"{where}: expected a 2-D (n, p) array, got 1-D of shape {x.shape}; "
-                         "Reshape your data: x.reshape(-1, 1) for one feature, "
-                         "x.reshape(1, -1) for one object")
-    if x.ndim != 2 or x.dtype.kind not in "fiu":
-        raise InputError(f"{where}: expected a real (n, p) array, got {x.dtype} {x.shape}")
-    if x.shape[0] < 1 or x.shape[1] < 1:
-        what = "sample" if x.shape[0] < 1 else "feature"
-        raise InputError(f"{where}: found an array with 0 {what}(s) (shape={x.shape}) while a "
-                         f"minimum of 1 is required.")
-    x = x.astype(np.float64, copy=False)
-    if not np.isfinite(x).all():
-        r, c = np.argwhere(~np.isfinite(x))[0]
-        raise InputError(f"{where}: NaN or infinity at row {r + 1}, column {c + 1}")
-    return x
+    return _validate.as_features(features, name=where, dtype=np.float64, min_rows=1,
+                                 min_cols=1, objects=True, reshape_hint=True)

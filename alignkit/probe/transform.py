@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from alignkit.errors import DataError, FormatError, InputError, MismatchError
+from alignkit.validate import as_features
 
 __all__ = ["Transform", "load_transform"]
 
@@ -113,14 +114,8 @@ class Transform:
             DataError: the features or the transformed features are not finite,
                 or the transformed features' dot products overflow float32.
         """
-        a = np.asarray(x)
-        if a.ndim != 2 or a.shape[1] != self.p:
-            raise MismatchError(
-                f"{self.label}: features have shape {a.shape}, the transform expects (n, {self.p})"
-            )
-        a = a.astype(dtype, copy=False)
-        if not np.isfinite(a).all():
-            raise DataError(f"{self.label}: the features hold NaN or infinity")
+        a = as_features(x, name=f"{self.label}: the features", dtype=dtype, p=self.p,
+                        fits=np.dtype(dtype).name, error=MismatchError)
         out = ((a - np.asarray(self.mean, dtype)) / np.asarray(self.std, dtype)) @ self.weights.astype(dtype)
         if self.bias is not None:
             out += self.bias.astype(dtype)
@@ -236,13 +231,8 @@ class Transform:
                     f"{p}: a .npy transform holds no mean and std: give mean and std, or the "
                     "features it is applied to"
                 )
-            fx = np.asarray(features, dtype=np.float64)
-            if fx.ndim != 2 or fx.shape[1] != rows:
-                raise MismatchError(
-                    f"{p}: transform expects {rows} features, the features have shape {fx.shape}"
-                )
-            if not np.isfinite(fx).all():
-                raise DataError(f"{p}: the features hold NaN or infinity")
+            fx = as_features(features, name=f"{p}: the features", dtype=np.float64, p=rows,
+                             error=MismatchError)
             mean = float(fx.mean()) if mean is None else mean
             std = float(fx.std()) if std is None else std
             how = "global scalar mean/std of the features it is applied to"

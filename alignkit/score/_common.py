@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields, is_dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
-from alignkit.errors import DataError, InputError
+from alignkit import provenance, validate
+from alignkit.errors import InputError
 
 CHANCE = 1.0 / 3.0
 #: Noise ceiling of THINGS odd-one-out accuracy used for the paper's figures.
@@ -25,18 +26,8 @@ def resolve_ties(name: str, option: str = "--ties") -> str:
 
 
 def as_features(features: Any, *, name: str = "features") -> np.ndarray:
-    """Validate a 2-D finite feature matrix; float16 is widened to float32."""
-    X = np.asarray(features)
-    if X.ndim != 2:
-        raise InputError(f"{name} must be a 2-D array (stimuli x dimensions), got shape {X.shape}")
-    if not np.issubdtype(X.dtype, np.floating) and not np.issubdtype(X.dtype, np.integer):
-        raise InputError(f"{name} must be numeric, got dtype {X.dtype}")
-    if X.dtype == np.float16 or np.issubdtype(X.dtype, np.integer):
-        X = X.astype(np.float32)
-    if X.size and not np.isfinite(X).all():
-        row = int(np.flatnonzero(~np.isfinite(X).all(axis=1))[0])
-        raise DataError(f"{name} contain NaN or inf (first at row {row + 1})")
-    return X
+    """Validate a 2-D finite feature matrix; float16 and integers are widened to float32."""
+    return validate.as_features(features, name=name)
 
 
 def normalised_score(accuracy: float, ceiling: float | None) -> float | None:
@@ -56,20 +47,9 @@ def check_choice(value: str, allowed: tuple[str, ...], option: str) -> str:
 
 
 def jsonable(obj: Any) -> Any:
-    """Convert dataclasses, numpy scalars and arrays into JSON-able Python objects."""
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: jsonable(getattr(obj, f.name)) for f in fields(obj)}
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
+    """Dataclasses, numpy scalars and arrays as JSON-able Python objects; NaN and infinity
+    become None, values of other types are left as they are."""
+    return provenance.jsonable(obj, nonfinite="null", unknown="keep")
 
 
 __all__ = [

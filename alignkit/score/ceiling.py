@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from alignkit.errors import DataError, InputError
+from alignkit.validate import as_triplets
 
 __all__ = [
     "OddOneOutCeiling",
@@ -122,10 +123,7 @@ def ooo_noise_ceiling(triplets: Any, *, min_repeats: int = 2) -> OddOneOutCeilin
         min_repeats < 2
     ):
         raise InputError(f"--min-repeats must be an integer >= 2, got {min_repeats!r}")
-    T = np.asarray(getattr(triplets, "array", triplets))
-    if T.ndim != 2 or T.shape[1] != 3:
-        raise InputError(f"triplets must be an (N, 3) array, got shape {T.shape}")
-    T = T.astype(np.int64)
+    T = as_triplets(triplets, None, name="triplets")
     N = len(T)
     source = str(getattr(triplets, "source", "<array>"))
     checksum = getattr(triplets, "checksum", None)

@@ -26,6 +26,7 @@ from alignkit.provenance import base_provenance, sha256_array
 from alignkit.score._common import CHANCE, as_features, jsonable, resolve_ties
 from alignkit.score.align import align_triplets
 from alignkit.score.presets import PRESETS, normalise
+from alignkit.validate import as_triplets
 
 __all__ = [
     "OddOneOutResult",
@@ -168,11 +169,11 @@ class OddOneOutResult:
 
 def _triplet_array(triplets: Any) -> tuple[np.ndarray, dict[str, Any], np.ndarray | None]:
     """Accept an ``alignkit.data.Triplets`` or an (N, 3) integer array; also return the
-    triplets' object ids (None when unknown)."""
+    triplets' object ids (None when unknown). The index range is checked by the alignment."""
     info: dict[str, Any] = {}
     ids = None
+    T = as_triplets(triplets, None, name="triplets", dtype=None)
     if hasattr(triplets, "array") and hasattr(triplets, "n_objects"):
-        T = np.asarray(triplets.array)
         ids = getattr(triplets, "object_ids", None)
         info = {
             "source": getattr(triplets, "source", None),
@@ -181,21 +182,9 @@ def _triplet_array(triplets: Any) -> tuple[np.ndarray, dict[str, Any], np.ndarra
             "convention": getattr(triplets, "convention", None),
         }
     else:
-        T = np.asarray(triplets)
-        if T.ndim != 2 or T.shape[1] != 3:
-            raise InputError(f"triplets must be an (N, 3) array, got shape {T.shape}")
-        if T.size and not np.issubdtype(T.dtype, np.integer):
-            raise InputError(f"triplets must be integers, got dtype {T.dtype}")
-        info = {"source": "<array>", "checksum": sha256_array(T)}
-    if T.ndim != 2 or T.shape[1] != 3:
-        raise InputError(f"triplets must be an (N, 3) array, got shape {T.shape}")
+        info = {"source": "<array>", "checksum": sha256_array(np.asarray(triplets))}
     if T.size == 0:
-        T = T.reshape(0, 3).astype(np.int32)
-    if not T.flags.c_contiguous:
-        T = np.ascontiguousarray(T)
-    if T.size and int(T.min()) < 0:
-        bad = int(np.flatnonzero((T < 0).any(axis=1))[0])
-        raise MismatchError(f"triplet row {bad + 1} has a negative object index {int(T[bad].min())}")
+        T = T.astype(np.int32)
     return T, info, ids
 
 
