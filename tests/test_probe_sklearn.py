@@ -22,13 +22,17 @@ import warnings
 import numpy as np
 import pytest
 
-sklearn = pytest.importorskip("sklearn", minversion="1.6")
-from sklearn.base import clone as sk_clone  # noqa: E402
-from sklearn.exceptions import NotFittedError as SkNotFittedError  # noqa: E402
-from sklearn.utils.estimator_checks import (  # noqa: E402
+# scikit-learn is a test dependency (setup.py's dev extras, >= 1.6): imported plainly, so a
+# missing or too old scikit-learn fails these tests instead of skipping them
+import sklearn
+from sklearn.base import clone as sk_clone
+from sklearn.exceptions import NotFittedError as SkNotFittedError
+from sklearn.utils.estimator_checks import (
     estimator_checks_generator,
     parametrize_with_checks,
 )
+
+assert tuple(int(x) for x in sklearn.__version__.split(".")[:2]) >= (1, 6), sklearn.__version__
 
 from alignkit.errors import AlignkitError, InputError  # noqa: E402
 from alignkit.probe._common import ObjectiveSpec  # noqa: E402
