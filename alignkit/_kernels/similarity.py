@@ -16,7 +16,8 @@ three similarities of every triplet without an ``n x n`` matrix, for stimulus se
 for one. :func:`use_gram` decides between them by a byte budget.
 
 :data:`SIMILARITIES` is the registry: one :class:`Similarity` per name, declaring its row
-preparation (centred rows or not, which per-row factor), its Gram path, and its pair function
+preparation (centred rows or not, which per-row factor), its Gram path (scaled rows or not, and how the product becomes the similarities), and its
+pair function
 ``pair(d, fa, fb, same)``: a plain-Python scalar over the dot product ``d`` of two prepared
 rows and their factors (``same``: the two rows are one object). The CPU direct kernel compiles
 the pair function with ``njit`` and :mod:`alignkit._kernels._cuda_ooo` with
@@ -126,8 +127,12 @@ def gram(X: np.ndarray, similarity: str = "dot") -> np.ndarray:
         >>> gram(np.array([[3.0, 4.0], [0.0, 1.0]]), "cosine").round(2).tolist()
         [[1.0, 0.8], [0.8, 1.0]]
     """
-    Y, f = prepare_rows(X, similarity)
-    return SIMILARITIES[similarity].gram(Y, f)
+    Y, f = prepare_rows(X, similarity)  # validates the name
+    sim = SIMILARITIES[similarity]
+    if sim.gram_scaled:
+        Y = Y * f[:, None]  # rebound: the unscaled rows are freed before the product
+    S = _product(Y)
+    return S if sim.gram_finish is None else sim.gram_finish(S)
 
 
 def _product(Y: np.ndarray) -> np.ndarray:
@@ -135,18 +140,9 @@ def _product(Y: np.ndarray) -> np.ndarray:
     return Y @ Y.T if Y.shape[0] <= SYRK_MAX_ROWS else _blocked_gram(Y)
 
 
-def _gram_dot(Y: np.ndarray, f: np.ndarray) -> np.ndarray:
-    return _product(Y)
-
-
-def _gram_scaled(Y: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """Cosine (correlation: of the centred rows): the product of the rows scaled by ``f``."""
-    return _product(Y * f[:, None])
-
-
-def _gram_negative_distance(Y: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """``-sqrt(|a|^2 + |b|^2 - 2 <a, b>)``, clipped at 0, exactly 0 on the diagonal."""
-    S = _product(Y)
+def _negative_distance_from_product(S: np.ndarray) -> np.ndarray:
+    """``-sqrt(|a|^2 + |b|^2 - 2 <a, b>)`` in place of ``S = Y Y^T``, clipped at 0, exactly 0
+    on the diagonal."""
     # the squared norms are the Gram diagonal itself, so identical rows give exactly 0;
     # (|a|^2 + |b|^2) - 2 d, as the direct path, in row blocks: symmetric bit for bit
     sq = np.diagonal(S).copy()
@@ -304,7 +300,10 @@ class Similarity:
         row_factor: the per-row factor ``f`` of the prepared rows, a key of
             :data:`ROW_FACTORS`: ``"one"``, ``"inverse_norm"`` (``1 / |y|``, 0 for a zero
             row) or ``"squared_norm"`` (``|y|^2``, in the direct kernel's summation order).
-        gram: ``gram(Y, f) -> S``, the whole ``(n, n)`` matrix from the prepared rows (BLAS).
+        gram_scaled: the Gram path multiplies each prepared row by its factor before the
+            product ``S = Y Y^T`` (one BLAS ``syrk``, or ``gemm`` blocks).
+        gram_finish: ``S -> S``, what turns that product into the similarities (in place),
+            or None when the product is the answer.
     """
 
     name: str
@@ -313,7 +312,8 @@ class Similarity:
     pair: Callable[[float, float, float, bool], float]
     centre_rows: bool
     row_factor: str
-    gram: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    gram_scaled: bool
+    gram_finish: Callable[[np.ndarray], np.ndarray] | None
 
 
 #: Every similarity a user can name, by name, in the order dot, cosine, euclidean, correlation.
@@ -327,7 +327,8 @@ SIMILARITIES: dict[str, Similarity] = {
             dot_pair,
             centre_rows=False,
             row_factor="one",
-            gram=_gram_dot,
+            gram_scaled=False,
+            gram_finish=None,
         ),
         Similarity(
             "cosine",
@@ -336,7 +337,8 @@ SIMILARITIES: dict[str, Similarity] = {
             scaled_pair,
             centre_rows=False,
             row_factor="inverse_norm",
-            gram=_gram_scaled,
+            gram_scaled=True,
+            gram_finish=None,
         ),
         Similarity(
             "euclidean",
@@ -345,7 +347,8 @@ SIMILARITIES: dict[str, Similarity] = {
             negative_distance_pair,
             centre_rows=False,
             row_factor="squared_norm",
-            gram=_gram_negative_distance,
+            gram_scaled=False,
+            gram_finish=_negative_distance_from_product,
         ),
         Similarity(
             "correlation",
@@ -354,7 +357,8 @@ SIMILARITIES: dict[str, Similarity] = {
             scaled_pair,
             centre_rows=True,
             row_factor="inverse_norm",
-            gram=_gram_scaled,
+            gram_scaled=True,
+            gram_finish=None,
         ),
     )
 }
