@@ -63,26 +63,7 @@ def ref_permutation(seed: int, p: int, m: int) -> np.ndarray:
     return perm
 
 
-def ref_sims(X: np.ndarray, T: np.ndarray, similarity_name: str) -> np.ndarray:
-    X = X.astype(np.float64)
-    if similarity_name == "correlation":
-        X = X - X.mean(axis=1, keepdims=True)
-    i, j, k = (T[:, c].astype(np.int64) for c in range(3))
-
-    def pair(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        if similarity_name == "euclidean":
-            return -np.sqrt(((X[a] - X[b]) ** 2).sum(axis=1))
-        d = (X[a] * X[b]).sum(axis=1)
-        if similarity_name in ("cosine", "correlation"):
-            na = np.sqrt((X[a] ** 2).sum(axis=1))
-            nb = np.sqrt((X[b] ** 2).sum(axis=1))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                d = np.where((na > 0) & (nb > 0), d / (na * nb), 0.0)
-        return d
-
-    return np.stack([pair(i, j), pair(i, k), pair(j, k)], axis=1)
-
-
+import naive  # noqa: E402
 from naive import choices as ref_choices  # noqa: E402
 from naive import tie_counts as ref_tie_counts  # noqa: E402
 
@@ -172,15 +153,30 @@ def check_direct(rng: np.random.Generator) -> None:
         T = random_triplets(rng, n_obj, N, np.int64 if label == "int" else np.int32)
         T[:20] = np.array([1, 9, 10])  # identical rows 9 and 10: s_ij == s_ik
         T[20:30] = np.array([3, 1, 2])  # the zero row: s_ij == s_ik (dot, cosine)
+        # every registered similarity: the CUDA direct and Gram paths equal the CPU's
+        # bit for bit, and the naive reference wherever rounding cannot reorder a row
+        checked = []
         for name in similarity.SIMILARITIES:
+            ref = naive.triplet_sims(X, T, name)
             cpu_sims = similarity.triplet_sims_direct(X, T, name)
-            np.testing.assert_allclose(cpu_sims, ref_sims(X, T, name), rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(cpu_sims, ref, rtol=1e-12, atol=1e-12)
+            ok = naive.decided(ref)
+            ok[:30] = True  # built from identical and zero rows: exact everywhere
+            S = similarity.gram(X, name)
             for ties in ("paper", "first", "any-tie-wrong") if label == "int" else ("paper",):
+                want = ref_choices(ref, ties)
                 counts, choices = kc._direct(X, T, name, ties, want_choices=True)
                 assert np.array_equal(choices, ooo.ooo_choices(cpu_sims, None, ties)), (label, name)
                 assert tuple(counts) == ooo.ooo_counts(cpu_sims, None, ties), (label, name)
+                assert np.array_equal(choices[ok], want[ok]), (label, name, ties)
+                if ties == "paper":
+                    gram_choices = kc.ooo_choices_cuda(S, T, ties)
+                    assert np.array_equal(gram_choices, ooo.ooo_choices(S, T, ties)), (label, name)
+                    assert np.array_equal(gram_choices[ok], want[ok]), (label, name)
             if label == "int":
                 n_ties += sum(ooo.ooo_counts(cpu_sims, None, "paper")[1:])
+            checked.append(name)
+        print(f"similarities checked ({label}): {','.join(checked)}", flush=True)
     assert n_ties >= 20, n_ties
     X = cases["float"]
     # inputs already on the device are used in place

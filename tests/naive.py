@@ -6,6 +6,8 @@ integers masked to 64 bits, per-row loops); the kernels must equal them exactly.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 MASK = (1 << 64) - 1
@@ -72,3 +74,63 @@ def tie_counts(sims: np.ndarray) -> tuple[int, int]:
     """``(two-way ties, three-way ties)`` at the top of each row."""
     tops = [int(np.count_nonzero(row == row.max())) for row in np.asarray(sims)]
     return tops.count(2), tops.count(3)
+
+
+# ----------------------------------------------------------------------------- similarities
+# One function per similarity, pair by pair, in plain Python floats; a zero row has cosine 0
+# and a constant row correlation 0 with everything (themselves included).
+def dot(x: np.ndarray, y: np.ndarray) -> float:
+    """``<x, y>``."""
+    return sum(float(a) * float(b) for a, b in zip(x, y, strict=True))
+
+
+def cosine(x: np.ndarray, y: np.ndarray) -> float:
+    """``<x, y> / (|x| |y|)``, 0 when either row is zero."""
+    nx, ny = math.sqrt(dot(x, x)), math.sqrt(dot(y, y))
+    return 0.0 if nx == 0.0 or ny == 0.0 else dot(x, y) / (nx * ny)
+
+
+def euclidean(x: np.ndarray, y: np.ndarray) -> float:
+    """The negative distance ``-|x - y|``."""
+    return -math.sqrt(sum((float(a) - float(b)) ** 2 for a, b in zip(x, y, strict=True)))
+
+
+def correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson's r: the cosine of the centred rows (0 for a constant row)."""
+    mx = sum(float(a) for a in x) / len(x)
+    my = sum(float(b) for b in y) / len(y)
+    return cosine(np.array([float(a) - mx for a in x]), np.array([float(b) - my for b in y]))
+
+
+#: The reference of every similarity alignkit registers, by name.
+SIMILARITIES = {"dot": dot, "cosine": cosine, "euclidean": euclidean, "correlation": correlation}
+
+
+def gram(X: np.ndarray, name: str) -> np.ndarray:
+    """All pairwise similarities by a double loop over rows."""
+    X = np.asarray(X, dtype=np.float64)
+    f = SIMILARITIES[name]
+    n = X.shape[0]
+    return np.array([[f(X[a], X[b]) for b in range(n)] for a in range(n)]).reshape(n, n)
+
+
+def triplet_sims(X: np.ndarray, T: np.ndarray, name: str) -> np.ndarray:
+    """``[s_ij, s_ik, s_jk]`` per triplet, each pair computed on its own."""
+    X = np.asarray(X, dtype=np.float64)
+    f = SIMILARITIES[name]
+    rows = [(f(X[i], X[j]), f(X[i], X[k]), f(X[j], X[k])) for i, j, k in np.asarray(T)]
+    return np.array(rows, dtype=np.float64).reshape(len(rows), 3)
+
+
+def decided(sims: np.ndarray, rel: float = 1e-9) -> np.ndarray:
+    """Rows that rounding cannot reorder: every two of the three are apart by more than
+    ``rel`` (relative), so a kernel's choice must equal the reference's there. (Exactly
+    tied rows are left out: a tie the reference finds by coincidence, e.g. cosines of
+    proportional rows, need not survive the kernel's rounding; ties built from identical,
+    zero or constant rows are exact on both and are checked by the tests themselves.)"""
+    s = np.asarray(sims, dtype=np.float64)
+    scale = np.maximum(1.0, np.abs(s).max(axis=1))
+    ok = np.ones(len(s), dtype=bool)
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        ok &= np.abs(s[:, a] - s[:, b]) > rel * scale
+    return ok

@@ -33,6 +33,11 @@ def test_cuda_kernels_match_numpy_and_cpu_under_simulator(tmp_path: Path) -> Non
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-5000:]}"
     for name in ("check_bootstrap", "check_correlation", "check_gram", "check_direct"):
         assert f"{name}: ok" in proc.stdout
+    # the direct check iterated the whole similarity registry, on both feature cases
+    from alignkit._kernels.similarity import SIMILARITIES
+
+    for label in ("int", "float"):
+        assert f"similarities checked ({label}): {','.join(SIMILARITIES)}" in proc.stdout
 
 
 def test_resolve_device_without_gpu(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -97,7 +97,7 @@ def test_bootstrap_across_chunks_equals_reference():
     )
 
 
-def test_bootstrap_statistics_and_thread_invariance():
+def _check_bootstrap_thread_invariance(n_threads: int) -> None:
     N = 50_000
     correct = (np.random.default_rng(0).random(N) < 0.63).astype(np.uint8)
     acc = correct.mean()
@@ -105,7 +105,8 @@ def test_bootstrap_statistics_and_thread_invariance():
     try:
         numba.set_num_threads(1)
         one = bootstrap.bootstrap_means(correct, 400, seed=123)
-        numba.set_num_threads(before)
+        numba.set_num_threads(n_threads)
+        assert numba.get_num_threads() > 1
         many = bootstrap.bootstrap_means(correct, 400, seed=123)
     finally:
         numba.set_num_threads(before)
@@ -114,6 +115,29 @@ def test_bootstrap_statistics_and_thread_invariance():
     assert abs(many.mean() - acc) < 4 * se / np.sqrt(400) + 1e-12
     assert 0.8 * se < many.std() < 1.2 * se
     assert not np.array_equal(many, bootstrap.bootstrap_means(correct, 400, seed=124))
+
+
+def test_bootstrap_statistics_and_thread_invariance():
+    _run_with_threads(_check_bootstrap_thread_invariance)
+
+
+def _run_with_threads(check) -> None:
+    """Run ``check(n_threads)`` with every thread Numba has (at least 2: asserted inside the
+    check); where Numba was started with one thread, in a fresh interpreter with two."""
+    if numba.config.NUMBA_NUM_THREADS >= 2:
+        check(numba.config.NUMBA_NUM_THREADS)
+        return
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve()
+    code = f"import {here.stem} as m; m.{check.__name__}(2)"
+    env = dict(os.environ, NUMBA_NUM_THREADS="2")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=here.parent, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 def test_bootstrap_edge_cases():

@@ -22,24 +22,7 @@ FAST = settings(max_examples=50, deadline=None)
 
 
 # ----------------------------------------------------------------------------- references
-def ref_gram(X: np.ndarray, similarity: str) -> np.ndarray:
-    """Pairwise similarities by a plain double loop over rows."""
-    X = np.asarray(X, dtype=np.float64)
-    n = X.shape[0]
-    S = np.zeros((n, n))
-    for a in range(n):
-        for b in range(n):
-            x, y = X[a], X[b]
-            if similarity == "dot":
-                S[a, b] = x @ y
-            elif similarity == "euclidean":
-                S[a, b] = -np.linalg.norm(x - y)
-            else:
-                if similarity == "correlation":
-                    x, y = x - x.mean(), y - y.mean()
-                nx, ny = np.linalg.norm(x), np.linalg.norm(y)
-                S[a, b] = 0.0 if nx == 0 or ny == 0 else (x @ y) / (nx * ny)
-    return S
+ref_gram = naive.gram  # pairwise similarities by a plain double loop over rows
 
 
 def ref_sims(S: np.ndarray, T: np.ndarray) -> np.ndarray:
@@ -266,20 +249,45 @@ def test_logprobs_finite_for_huge_similarities():
     np.testing.assert_allclose(np.exp(lp).sum(axis=1), 1.0)
 
 
-def test_nll_independent_of_thread_count():
+def _check_nll_thread_invariance(n_threads: int) -> None:
     rng = np.random.default_rng(5)
     X = rng.normal(size=(200, 16))
-    T = random_triplets(rng, 200, 70_000, np.int32)
+    T = random_triplets(rng, 200, 70_000, np.int32)  # 5 reduction blocks of 2**14
     S = ksim.gram(X, "cosine")
+    sims = ooo.triplet_sims(S, T)
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        one = ooo.triplet_nll(S, T, 3.0)
-        numba.set_num_threads(before)
-        many = ooo.triplet_nll(S, T, 3.0)
+        one = (ooo.triplet_nll(S, T, 3.0), ooo.triplet_nll_sims(sims, 3.0), ooo.ooo_counts(S, T))
+        numba.set_num_threads(n_threads)
+        assert numba.get_num_threads() > 1
+        many = (ooo.triplet_nll(S, T, 3.0), ooo.triplet_nll_sims(sims, 3.0), ooo.ooo_counts(S, T))
     finally:
         numba.set_num_threads(before)
     assert one == many
+
+
+def test_nll_independent_of_thread_count():
+    _run_with_threads(_check_nll_thread_invariance)
+
+
+def _run_with_threads(check) -> None:
+    """Run ``check(n_threads)`` with every thread Numba has (at least 2: asserted inside the
+    check); where Numba was started with one thread, in a fresh interpreter with two."""
+    if numba.config.NUMBA_NUM_THREADS >= 2:
+        check(numba.config.NUMBA_NUM_THREADS)
+        return
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve()
+    code = f"import {here.stem} as m; m.{check.__name__}(2)"
+    env = dict(os.environ, NUMBA_NUM_THREADS="2")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=here.parent, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 # ----------------------------------------------------------------------------- real data
@@ -304,12 +312,16 @@ def test_blocked_gram_is_exactly_symmetric_and_equals_the_product(monkeypatch):
     rng = np.random.default_rng(8)
     X = rng.normal(size=(1000, 37))
     X[7] = X[500]  # identical rows in different blocks must tie exactly
+    whole = {sim: ksim.gram(X, sim) for sim in SIMS}  # one syrk
     monkeypatch.setattr(ksim, "SYRK_MAX_ROWS", 256)
     monkeypatch.setattr(ksim, "_GRAM_BLOCK", 128)
+    idx = np.r_[0:5, 7, 126:131, 255:258, 500, 620:625, 999]  # rows across blocks
     for sim in SIMS:
         S = ksim.gram(X, sim)
         assert (S == S.T).all(), sim
-        np.testing.assert_allclose(S, ref_gram(X, sim), rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(S, whole[sim], rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(S[np.ix_(idx, idx)], ref_gram(X[idx], sim), rtol=1e-10,
+                                   atol=1e-10)
         assert S[7, 3] == S[500, 3] and S[3, 7] == S[3, 500]
 
 

@@ -9,6 +9,7 @@ Modules (each imported on first access; importing this package loads nothing hea
 * :mod:`~alignkit._kernels.rank`: average ranks (radix sort), Spearman, Pearson, condensed RDMs.
 * :mod:`~alignkit._kernels.rsa`: stimulus permutation test and stimulus bootstrap for RSA.
 * :mod:`~alignkit._kernels.synthetic`: synthetic odd-one-out triplets from an embedding.
+* :mod:`~alignkit._kernels.backends`: per operation, the function that runs it on each device.
 
 The kernels depend on numpy and numba only: no I/O, no torch, nothing from the rest of
 alignkit. Wrong arguments raise :class:`ValueError`. Every kernel is compiled with
@@ -24,7 +25,7 @@ from types import ModuleType
 
 __all__ = ["bootstrap", "ooo", "rank", "rsa", "similarity", "synthetic"]
 
-_MODULES = {"_rng", "bootstrap", "ooo", "rank", "rsa", "similarity", "synthetic", "cuda", "device"}
+_MODULES = {"_rng", "backends", "bootstrap", "ooo", "rank", "rsa", "similarity", "synthetic", "cuda", "device"}
 
 
 def __getattr__(name: str) -> ModuleType:

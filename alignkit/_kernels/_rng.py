@@ -23,8 +23,12 @@ is a Fisher-Yates shuffle: ``perm = arange(m)``; for ``t = m-1`` down to ``1``,
 ``j = bounded(draw(stream_key(seed, p), t), t + 1)`` and ``perm[t], perm[j]``
 are swapped.
 
-The functions below are Numba ``njit`` functions, callable from other kernels
-(where they are inlined) and from Python with ``numpy.uint64`` arguments.
+The scalar functions below are written once, in plain Python over ``numpy.uint64``
+scalars: here they are Numba ``njit`` functions, callable from other kernels (where they
+are inlined) and from Python with ``numpy.uint64`` arguments; :mod:`alignkit._kernels._cuda_rng`
+compiles the same Python source (``fn.py_func``) with ``numba.cuda.jit(device=True)``
+through :func:`alignkit._kernels._twins.device_function`, so the CPU and the GPU draw from
+one definition.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ __all__ = [
     "draw",
     "bounded",
     "uniform01",
+    "shuffle_index",
+    "SCALARS",
     "as_seed",
     "permutation",
 ]
@@ -51,6 +57,7 @@ _S27 = np.uint64(27)
 _S31 = np.uint64(31)
 _S32 = np.uint64(32)
 _S11 = np.uint64(11)
+_ONE = np.uint64(1)
 _TWO_M53 = 2.0**-53
 
 
@@ -87,6 +94,17 @@ def uniform01(u: np.uint64) -> float:
     return float(np.uint64(u) >> _S11) * _TWO_M53
 
 
+@njit(cache=True, inline="always")
+def shuffle_index(key: np.uint64, t: int) -> np.uint64:
+    """The partner ``j`` in ``[0, t]`` that Fisher-Yates step ``t`` swaps with ``t``."""
+    return bounded(draw(key, np.uint64(t)), np.uint64(t) + _ONE)
+
+
+#: The scalar functions both targets compile, in dependency order (each may call the
+#: ones before it by its module-global name).
+SCALARS = (splitmix64, stream_key, draw, bounded, uniform01, shuffle_index)
+
+
 @njit(cache=True)
 def permutation(key: np.uint64, m: int) -> np.ndarray:
     """The Fisher-Yates permutation of ``m`` items for the stream with key ``key``."""
@@ -99,7 +117,7 @@ def permutation(key: np.uint64, m: int) -> np.ndarray:
 def _shuffle_into(key: np.uint64, perm: np.ndarray) -> None:
     """Shuffle ``perm`` in place (it must hold ``arange(m)``) per the spec."""
     for t in range(perm.shape[0] - 1, 0, -1):
-        j = bounded(draw(key, np.uint64(t)), np.uint64(t + 1))
+        j = shuffle_index(key, t)
         tmp = perm[t]
         perm[t] = perm[j]
         perm[j] = tmp

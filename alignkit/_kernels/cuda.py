@@ -210,46 +210,46 @@ def ooo_choices_cuda(S: Any, T: Any, ties: str = "paper") -> np.ndarray:
     return out.copy_to_host()
 
 
-def _direct_inputs(X: Any, similarity: str) -> tuple[Any, Any, int]:
-    """Feature rows and per-row factors for the direct kernel, on the device.
+def _direct_inputs(X: Any, similarity: str) -> tuple[Any, Any]:
+    """Feature rows and per-row factors ``(n,)`` for the direct kernel, on the device.
 
-    The factors are the CPU's (:func:`alignkit._kernels.similarity.prepare_rows`); rows that
-    need no transformation (dot, cosine, euclidean) go as they are when float32/float64 (the
-    kernel widens each element to float64, exactly as the CPU's cast does).
+    The rows and factors are the CPU's (:func:`alignkit._kernels.similarity.prepare_rows`, as
+    the similarity's registry entry declares them). Rows that are not centred go as they are
+    when float32/float64 (the kernel widens each element to float64, exactly as the CPU's
+    cast does); a device array is copied to the host only when its row factors are needed.
     """
     if similarity not in SIMILARITIES:
         raise ValueError(
             f"unknown similarity {similarity!r}; choose one of {', '.join(SIMILARITIES)}"
         )
-    kind = _K.SIM_CODES[similarity]
+    sim = SIMILARITIES[similarity]
     if _is_device(X):
         dX = _device(X)
         if len(dX.shape) != 2:
             raise ValueError(f"features must be a 2-D array (n, p), got shape {dX.shape}")
         if np.dtype(dX.dtype) not in (np.float32, np.float64):
             raise ValueError(f"device features must be float32/float64, got {dX.dtype}")
-        if similarity in ("dot", "euclidean"):
-            return dX, cuda.to_device(np.ones(1)), kind
+        if not sim.centre_rows and sim.row_factor == "one":
+            return dX, cuda.to_device(np.ones(dX.shape[0]))
         host = dX.copy_to_host()  # n x p: the row factors are computed as on the CPU
     else:
         dX = None
         host = np.asarray(X)
         if host.ndim != 2:
             raise ValueError(f"features must be a 2-D array (n, p), got shape {host.shape}")
-    if similarity == "correlation":
-        Y, f = prepare_rows(host, similarity)  # centred float64 rows
-        return cuda.to_device(Y), cuda.to_device(f), kind
-    f = prepare_rows(host, similarity)[1] if similarity == "cosine" else np.ones(1)
+    Y, f = prepare_rows(host, similarity)
+    if sim.centre_rows:  # the centred float64 rows
+        return cuda.to_device(Y), cuda.to_device(f)
     if dX is None:
         if host.dtype not in (np.float32, np.float64):
             host = host.astype(np.float64)
         dX = _device(host)
-    return dX, cuda.to_device(f), kind
+    return dX, cuda.to_device(f)
 
 
 def _direct(X: Any, T: Any, similarity: str, ties: str, want_choices: bool) -> tuple[Any, Any]:
     mode = _tie_mode(ties)
-    dX, df, kind = _direct_inputs(X, similarity)
+    dX, df = _direct_inputs(X, similarity)
     dT = _triplets(T, dX.shape[0])
     N = dT.shape[0]
     if N == 0:
@@ -259,8 +259,8 @@ def _direct(X: Any, T: Any, similarity: str, ties: str, want_choices: bool) -> t
     per_block = cfg.threads // _K.LANES
     choices = cuda.device_array(N if want_choices else 0, dtype=np.int8)
     out = _counts_out()
-    _K.kernels(bits).ooo_direct[_grid(N, per_block), cfg.threads](
-        dX, df, dT, n, kind, mode, choices, out
+    _K.direct_kernel(similarity, bits)[_grid(N, per_block), cfg.threads](
+        dX, df, dT, n, mode, choices, out
     )
     return out.copy_to_host(), (choices.copy_to_host() if want_choices else None)
 

@@ -26,7 +26,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from alignkit._kernels._rng import as_seed, bounded, draw, stream_key
+from alignkit._kernels._rng import as_seed, bounded, draw, shuffle_index, stream_key
 from alignkit._kernels.rank import (
     _as_vector,
     _block_sums,
@@ -105,7 +105,7 @@ def _shuffle(key: np.uint64, perm: np.ndarray) -> None:
     for t in range(m):
         perm[t] = t
     for t in range(m - 1, 0, -1):
-        j = bounded(draw(key, np.uint64(t)), np.uint64(t + 1))
+        j = shuffle_index(key, t)
         tmp = perm[t]
         perm[t] = perm[j]
         perm[j] = tmp

@@ -14,15 +14,33 @@ Four similarities, all computed in float64 whatever the input dtype:
 The Gram path (:func:`gram`) costs ``8 n^2`` bytes; :func:`triplet_sims_direct` computes the
 three similarities of every triplet without an ``n x n`` matrix, for stimulus sets too large
 for one. :func:`use_gram` decides between them by a byte budget.
+
+:data:`SIMILARITIES` is the registry: one :class:`Similarity` per name, declaring its row
+preparation (centred rows or not, which per-row factor), its Gram path (scaled rows or not, and how the product becomes the similarities), and its
+pair function
+``pair(d, fa, fb, same)``: a plain-Python scalar over the dot product ``d`` of two prepared
+rows and their factors (``same``: the two rows are one object). The CPU direct kernel compiles
+the pair function with ``njit`` and :mod:`alignkit._kernels._cuda_ooo` with
+``numba.cuda.jit(device=True)``, so both targets apply one definition. Adding a similarity is
+one pair function and one registry entry.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 from numba import njit, prange
 
+from alignkit._kernels._twins import specialise
+
 __all__ = [
+    "Similarity",
     "SIMILARITIES",
+    "ROW_FACTORS",
     "DEFAULT_GRAM_BUDGET",
     "as_float64",
     "gram",
@@ -35,7 +53,6 @@ __all__ = [
     "check_triplets",
 ]
 
-SIMILARITIES = ("dot", "cosine", "euclidean", "correlation")
 DEFAULT_GRAM_BUDGET = 2 * 1024**3  # bytes
 
 
@@ -71,7 +88,8 @@ def _inverse_norms(X: np.ndarray) -> np.ndarray:
 def prepare_rows(X: np.ndarray, similarity: str) -> tuple[np.ndarray, np.ndarray]:
     """Rows and per-row factors from which every similarity is a scaled dot product.
 
-    Returns ``(Y, f)`` with ``Y`` float64 C-contiguous and ``f`` float64 ``(n,)``:
+    Returns ``(Y, f)`` with ``Y`` float64 C-contiguous and ``f`` float64 ``(n,)``, as the
+    similarity's entry in :data:`SIMILARITIES` declares:
 
     * dot: ``Y = X``, ``f`` unused (ones);
     * cosine: ``Y = X``, ``f = 1 / |x|`` (0 for a zero row);
@@ -82,14 +100,11 @@ def prepare_rows(X: np.ndarray, similarity: str) -> tuple[np.ndarray, np.ndarray
     O(n p); used by both the Gram and the direct path so that they agree.
     """
     _check_similarity(similarity)
+    sim = SIMILARITIES[similarity]
     Y = as_float64(X)
-    if similarity == "correlation":
+    if sim.centre_rows:
         Y = Y - Y.mean(axis=1, keepdims=True)
-    if similarity in ("cosine", "correlation"):
-        return Y, _inverse_norms(Y)
-    if similarity == "euclidean":
-        return Y, _row_sq_norms(Y)
-    return Y, np.ones(Y.shape[0])
+    return Y, ROW_FACTORS[sim.row_factor](Y)
 
 
 def gram(X: np.ndarray, similarity: str = "dot") -> np.ndarray:
@@ -112,21 +127,32 @@ def gram(X: np.ndarray, similarity: str = "dot") -> np.ndarray:
         >>> gram(np.array([[3.0, 4.0], [0.0, 1.0]]), "cosine").round(2).tolist()
         [[1.0, 0.8], [0.8, 1.0]]
     """
-    Y, f = prepare_rows(X, similarity)
-    if similarity in ("cosine", "correlation"):
-        Y = Y * f[:, None]
-    S = Y @ Y.T if Y.shape[0] <= SYRK_MAX_ROWS else _blocked_gram(Y)
-    if similarity == "euclidean":
-        # the squared norms are the Gram diagonal itself, so identical rows give exactly 0;
-        # (|a|^2 + |b|^2) - 2 d, as the direct path, in row blocks: symmetric bit for bit
-        sq = np.diagonal(S).copy()
-        for s in range(0, S.shape[0], _GRAM_BLOCK):
-            block = S[s : s + _GRAM_BLOCK]
-            np.subtract(sq[s : s + _GRAM_BLOCK, None] + sq[None, :], 2.0 * block, out=block)
-        np.maximum(S, 0.0, out=S)
-        np.sqrt(S, out=S)
-        np.negative(S, out=S)
-        np.fill_diagonal(S, 0.0)
+    Y, f = prepare_rows(X, similarity)  # validates the name
+    sim = SIMILARITIES[similarity]
+    if sim.gram_scaled:
+        Y = Y * f[:, None]  # rebound: the unscaled rows are freed before the product
+    S = _product(Y)
+    return S if sim.gram_finish is None else sim.gram_finish(S)
+
+
+def _product(Y: np.ndarray) -> np.ndarray:
+    """``Y @ Y.T``: one ``syrk`` up to :data:`SYRK_MAX_ROWS` rows, else ``gemm`` blocks."""
+    return Y @ Y.T if Y.shape[0] <= SYRK_MAX_ROWS else _blocked_gram(Y)
+
+
+def _negative_distance_from_product(S: np.ndarray) -> np.ndarray:
+    """``-sqrt(|a|^2 + |b|^2 - 2 <a, b>)`` in place of ``S = Y Y^T``, clipped at 0, exactly 0
+    on the diagonal."""
+    # the squared norms are the Gram diagonal itself, so identical rows give exactly 0;
+    # (|a|^2 + |b|^2) - 2 d, as the direct path, in row blocks: symmetric bit for bit
+    sq = np.diagonal(S).copy()
+    for s in range(0, S.shape[0], _GRAM_BLOCK):
+        block = S[s : s + _GRAM_BLOCK]
+        np.subtract(sq[s : s + _GRAM_BLOCK, None] + sq[None, :], 2.0 * block, out=block)
+    np.maximum(S, 0.0, out=S)
+    np.sqrt(S, out=S)
+    np.negative(S, out=S)
+    np.fill_diagonal(S, 0.0)
     return S
 
 
@@ -224,34 +250,142 @@ def _row_sq_norms(Y: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True, inline="always")
-def _pair(Y: np.ndarray, f: np.ndarray, a: int, b: int, kind: int) -> float:
-    d = _dot(Y, a, b)
-    if kind == 0:  # dot
-        return d
-    if kind == 1:  # cosine / correlation (rows already centred)
-        return d * f[a] * f[b]
-    if a == b:  # euclidean, exact 0 on the diagonal
+def _ones(Y: np.ndarray) -> np.ndarray:
+    return np.ones(Y.shape[0])
+
+
+#: Per-row factors of the prepared rows, by the name a :class:`Similarity` declares.
+ROW_FACTORS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "one": _ones,
+    "inverse_norm": _inverse_norms,
+    "squared_norm": _row_sq_norms,
+}
+
+
+# --------------------------------------------------------------------------- pair functions
+# Plain Python scalars over the dot product ``d`` of two prepared rows, their factors ``fa``
+# and ``fb`` and whether they are one object (``same``); compiled for both targets.
+
+
+def dot_pair(d: float, fa: float, fb: float, same: bool) -> float:
+    """``s = d``: the dot product ``<x_a, x_b>`` itself."""
+    return d
+
+
+def scaled_pair(d: float, fa: float, fb: float, same: bool) -> float:
+    """``s = (d * f_a) * f_b`` with ``f = 1 / |y|`` (0 for a zero row): the cosine of the
+    prepared rows (cosine; correlation, whose rows are centred)."""
+    return d * fa * fb
+
+
+def negative_distance_pair(d: float, fa: float, fb: float, same: bool) -> float:
+    """``s = -sqrt((f_a + f_b) - 2 d)`` with ``f = |x|^2``, a tiny negative square clipped to
+    0, and exactly 0 for the same object."""
+    if same:
         return 0.0
-    sq = f[a] + f[b] - 2.0 * d
-    return -np.sqrt(sq) if sq > 0.0 else 0.0
+    sq = fa + fb - 2.0 * d
+    return -math.sqrt(sq) if sq > 0.0 else 0.0
 
 
-@njit(parallel=True, cache=True, fastmath=False)
-def _sims_direct(Y: np.ndarray, f: np.ndarray, T: np.ndarray, kind: int) -> np.ndarray:
+@dataclass(frozen=True)
+class Similarity:
+    """One similarity: what it is, how its rows are prepared, and its two paths.
+
+    Attributes:
+        name: the name users give (``--similarity``).
+        summary: what it computes, one line (CLI help).
+        reference: where it comes from, or who uses it.
+        pair: plain-Python ``pair(d, fa, fb, same) -> float`` (the direct paths, CPU and CUDA).
+        centre_rows: the rows are centred (``Y = X - row means``) before anything else.
+        row_factor: the per-row factor ``f`` of the prepared rows, a key of
+            :data:`ROW_FACTORS`: ``"one"``, ``"inverse_norm"`` (``1 / |y|``, 0 for a zero
+            row) or ``"squared_norm"`` (``|y|^2``, in the direct kernel's summation order).
+        gram_scaled: the Gram path multiplies each prepared row by its factor before the
+            product ``S = Y Y^T`` (one BLAS ``syrk``, or ``gemm`` blocks).
+        gram_finish: ``S -> S``, what turns that product into the similarities (in place),
+            or None when the product is the answer.
+    """
+
+    name: str
+    summary: str
+    reference: str
+    pair: Callable[[float, float, float, bool], float]
+    centre_rows: bool
+    row_factor: str
+    gram_scaled: bool
+    gram_finish: Callable[[np.ndarray], np.ndarray] | None
+
+
+#: Every similarity a user can name, by name, in the order dot, cosine, euclidean, correlation.
+SIMILARITIES: dict[str, Similarity] = {
+    s.name: s
+    for s in (
+        Similarity(
+            "dot",
+            "the dot product <x_a, x_b>",
+            "the odd-one-out analysis of Muttenthaler et al. (ICLR 2023)",
+            dot_pair,
+            centre_rows=False,
+            row_factor="one",
+            gram_scaled=False,
+            gram_finish=None,
+        ),
+        Similarity(
+            "cosine",
+            "the cosine <x_a, x_b> / (|x_a| |x_b|); a zero row has cosine 0 with everything",
+            "Brain-Score's odd-one-out benchmark",
+            scaled_pair,
+            centre_rows=False,
+            row_factor="inverse_norm",
+            gram_scaled=True,
+            gram_finish=None,
+        ),
+        Similarity(
+            "euclidean",
+            "the negative euclidean distance -|x_a - x_b| (larger is more similar)",
+            "the euclidean RDMs of representational similarity analysis",
+            negative_distance_pair,
+            centre_rows=False,
+            row_factor="squared_norm",
+            gram_scaled=False,
+            gram_finish=_negative_distance_from_product,
+        ),
+        Similarity(
+            "correlation",
+            "the Pearson correlation of the rows; a constant row has correlation 0",
+            "the correlation-distance RDMs of representational similarity analysis",
+            scaled_pair,
+            centre_rows=True,
+            row_factor="inverse_norm",
+            gram_scaled=True,
+            gram_finish=None,
+        ),
+    )
+}
+
+
+def _sims_direct(Y: np.ndarray, f: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """Template of the direct kernel: ``_pair`` is bound to one similarity's compiled pair
+    function by :func:`_direct_kernel`."""
     N = T.shape[0]
     out = np.empty((N, 3), dtype=np.float64)
     for t in prange(N):
         i = np.int64(T[t, 0])
         j = np.int64(T[t, 1])
         k = np.int64(T[t, 2])
-        out[t, 0] = _pair(Y, f, i, j, kind)
-        out[t, 1] = _pair(Y, f, i, k, kind)
-        out[t, 2] = _pair(Y, f, j, k, kind)
+        out[t, 0] = _pair(_dot(Y, i, j), f[i], f[j], i == j)  # noqa: F821 - bound per similarity
+        out[t, 1] = _pair(_dot(Y, i, k), f[i], f[k], i == k)  # noqa: F821
+        out[t, 2] = _pair(_dot(Y, j, k), f[j], f[k], j == k)  # noqa: F821
     return out
 
 
-_KIND = {"dot": 0, "cosine": 1, "correlation": 1, "euclidean": 2}
+@functools.cache
+def _direct_kernel(pair: Callable[..., float]) -> Callable[..., np.ndarray]:
+    """The CPU direct kernel of a pair function (built on first use, compiled on first call,
+    cached on disk under its own name)."""
+    return njit(parallel=True, cache=True, fastmath=False)(
+        specialise(_sims_direct, pair.__name__, _pair=njit(cache=True, inline="always")(pair))
+    )
 
 
 def triplet_sims_direct(X: np.ndarray, T: np.ndarray, similarity: str = "dot") -> np.ndarray:
@@ -271,7 +405,7 @@ def triplet_sims_direct(X: np.ndarray, T: np.ndarray, similarity: str = "dot") -
     """
     Y, f = prepare_rows(X, similarity)
     T = check_triplets(T, Y.shape[0])
-    return _sims_direct(Y, f, T, _KIND[similarity])
+    return _direct_kernel(SIMILARITIES[similarity].pair)(Y, f, T)
 
 
 def triplet_sims_auto(

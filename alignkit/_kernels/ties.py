@@ -16,7 +16,7 @@ float64 equality. The rules differ only on ties:
   the paper's, which it is not).
 
 The scalar functions below are plain Python: :mod:`alignkit._kernels.ooo` compiles them with
-``numba.njit`` and :mod:`alignkit._kernels._cuda_kernels` with ``numba.cuda.jit(device=True)``,
+``numba.njit`` and :mod:`alignkit._kernels._cuda_ooo` with ``numba.cuda.jit(device=True)``,
 so the CPU and the GPU apply one definition.
 """
 

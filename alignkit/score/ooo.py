@@ -492,39 +492,15 @@ def _score(
     per_triplet: bool, need_correct: bool,
 ) -> tuple[int, int, int, np.ndarray | None, np.ndarray | None, str]:
     """``(n_correct, n_ties2, n_ties3, choices, correct, method)`` on the chosen device."""
-    from alignkit._kernels import ooo as kooo
     from alignkit._kernels import similarity as ksim
+    from alignkit._kernels.backends import backend
 
     use_gram = ksim.gram_bytes(X.shape[0]) <= memory_budget
     method = "gram" if use_gram else "direct"
-    need_correct = need_correct or per_triplet
-    choices = correct = None
-    if dev == "cuda":
-        from alignkit._kernels import cuda as kcuda
-
-        if use_gram:
-            S = ksim.gram(X, similarity)
-            n_correct, n2, n3 = kcuda.ooo_counts_cuda(S, T, ties)
-            if need_correct:
-                choices = kcuda.ooo_choices_cuda(S, T, ties)
-        else:
-            n_correct, n2, n3 = kcuda.ooo_counts_direct_cuda(X, T, similarity, ties)
-            if need_correct:
-                choices = kcuda.ooo_choices_direct_cuda(X, T, similarity, ties)
-        if choices is not None:
-            correct = (choices == 2).astype(np.uint8)
-    else:
-        src = ksim.gram(X, similarity) if use_gram else ksim.triplet_sims_direct(X, T, similarity)
-        tri = T if use_gram else None
-        if per_triplet:
-            choices = kooo.ooo_choices(src, tri, ties)
-            correct = (choices == 2).astype(np.uint8)
-            n_correct, n2, n3 = kooo.ooo_counts(src, tri, ties)
-        elif need_correct:
-            correct = kooo.ooo_correct(src, tri, ties)
-            n_correct, n2, n3 = kooo.ooo_counts(src, tri, ties)
-        else:
-            n_correct, n2, n3 = kooo.ooo_counts(src, tri, ties)
+    n_correct, n2, n3, choices, correct = backend("odd_one_out", dev)(
+        X, T, similarity, ties, use_gram=use_gram, per_triplet=per_triplet,
+        need_correct=need_correct or per_triplet,
+    )
     return int(n_correct), int(n2), int(n3), choices, correct, method
 
 
@@ -532,13 +508,9 @@ def _bootstrap_ci(
     correct: np.ndarray | None, n_boot: int, seed: int, ci_level: float, dev: str
 ) -> tuple[float, float]:
     from alignkit._kernels import bootstrap as kboot
+    from alignkit._kernels.backends import backend
 
     assert correct is not None
-    if dev == "cuda":
-        from alignkit._kernels import cuda as kcuda
-
-        means = kcuda.bootstrap_means_cuda(correct, n_boot, seed)
-    else:
-        means = kboot.bootstrap_means(correct, n_boot, seed)
+    means = backend("bootstrap_means", dev)(correct, n_boot, seed)
     lo, hi = kboot.percentile_ci(means, ci_level)
     return float(lo), float(hi)

@@ -181,13 +181,9 @@ def rsa(
         # the observed value is recomputed by the null's own summation, so that
         # the identity permutation compares equal to it
         observed, null = krsa.rsa_permutation(A, B, 0, seed, method=compare)
-        if dev == "cuda":
-            from alignkit._kernels.cuda import rsa_permutation_ranks_cuda
+        from alignkit._kernels.backends import backend
 
-            ra, rb = krank.rank_pair(a, b) if compare == "spearman" else (a, b)
-            null = rsa_permutation_ranks_cuda(ra, rb, m, permutations, seed)
-        else:
-            _, null = krsa.rsa_permutation(A, B, permutations, seed, method=compare)
+        null = backend("rsa_permutation_null", dev)(A, B, a, b, permutations, seed, compare)
         p_value = float((1 + np.count_nonzero(null >= observed)) / (1 + permutations))
     ci_low = ci_high = boots = None
     if bootstrap:

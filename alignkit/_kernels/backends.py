@@ -1,0 +1,115 @@
+"""One table per operation: the function that runs it on each device.
+
+The scoring layer asks ``backend(operation, device)`` instead of branching on the device.
+Entries are ``"module:function"`` names under :mod:`alignkit._kernels`, imported on first
+lookup, so importing this module (or looking up a CPU entry) never imports :mod:`numba.cuda`.
+
+==========================  ===============================================================
+operation                   call
+==========================  ===============================================================
+``odd_one_out``             ``(X, T, similarity, ties, *, use_gram, per_triplet,
+                            need_correct) -> (n_correct, n_ties2, n_ties3, choices, correct)``
+``bootstrap_means``         ``(correct, n_boot, seed) -> float64 (n_boot,)``
+``rsa_permutation_null``    ``(A, B, a, b, n_perm, seed, method) -> float64 (n_perm,)``: the
+                            null of ``rsa.rsa_permutation`` (``a``, ``b``: condensed A, B)
+==========================  ===============================================================
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+__all__ = ["BACKENDS", "backend"]
+
+#: operation -> device -> ``"module:function"`` under :mod:`alignkit._kernels`.
+BACKENDS: dict[str, dict[str, str]] = {
+    "odd_one_out": {"cpu": "backends:_ooo_cpu", "cuda": "backends:_ooo_cuda"},
+    "bootstrap_means": {"cpu": "bootstrap:bootstrap_means", "cuda": "cuda:bootstrap_means_cuda"},
+    "rsa_permutation_null": {"cpu": "backends:_perm_null_cpu", "cuda": "backends:_perm_null_cuda"},
+}
+
+
+def backend(operation: str, device: str) -> Callable[..., Any]:
+    """The function that runs ``operation`` on ``device`` (``"cpu"`` or ``"cuda"``).
+
+    Raises:
+        ValueError: an operation or device not in :data:`BACKENDS`.
+    """
+    if operation not in BACKENDS:
+        raise ValueError(f"unknown operation {operation!r}; choose one of {', '.join(BACKENDS)}")
+    table = BACKENDS[operation]
+    if device not in table:
+        raise ValueError(f"{operation} has no {device!r} backend; choose one of {', '.join(table)}")
+    module, name = table[device].split(":")
+    return getattr(importlib.import_module(f"alignkit._kernels.{module}"), name)
+
+
+# --------------------------------------------------------------------------- odd-one-out
+
+
+def _ooo_cpu(
+    X: np.ndarray, T: np.ndarray, similarity: str, ties: str, *, use_gram: bool,
+    per_triplet: bool, need_correct: bool,
+) -> tuple[int, int, int, np.ndarray | None, np.ndarray | None]:
+    from alignkit._kernels import ooo as kooo
+    from alignkit._kernels import similarity as ksim
+
+    choices = correct = None
+    src = ksim.gram(X, similarity) if use_gram else ksim.triplet_sims_direct(X, T, similarity)
+    tri = T if use_gram else None
+    if per_triplet:
+        choices = kooo.ooo_choices(src, tri, ties)
+        correct = (choices == 2).astype(np.uint8)
+    elif need_correct:
+        correct = kooo.ooo_correct(src, tri, ties)
+    n_correct, n2, n3 = kooo.ooo_counts(src, tri, ties)
+    return n_correct, n2, n3, choices, correct
+
+
+def _ooo_cuda(
+    X: np.ndarray, T: np.ndarray, similarity: str, ties: str, *, use_gram: bool,
+    per_triplet: bool, need_correct: bool,
+) -> tuple[int, int, int, np.ndarray | None, np.ndarray | None]:
+    from alignkit._kernels import cuda as kcuda
+    from alignkit._kernels import similarity as ksim
+
+    choices = correct = None
+    if use_gram:
+        S = ksim.gram(X, similarity)
+        n_correct, n2, n3 = kcuda.ooo_counts_cuda(S, T, ties)
+        if need_correct or per_triplet:
+            choices = kcuda.ooo_choices_cuda(S, T, ties)
+    else:
+        n_correct, n2, n3 = kcuda.ooo_counts_direct_cuda(X, T, similarity, ties)
+        if need_correct or per_triplet:
+            choices = kcuda.ooo_choices_direct_cuda(X, T, similarity, ties)
+    if choices is not None:
+        correct = (choices == 2).astype(np.uint8)
+    return n_correct, n2, n3, choices, correct
+
+
+# --------------------------------------------------------------------------- RSA
+
+
+def _perm_null_cpu(
+    A: np.ndarray, B: np.ndarray, a: np.ndarray, b: np.ndarray, n_perm: int, seed: int,
+    method: str,
+) -> np.ndarray:
+    from alignkit._kernels import rsa as krsa
+
+    return krsa.rsa_permutation(A, B, n_perm, seed, method=method)[1]
+
+
+def _perm_null_cuda(
+    A: np.ndarray, B: np.ndarray, a: np.ndarray, b: np.ndarray, n_perm: int, seed: int,
+    method: str,
+) -> np.ndarray:
+    from alignkit._kernels import rank as krank
+    from alignkit._kernels.cuda import rsa_permutation_ranks_cuda
+
+    ra, rb = krank.rank_pair(a, b) if method == "spearman" else (a, b)
+    return rsa_permutation_ranks_cuda(ra, rb, A.shape[0], n_perm, seed)
