@@ -159,14 +159,14 @@ def rsa(
         device: ``auto``, ``cpu`` or ``cuda`` for the permutation test (the
             same permutations, hence the same null distribution, on both).
     """
-    from alignkit._kernels import bootstrap as kboot
     from alignkit._kernels import rank as krank
-    from alignkit._kernels import rsa as krsa
     from alignkit._kernels.device import resolve_device
+    from alignkit.measures import get_measure
 
-    check_choice(compare, COMPARE, "compare")
-    if permutations < 0 or bootstrap < 0:
-        raise InputError("--permutations and --bootstrap must be >= 0")
+    # validated as the measure's options (messages name the argument)
+    get_measure("rsa").options(rdm_method=rdm_method or "correlation", compare=compare,
+                               permutations=permutations, bootstrap=bootstrap,
+                               ci_level=ci_level, seed=seed)
     A = check_rdm(rdm_a, "the first RDM")
     B = check_rdm(rdm_b, "the second RDM")
     if A.shape != B.shape:
@@ -174,58 +174,55 @@ def rsa(
     m = A.shape[0]
     a, b = krank.condensed(A), krank.condensed(B)
     value = float(krank.spearman(a, b) if compare == "spearman" else krank.pearson(a, b))
-    p_value = None
-    null: np.ndarray | None = None
     dev = resolve_device(device)
-    if permutations:
-        # the observed value is recomputed by the null's own summation, so that
-        # the identity permutation compares equal to it
-        observed, null = krsa.rsa_permutation(A, B, 0, seed, method=compare)
-        from alignkit._kernels.backends import backend
-
-        null = backend("rsa_permutation_null", dev)(A, B, a, b, permutations, seed, compare)
-        p_value = float((1 + np.count_nonzero(null >= observed)) / (1 + permutations))
-    ci_low = ci_high = boots = None
-    if bootstrap:
-        boots = krsa.rsa_bootstrap_stimuli(A, B, bootstrap, seed, method=compare)
-        finite = boots[np.isfinite(boots)]
-        if finite.size:
-            ci_low, ci_high = (float(v) for v in kboot.percentile_ci(finite, ci_level))
+    p_value, null = _permutation_test(A, B, a, b, compare, permutations, seed, dev)
+    ci_low, ci_high, boots = _bootstrap_interval(A, B, compare, bootstrap, seed, ci_level)
+    used_seed = seed if (permutations or bootstrap) else None
     prov = base_provenance(
-        rdm_a_checksum=sha256_array(A),
-        rdm_b_checksum=sha256_array(B),
-        compare=compare,
-        rdm_method=rdm_method,
-        permutations=permutations,
-        bootstrap=bootstrap,
-        seed=seed if (permutations or bootstrap) else None,
-        device=dev,
-        transform=transform,
+        rdm_a_checksum=sha256_array(A), rdm_b_checksum=sha256_array(B), compare=compare,
+        rdm_method=rdm_method, permutations=permutations, bootstrap=bootstrap, seed=used_seed,
+        device=dev, transform=transform,
         protocol="RSA: upper triangles (k=1), average ranks for ties",
     )
-    if provenance:
-        prov.update(provenance)
+    prov.update(provenance or {})
     return RSAResult(
-        value=value,
-        compare=compare,
-        n_stimuli=m,
-        n_pairs=m * (m - 1) // 2,
-        rdm_method=rdm_method,
-        p_value=p_value,
-        n_permutations=permutations,
-        ci_low=ci_low,
-        ci_high=ci_high,
-        ci_level=ci_level,
-        n_bootstrap=bootstrap,
-        seed=seed if (permutations or bootstrap) else None,
-        model=model,
-        layer=layer,
-        transform=transform,
-        reference=reference,
-        null=null,
-        bootstrap_values=boots,
-        provenance=prov,
+        value=value, compare=compare, n_stimuli=m, n_pairs=m * (m - 1) // 2,
+        rdm_method=rdm_method, p_value=p_value, n_permutations=permutations, ci_low=ci_low,
+        ci_high=ci_high, ci_level=ci_level, n_bootstrap=bootstrap, seed=used_seed, model=model,
+        layer=layer, transform=transform, reference=reference, null=null,
+        bootstrap_values=boots, provenance=prov,
     )
+
+
+def _permutation_test(A: np.ndarray, B: np.ndarray, a: np.ndarray, b: np.ndarray, compare: str,
+                      permutations: int, seed: int, dev: str) -> tuple[float | None, Any]:
+    """One-sided p-value ``(1 + #(null >= observed)) / (1 + n)`` and the null (None: none)."""
+    if not permutations:
+        return None, None
+    from alignkit._kernels import rsa as krsa
+    from alignkit._kernels.backends import backend
+
+    # the observed value is recomputed by the null's own summation, so that
+    # the identity permutation compares equal to it
+    observed, _ = krsa.rsa_permutation(A, B, 0, seed, method=compare)
+    null = backend("rsa_permutation_null", dev)(A, B, a, b, permutations, seed, compare)
+    return float((1 + np.count_nonzero(null >= observed)) / (1 + permutations)), null
+
+
+def _bootstrap_interval(A: np.ndarray, B: np.ndarray, compare: str, bootstrap: int, seed: int,
+                        ci_level: float) -> tuple[float | None, float | None, Any]:
+    """Percentile interval of a bootstrap over stimuli, and the resampled values."""
+    if not bootstrap:
+        return None, None, None
+    from alignkit._kernels import bootstrap as kboot
+    from alignkit._kernels import rsa as krsa
+
+    boots = krsa.rsa_bootstrap_stimuli(A, B, bootstrap, seed, method=compare)
+    finite = boots[np.isfinite(boots)]
+    if not finite.size:
+        return None, None, boots
+    lo, hi = (float(v) for v in kboot.percentile_ci(finite, ci_level))
+    return lo, hi, boots
 
 
 def rsa_features(
