@@ -12,6 +12,7 @@ from alignkit._kernels import _rng, bootstrap
 
 FAST = settings(max_examples=50, deadline=None)
 # ----------------------------------------------------------------------------- references
+from _threads import run_with_threads  # noqa: E402
 from naive import MASK, G  # noqa: E402
 from naive import splitmix64 as splitmix64_int  # noqa: E402
 from naive import splitmix64_vec as splitmix64_np  # noqa: E402
@@ -118,26 +119,7 @@ def _check_bootstrap_thread_invariance(n_threads: int) -> None:
 
 
 def test_bootstrap_statistics_and_thread_invariance():
-    _run_with_threads(_check_bootstrap_thread_invariance)
-
-
-def _run_with_threads(check) -> None:
-    """Run ``check(n_threads)`` with every thread Numba has (at least 2: asserted inside the
-    check); where Numba was started with one thread, in a fresh interpreter with two."""
-    if numba.config.NUMBA_NUM_THREADS >= 2:
-        check(numba.config.NUMBA_NUM_THREADS)
-        return
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    here = Path(__file__).resolve()
-    code = f"import {here.stem} as m; m.{check.__name__}(2)"
-    env = dict(os.environ, NUMBA_NUM_THREADS="2")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=here.parent, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_with_threads(_check_bootstrap_thread_invariance)
 
 
 def test_bootstrap_edge_cases():

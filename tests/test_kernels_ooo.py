@@ -9,6 +9,7 @@ import numba
 import numpy as np
 import pytest
 import scipy.special
+from _threads import run_with_threads
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -268,26 +269,7 @@ def _check_nll_thread_invariance(n_threads: int) -> None:
 
 
 def test_nll_independent_of_thread_count():
-    _run_with_threads(_check_nll_thread_invariance)
-
-
-def _run_with_threads(check) -> None:
-    """Run ``check(n_threads)`` with every thread Numba has (at least 2: asserted inside the
-    check); where Numba was started with one thread, in a fresh interpreter with two."""
-    if numba.config.NUMBA_NUM_THREADS >= 2:
-        check(numba.config.NUMBA_NUM_THREADS)
-        return
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    here = Path(__file__).resolve()
-    code = f"import {here.stem} as m; m.{check.__name__}(2)"
-    env = dict(os.environ, NUMBA_NUM_THREADS="2")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=here.parent, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_with_threads(_check_nll_thread_invariance)
 
 
 # ----------------------------------------------------------------------------- real data
