@@ -196,11 +196,9 @@ def score_ooo(store: str, triplets_src: tuple[str, ...], model: str | None, laye
     """
     import warnings
 
-    from alignkit.data import concat_triplets, load_triplets
     from alignkit.score import score_store_ooo
 
-    kw = {"object_ids": object_ids} if object_ids else {}
-    trip = concat_triplets([load_triplets(src, **kw) for src in triplets_src])
+    trip = _triplet_union(triplets_src, object_ids)
     want_concepts = per_concept or concepts is not None
     options = _take_options("ooo", {**measure_kw, "ceiling": _ceiling(ceiling)})
     with warnings.catch_warnings(record=True) as caught:
@@ -384,11 +382,16 @@ def _data_options(kind: Any) -> list[Callable[[Callable[..., Any]], Callable[...
 def _load_data(kind: Any, kw: dict[str, Any]) -> Any:
     src, ids, key = kw.pop("data_src"), kw.pop("data_ids", None), kw.pop("data_key", None)
     if kind.name == "triplets":
-        from alignkit.data import concat_triplets, load_triplets
-
-        extra = {"object_ids": ids} if ids else {}
-        return concat_triplets([load_triplets(s, **extra) for s in src])
+        return _triplet_union(src, ids)
     return kind.load(src, ids=ids, key=key)
+
+
+def _triplet_union(sources: tuple[str, ...], object_ids: str | None) -> Any:
+    """The triplets of every ``--triplets`` source together, with ``--object-ids`` when given."""
+    from alignkit.data import concat_triplets, load_triplets
+
+    kw = {"object_ids": object_ids} if object_ids else {}
+    return concat_triplets([load_triplets(src, **kw) for src in sources])
 
 
 def generated_command(measure: Any) -> click.Command:

@@ -212,13 +212,21 @@ class RDMSetSpec(DataSetSpec):
     def key(self) -> str | None:
         return self.keys.get("key")
 
-    def __getattr__(self, name: str) -> Any:  # rdm_method, compare, permutations, bootstrap
-        if name.startswith("_") or name in ("options", "measures"):
-            raise AttributeError(name)
-        opts = self.measure_options("rsa")
-        if name in opts.to_dict():
-            return getattr(opts, name)
-        raise AttributeError(name)
+    @property
+    def rdm_method(self) -> str:
+        return str(self.measure_options("rsa").rdm_method)
+
+    @property
+    def compare(self) -> str:
+        return str(self.measure_options("rsa").compare)
+
+    @property
+    def permutations(self) -> int:
+        return int(self.measure_options("rsa").permutations)
+
+    @property
+    def bootstrap(self) -> int:
+        return int(self.measure_options("rsa").bootstrap)
 
 
 @dataclass(frozen=True)
