@@ -11,7 +11,14 @@ For each model, in the same run and on the same images:
   after the last requested layer) writing into a Zarr store; on CPU also with
   ``--channels-last`` (**alignkit-cl**);
 * **thingsvision**: its ``get_extractor(...).extract_features`` when the
-  package is importable (skipped otherwise).
+  package is importable (skipped otherwise; torchvision models only);
+* **decode**: the plain loop's data loading alone (files opened, decoded and
+  preprocessed, no model), the ceiling any extractor with that loader has.
+
+Models: torchvision names (``mobilenet_v2``, ``resnet50``, ``vit_b_16``: its
+class token of ``encoder.ln``) and ``open_clip:ARCH`` (the image embedding,
+``encode_image``, with open_clip's own preprocessing; needs open_clip). Weights
+are random (nothing is downloaded): throughput does not depend on them.
 
 Images are JPEGs cut from the sample photographs in ``shared/data/images`` at
 THINGS-like sizes. Prints images/s and the ratio to the plain loop.
@@ -19,6 +26,9 @@ THINGS-like sizes. Prints images/s and the ratio to the plain loop.
 Example::
 
     python benches/bench_extract.py --n-images 320 --batch-size 64 --models mobilenet_v2 resnet50
+    python benches/bench_extract.py --models vit_b_16 open_clip:ViT-B-16 --n-images 128
+    python benches/bench_extract.py --device cuda --n-images 2048 --batch-size 128 \\
+        --models resnet50 open_clip:ViT-B-16 --workers 8
 """
 
 from __future__ import annotations
@@ -35,7 +45,60 @@ import numpy as np
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
 PENULTIMATE = {"mobilenet_v2": "features.18.1", "resnet50": "avgpool", "vgg16": "classifier.3",
-               "alexnet": "classifier.4", "efficientnet_b0": "avgpool"}
+               "alexnet": "classifier.4", "efficientnet_b0": "avgpool", "vit_b_16": "encoder.ln",
+               "vit_b_32": "encoder.ln"}
+
+
+def build(name: str) -> tuple[object, object, str, object]:
+    """(module, preprocessing, layer, row function) of a benchmark model, random weights.
+
+    The row function turns the hooked layer's output (or the model's, for
+    ``output``) into one row per image, as alignkit stores it.
+    """
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    if name.startswith("open_clip:"):
+        import open_clip
+
+        from alignkit.extract.models import ClipImageEncoder
+
+        model, _, preprocess = open_clip.create_model_and_transforms(name.split(":", 1)[1])
+        return ClipImageEncoder(model).eval(), preprocess, "output", lambda o: o
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    model = torchvision.models.get_model(name, weights=None).eval()
+    layer = PENULTIMATE[name]
+    rows = (lambda o: o[:, 0]) if name.startswith("vit_") else (lambda o: o.flatten(1))
+    return model, weights.transforms(), layer, rows
+
+
+def _files(root: Path, tf: object) -> object:
+    import torch
+    from PIL import Image
+
+    paths = sorted(root.iterdir())
+
+    class Files(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return len(paths)
+
+        def __getitem__(self, i: int) -> torch.Tensor:
+            return tf(Image.open(paths[i]).convert("RGB"))  # type: ignore[operator]
+
+    return Files()
+
+
+def decode_only(name: str, root: Path, batch_size: int, workers: int) -> float:
+    """Seconds to open, decode and preprocess every image in batches, no model."""
+    import torch
+
+    _, tf, _, _ = build(name)
+    t0 = time.perf_counter()
+    for _ in torch.utils.data.DataLoader(_files(root, tf), batch_size=batch_size,
+                                         num_workers=workers):
+        pass
+    return time.perf_counter() - t0
 
 
 def make_images(root: Path, n: int, seed: int = 0) -> Path:
@@ -57,57 +120,56 @@ def make_images(root: Path, n: int, seed: int = 0) -> Path:
 
 
 def plain_loop(name: str, root: Path, batch_size: int, device: str) -> tuple[float, np.ndarray]:
-    """The straightforward torchvision loop; returns (seconds, features)."""
+    """The straightforward loop a user writes; returns (seconds, features)."""
     import torch
-    import torchvision
-    from PIL import Image
 
-    weights = torchvision.models.get_model_weights(name).DEFAULT
-    model = torchvision.models.get_model(name, weights=None).eval().to(device)
-    tf = weights.transforms()
-    paths = sorted(root.iterdir())
-
-    class Files(torch.utils.data.Dataset):
-        def __len__(self) -> int:
-            return len(paths)
-
-        def __getitem__(self, i: int) -> torch.Tensor:
-            return tf(Image.open(paths[i]).convert("RGB"))
-
+    model, tf, layer, to_rows = build(name)
+    model = model.to(device)  # type: ignore[attr-defined]
     rows: list[np.ndarray] = []
-    layer = dict(model.named_modules())[PENULTIMATE[name]]
-    handle = layer.register_forward_hook(lambda m, i, o: rows.append(o.flatten(1).cpu().numpy()))
+
+    def keep(o: torch.Tensor) -> None:
+        rows.append(to_rows(o).float().cpu().numpy())  # type: ignore[operator]
+
+    handle = None
+    if layer != "output":
+        handle = dict(model.named_modules())[layer].register_forward_hook(  # type: ignore[attr-defined]
+            lambda m, i, o: keep(o))
     t0 = time.perf_counter()
     with torch.no_grad():
-        for x in torch.utils.data.DataLoader(Files(), batch_size=batch_size):
-            model(x.to(device))
+        for x in torch.utils.data.DataLoader(_files(root, tf), batch_size=batch_size):
+            out = model(x.to(device))  # type: ignore[operator]
+            if handle is None:
+                keep(out)
     seconds = time.perf_counter() - t0
-    handle.remove()
+    if handle is not None:
+        handle.remove()
     return seconds, np.concatenate(rows)
 
 
 def alignkit_run(name: str, root: Path, batch_size: int, device: str, workers: int | None,
                  store: Path, channels_last: bool | None = None) -> tuple[float, np.ndarray]:
     """alignkit's extraction into a fresh store; returns (seconds, features)."""
-    import torch
-    import torchvision
-
     from alignkit.extract import extract_features
     from alignkit.store import EmbeddingStore
 
-    torch.manual_seed(0)
-    model = torchvision.models.get_model(name, weights=None).eval()
+    if name.startswith("open_clip:"):
+        model, layer, kw = name, "embedding", {"weights": "none"}
+    else:
+        model, _, layer, _ = build(name)
+        kw = {}
     shutil.rmtree(store, ignore_errors=True)
     t0 = time.perf_counter()
-    res = extract_features(model, root, [PENULTIMATE[name]], store=store, model_name=name,
+    res = extract_features(model, root, [layer], store=store, model_name=name.replace(":", "_"),
                            batch_size=batch_size, device=device, num_workers=workers,
-                           channels_last=channels_last, progress=False)
+                           channels_last=channels_last, progress=False, **kw)
     seconds = time.perf_counter() - t0
-    return seconds, EmbeddingStore(store).entry(name, res.layers[0]).features()
+    return seconds, EmbeddingStore(store).entry(name.replace(":", "_"), res.layers[0]).features()
 
 
 def thingsvision_run(name: str, root: Path, batch_size: int, device: str) -> float | None:
     """thingsvision's extractor, if installed; returns seconds or None."""
+    if name not in PENULTIMATE:
+        return None
     try:
         from thingsvision import get_extractor
         from thingsvision.utils.data import DataLoader, ImageDataset
@@ -159,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
                                   for _ in range(args.repeat)), key=lambda r: r[0])
             if plain_x.shape != ours_x.shape:
                 raise SystemExit(f"{name}: shapes differ {plain_x.shape} vs {ours_x.shape}")
+            dec_s = decode_only(name, root, args.batch_size, args.workers or 0)
+            print(f"{name:14s} decode       {n / dec_s:8.1f} img/s  (data loading alone, "
+                  f"{args.workers or 0} workers)")
             print(f"{name:14s} plain        {n / plain_s:8.1f} img/s")
             print(f"{name:14s} alignkit     {n / ours_s:8.1f} img/s  x{plain_s / ours_s:.2f}")
             if not args.device.startswith("cuda"):  # channels-last is the default on CUDA
@@ -169,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                       "  (--channels-last)")
             tv = thingsvision_run(name, root, args.batch_size, args.device)
             if tv is None:
-                print(f"{name:14s} thingsvision      n/a (not installed)")
+                print(f"{name:14s} thingsvision      n/a (not installed or not a torchvision model)")
             else:
                 print(f"{name:14s} thingsvision {n / tv:8.1f} img/s  alignkit x{tv / ours_s:.2f}")
     finally:

@@ -647,3 +647,20 @@ def test_csv_paths_outside_the_image_root_are_refused(tmp_path: Path) -> None:
                                    str(tmp_path / "d.zarr"), "--weights", "none", "--device", "cpu",
                                    "--workers", "0", "--allow-outside-root", *_CROP])
     assert res.exit_code == 0, res.output
+
+
+def test_channels_last_default_is_for_convnets_on_cuda() -> None:
+    """Convolution stacks go channels-last on CUDA; a ViT's one patch convolution does not count."""
+    import torch
+    import torchvision
+
+    from alignkit.extract.runner import default_channels_last, is_convnet
+
+    resnet = torchvision.models.resnet18(weights=None)
+    vit = torchvision.models.VisionTransformer(image_size=32, patch_size=16, num_layers=1,
+                                               num_heads=2, hidden_dim=8, mlp_dim=8)
+    assert is_convnet(resnet) and not is_convnet(vit)
+    assert not is_convnet(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2)))
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert default_channels_last(cuda, resnet) and not default_channels_last(cuda, vit)
+    assert not default_channels_last(cpu, resnet)

@@ -134,8 +134,9 @@ class ExtractOptions:
         pool_maps: 4-D maps: ``flatten``, ``avg`` or ``max``.
         pool_tokens: token sequences: ``cls``, ``mean`` or ``flatten``.
         bf16: run the model under bfloat16 autocast.
-        channels_last: channels-last memory format (default: on for CUDA; on
-            CPU it makes convolutions 1.4-2x faster but changes float32
+        channels_last: channels-last memory format (default: on for
+            convolutional networks on CUDA, :func:`is_convnet`; off for vision
+            transformers and on CPU, where it makes convolutions 1.4-2x faster but changes float32
             rounding, about 1e-6 relative, against a contiguous forward pass).
         skip_bad: leave out unreadable images (found before extraction) and
             record them, instead of stopping at the first one.
@@ -399,6 +400,28 @@ def _store_os_errors(store: str | os.PathLike[str] | None) -> Iterator[None]:
 # --------------------------------------------------------------------------- the forward pass
 
 
+def is_convnet(module: nn.Module) -> bool:
+    """Whether a network is convolutional beyond a patch embedding (more than one ``Conv2d``).
+
+    Channels-last pays for convolution stacks; a vision transformer's single
+    patch-embedding convolution gains nothing from it.
+    """
+    if isinstance(module, torch.jit.ScriptModule):
+        return False
+    n = 0
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            n += 1
+            if n > 1:
+                return True
+    return False
+
+
+def default_channels_last(dev: torch.device, module: nn.Module) -> bool:
+    """The ``channels_last`` default: convolutional networks on CUDA."""
+    return dev.type == "cuda" and is_convnet(module)
+
+
 @dataclass
 class _Forward:
     """The model on its device: how a batch is prepared and run, and how outputs are pooled."""
@@ -413,7 +436,8 @@ class _Forward:
 
     @classmethod
     def build(cls, lm: LoadedModel, tf: Any, dev: torch.device, opts: ExtractOptions) -> _Forward:
-        use_cl = (dev.type == "cuda") if opts.channels_last is None else opts.channels_last
+        use_cl = default_channels_last(dev, lm.module) if opts.channels_last is None \
+            else opts.channels_last
         module = lm.module.eval().to(dev)
         if use_cl and not isinstance(module, torch.jit.ScriptModule):
             module = module.to(memory_format=torch.channels_last)
