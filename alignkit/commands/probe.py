@@ -54,6 +54,7 @@ def probe() -> None:
       alignkit probe apply s.zarr --model resnet50 --layer avgpool --probe paper-nested
       alignkit probe export s.zarr out.npz --model resnet50 --layer avgpool --probe paper-nested
       alignkit probe import s.zarr --model resnet50 --layer avgpool glocal.npz --name glocal
+      alignkit probe import s.zarr glocal:resnet50      (a published probe: probe published)
     """
 
 
@@ -447,9 +448,11 @@ def _entry_matches(st: Any, m: str, ly: str, pub: Any, model: str | None,
     need_layer = layer is None and ly != pub.layer
     if not (need_weights or need_layer):
         return True
+    from alignkit.errors import AlignkitError
+
     try:
         attrs = st.entry(m, ly).attrs
-    except Exception:  # a damaged or vanished entry matches nothing
+    except AlignkitError:  # a damaged or vanished entry matches nothing
         return False
     info = attrs.get("model") if isinstance(attrs.get("model"), dict) else {}
     if need_weights and info.get("weights") != pub.weights:
