@@ -34,6 +34,7 @@ setup(
         "matplotlib>=3.7",
         "torch>=2.1",
         "torchvision>=0.16",
+        "pooch>=1.7",
     ],
     extras_require={
         "dev": [

@@ -28,6 +28,8 @@ __all__ = [
     "ModelError",
     "WeightsUnavailableError",
     "DeviceError",
+    "DownloadError",
+    "ChecksumError",
 ]
 
 
@@ -116,3 +118,11 @@ class WeightsUnavailableError(ModelError):
 
 class DeviceError(AlignkitError):
     """The requested compute device is not available."""
+
+
+class DownloadError(AlignkitError):
+    """A remote file cannot be had: offline and not in the cache, or the download failed."""
+
+
+class ChecksumError(DataError):
+    """A downloaded or cached file's sha256 is not the published or recorded one."""

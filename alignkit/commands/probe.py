@@ -54,6 +54,7 @@ def probe() -> None:
       alignkit probe apply s.zarr --model resnet50 --layer avgpool --probe paper-nested
       alignkit probe export s.zarr out.npz --model resnet50 --layer avgpool --probe paper-nested
       alignkit probe import s.zarr --model resnet50 --layer avgpool glocal.npz --name glocal
+      alignkit probe import s.zarr glocal:resnet50      (a published probe: probe published)
     """
 
 
@@ -371,25 +372,179 @@ def export_cmd(store: str, out: str, model: str, layer: str, probe_name: str) ->
 
 
 @probe.command("import")
-@click.argument("store", type=click.Path(exists=True, file_okay=False))
-@click.argument("npz", type=click.Path(exists=True, dir_okay=False))
-@click.option("--model", required=True)
-@click.option("--layer", required=True)
-@click.option("--name", required=True, help="Probe name to store it under.")
+@click.argument("store", required=False, type=click.Path(exists=True, file_okay=False))
+@click.argument("source", required=False, metavar="FILE|NAME")
+@click.option("--model", default=None,
+              help="Model name in the store [a published probe: the store's entry of its model].")
+@click.option("--layer", default=None,
+              help="Layer name in the store [a published probe: the entry of its layer].")
+@click.option("--name", default=None,
+              help="Probe name to store it under [a published probe: its registry name].")
 @_npy_mean_std
+@click.option("--offline", is_flag=True,
+              help="A published probe: never download, use the cache (also ALIGNKIT_OFFLINE=1).")
+@click.option("--list", "list_", is_flag=True, help="List the published probes and exit.")
 @click.option("--overwrite", is_flag=True)
-def import_cmd(store: str, npz: str, model: str, layer: str, name: str, mean: float | None,
-               std: float | None, overwrite: bool) -> None:
-    """Import a transform onto a layer: a published .npz or the paper's .npy [W | b].
+def import_cmd(store: str | None, source: str | None, model: str | None, layer: str | None,
+               name: str | None, mean: float | None, std: float | None, offline: bool,
+               list_: bool, overwrite: bool) -> None:
+    """Import a transform onto a layer: a published probe by name, a published .npz
+    or the paper's .npy [W | b].
 
     \b
     Example:
+      alignkit probe import s.zarr glocal:clip_RN50
+      alignkit probe import s.zarr glocal:resnet18 --model resnet18 --layer avgpool
       alignkit probe import s.zarr glocal.npz --model clip --layer visual --name glocal
       alignkit probe import s.zarr transform.npy --model vgg16 --layer classifier.3 --name paper
+      alignkit probe import --list
     """
+    if list_:
+        _list_published("table")
+        return
+    if store is None or source is None:
+        raise InputError("probe import: give STORE and a transform file or a published probe's "
+                         "name (alignkit probe import --list shows the names)")
+    from alignkit.probe.published import is_published_name
+
+    if is_published_name(source) and not source.lower().endswith((".npz", ".npy")):
+        if mean is not None or std is not None:
+            raise InputError(f"{source}: --mean/--std apply only to a .npy transform")
+        _import_published(store, source, model, layer, name, offline, overwrite)
+        return
+    import os
+
+    if not source.lower().endswith((".npz", ".npy")):
+        raise InputError(f"{source}: a transform file must end in .npz or .npy (or give a "
+                         "published probe's name: alignkit probe import --list)")
+    if not os.path.isfile(source):
+        raise InputError(f"{source}: no such file")
+    missing = [f"--{k}" for k, v in (("model", model), ("layer", layer), ("name", name))
+               if v is None]
+    if missing:
+        raise InputError(f"{source}: importing a file needs {', '.join(missing)}")
+    assert model is not None and layer is not None and name is not None
     entry = _open_entry(store, model, layer, mode="a")
-    if not npz.lower().endswith((".npz", ".npy")):
-        raise InputError(f"{npz}: a transform file must end in .npz or .npy")
-    tr = _resolve_transform(entry, npz, mean, std)
+    tr = _resolve_transform(entry, source, mean, std)
     tr.save(entry, name, overwrite=overwrite)
-    click.echo(f"imported {npz} as probe {name!r} on {model}/{layer}")
+    click.echo(f"imported {source} as probe {name!r} on {model}/{layer}")
+
+
+def _entry_matches(st: Any, m: str, ly: str, pub: Any, model: str | None,
+                   layer: str | None) -> bool:
+    """Whether the store's ``m``/``ly`` holds the features ``pub`` applies to.
+
+    ``--model`` / ``--layer``, where given, must equal the entry's names. Otherwise
+    the model is named by the full spec (``open_clip:RN50:openai``), or by the spec
+    without the weights tag (how ``alignkit extract`` names it) with those weights
+    recorded in the entry's attrs; the layer by name, or by the requested layer
+    (a preset such as ``embedding``) recorded in the attrs.
+    """
+    if (model is not None and m != model) or (layer is not None and ly != layer):
+        return False
+    if model is None and m not in (pub.spec, pub.model):
+        return False
+    need_weights = model is None and m != pub.spec and pub.weights is not None
+    need_layer = layer is None and ly != pub.layer
+    if not (need_weights or need_layer):
+        return True
+    from alignkit.errors import AlignkitError
+
+    try:
+        attrs = st.entry(m, ly).attrs
+    except AlignkitError:  # a damaged or vanished entry matches nothing
+        return False
+    info = attrs.get("model") if isinstance(attrs.get("model"), dict) else {}
+    if need_weights and info.get("weights") != pub.weights:
+        return False
+    return not need_layer or attrs.get("requested_layer") == pub.layer
+
+
+def _published_entry(st: Any, pub: Any, model: str | None, layer: str | None) -> Any:
+    """The entry a published probe goes on: as given, else the one matching its spec and layer."""
+    if model is not None and layer is not None:
+        return st.entry(model, layer)
+    held = st.entries()
+    found = [(m, ly) for m, ly in held if _entry_matches(st, m, ly, pub, model, layer)]
+    want = f"model {model or pub.spec!r} layer {layer or pub.layer!r}"
+    if not found:
+        listed = ", ".join(f"{m}/{ly}" for m, ly in held) or "nothing"
+        raise InputError(f"{pub.name}: the store has no entry for {want} (it holds: {listed}); "
+                         "give --model and --layer")
+    if len(found) > 1:
+        listed = ", ".join(f"{m}/{ly}" for m, ly in found)
+        raise InputError(f"{pub.name}: several entries hold {want} ({listed}); give --model "
+                         "and --layer")
+    return st.entry(*found[0])
+
+
+def _import_published(store: str, source: str, model: str | None, layer: str | None,
+                      name: str | None, offline: bool, overwrite: bool) -> None:
+    """``probe import STORE NAME``: fetch (or take from the cache), check and store."""
+    from alignkit.data.remote import checksum_status, fetch, resolve_url
+    from alignkit.errors import MismatchError
+    from alignkit.probe.published import get_published
+    from alignkit.probe.transform import Transform
+    from alignkit.provenance import sha256_file
+    from alignkit.store import EmbeddingStore
+
+    pub = get_published(source)
+    st = EmbeddingStore(store, mode="a")
+    entry = _published_entry(st, pub, model, layer)
+    where = f"{entry.model}/{entry.layer}"
+    if entry.p != pub.p:  # before any download
+        raise MismatchError(f"{pub.name}: the transform takes {pub.p}-wide features but "
+                            f"{where} holds {entry.p}-wide ones")
+    label = name or pub.name
+    if not overwrite and label in entry.probes():
+        raise InputError(f"--name: probe {label!r} exists on {where}; pass --overwrite")
+    if pub.same_as:
+        click.echo(f"warning: {pub.name}: " + (pub.note or (
+            f"the published file is byte-identical to {pub.same_as}'s; it cannot be told "
+            "apart from that transform")), err=True)
+    rf = pub.remote()
+    path = fetch(rf, offline=True if offline else None)
+    tr = Transform.from_npz(path)
+    if tr.p != entry.p or tr.p != pub.p:
+        raise MismatchError(f"{pub.name}: the transform takes {tr.p}-wide features but "
+                            f"{where} holds {entry.p}-wide ones (registered width {pub.p})")
+    tr.attrs = {**tr.attrs, "imported_from": pub.name, "published": {
+        "name": pub.name, "url": pub.url, "fetched_from": resolve_url(pub.url),
+        "source_path": pub.source_path, "sha256": sha256_file(path),
+        "checksum": checksum_status(rf), "model": pub.spec, "layer": pub.layer,
+        "licence": pub.licence, "citation": pub.citation,
+        **({"same_bytes_as": pub.same_as} if pub.same_as else {}),
+        **({"note": pub.note} if pub.note else {})}}
+    tr.save(entry, label, overwrite=overwrite)
+    click.echo(f"imported {pub.name} ({checksum_status(rf)} sha256 verified) as probe "
+               f"{label!r} on {where}")
+
+
+def _list_published(fmt: str) -> None:
+    from alignkit.probe.published import published_probes
+
+    rows = [(p.name, p.spec, p.layer, str(p.p), p.checksum_status()) for p in published_probes()]
+    if fmt == "json":
+        out = [{"name": p.name, "model": p.spec, "layer": p.layer, "p": p.p,
+                "checksum": p.checksum_status(), "sha256": p.sha256, "size": p.size,
+                "url": p.url, "has_bias": p.has_bias, "same_as": p.same_as, "note": p.note,
+                "licence": p.licence, "citation": p.citation} for p in published_probes()]
+        click.echo(json.dumps(out, indent=2))
+        return
+    header = ("name", "model", "layer", "p", "checksum")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+@probe.command("published")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def published_cmd(fmt: str) -> None:
+    """List the published probes that ``probe import STORE NAME`` fetches by name.
+
+    \b
+    Example:
+      alignkit probe published
+    """
+    _list_published(fmt)

@@ -142,6 +142,11 @@ class Transform:
     def from_npz(cls, path: str | os.PathLike[str]) -> Transform:
         """Read a transform from the published ``.npz`` format.
 
+        ``bias`` may be missing (one of the published gLocal files has none):
+        the transform then has no bias (``bias = 0``) and its attrs record
+        ``"bias_in_file": False``. ``mean`` and ``std`` are scalars (0-d
+        arrays of any real dtype) or ``(p,)`` vectors.
+
         Raises:
             FormatError: not a readable ``.npz`` or a key is missing.
             DataError / MismatchError: bad values or shapes.
@@ -173,6 +178,8 @@ class Transform:
                 raise FormatError(f"{p}: key attrs_json is not JSON ({exc})") from exc
         attrs.setdefault("imported_from", str(p))
         bias = data.get("bias")
+        if bias is None:
+            attrs["bias_in_file"] = False  # applied as bias = 0
         return cls(
             weights=data["weights"], bias=bias, mean=_squeeze(data["mean"], p, "mean"),
             std=_squeeze(data["std"], p, "std"), attrs=attrs, label=str(p),
