@@ -166,17 +166,17 @@ def test_import_by_name_downloads_verifies_caches_and_applies(tmp_path, server, 
     store, x = _store(tmp_path)
     r = _invoke("import", str(store), "test:mod_a")
     assert r.exit_code == 0, r.output
-    assert "published sha256 verified" in r.output
+    assert "known sha256 verified" in r.output
     assert server.hits == ["/LukasMut/gLocal/raw/0000/transforms/mod_a/transform.npz"]
     cached = cached_path(pub.remote())
     assert cached.is_file() and str(cached).startswith(str(tmp_path / "cache"))
     side = json.loads(Path(str(cached) + ".json").read_text())
-    assert side["sha256"] == sha and side["checksum"] == "published"
+    assert side["sha256"] == sha and side["checksum"] == "known"
     entry = EmbeddingStore(store).entry("m", "l")
     assert "test:mod_a" in entry.probes()
     tr = Transform.from_entry(entry, "test:mod_a")
     pa = tr.attrs["published"]
-    assert pa["sha256"] == f"sha256:{sha}" and pa["url"] == pub.url and pa["checksum"] == "published"
+    assert pa["sha256"] == f"sha256:{sha}" and pa["url"] == pub.url and pa["checksum"] == "known"
     np.testing.assert_allclose(tr.apply(x), _formula(x, d), rtol=1e-6, atol=1e-6)
     r = _invoke("apply", str(store), "--model", "m", "--layer", "l", "--probe", "test:mod_a",
                 "--out-layer", "l+g")
@@ -225,7 +225,7 @@ def test_wrong_bytes_are_refused_and_set_aside(tmp_path, server, registered) -> 
     assert fetch(pub.remote()).is_file()
     cached = cached_path(pub.remote())
     cached.write_bytes(cached.read_bytes()[:-1] + b"x")
-    with pytest.raises(ChecksumError, match="published"):
+    with pytest.raises(ChecksumError, match="is not the known"):
         fetch(pub.remote())
     assert Path(str(cached) + ".corrupt").is_file() and not cached.exists()
 
@@ -357,7 +357,7 @@ def test_the_glocal_registry(tmp_path) -> None:
     r = _invoke("published", "--format", "json")
     rows = {d["name"]: d for d in json.loads(r.output)}
     assert rows["glocal:alexnet"]["checksum"].startswith("not known")
-    assert rows["glocal:resnet18"]["p"] == 512 and rows["glocal:resnet18"]["checksum"] == "published"
+    assert rows["glocal:resnet18"]["p"] == 512 and rows["glocal:resnet18"]["checksum"] == "known"
     store, _ = _store(tmp_path)
     r = _invoke("import", str(store), "glocal:clip_RN5")
     assert r.exit_code == 2 and "did you mean 'glocal:clip_RN50'" in _one_line(r)

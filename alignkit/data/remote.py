@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 #: Wording of the two kinds of digest, in sidecars, listings and stored attrs.
-PUBLISHED = "published"
+PUBLISHED = "known"  # given in the registry: published by the source, or computed from its file
 RECORDED = "recorded on first download"
 
 
