@@ -319,10 +319,11 @@ def _fake_zoo(monkeypatch: pytest.MonkeyPatch, name: str, **attrs: object) -> No
     import types
 
     mod = types.ModuleType(name)
+    subs: dict[str, types.ModuleType] = {}  # fresh ones: never alter the installed library
     for key, value in attrs.items():
         if "." in key:
-            sub = sys.modules.get(f"{name}.{key.split('.')[0]}") or types.ModuleType(
-                f"{name}.{key.split('.')[0]}")
+            head = key.split(".")[0]
+            sub = subs.setdefault(head, types.ModuleType(f"{name}.{head}"))
             setattr(sub, key.split(".")[1], value)
             monkeypatch.setitem(sys.modules, sub.__name__, sub)
             setattr(mod, key.split(".")[0], sub)
