@@ -74,9 +74,10 @@ def layer_rows(model: str, weights: str, offline: bool, pool_maps: str, pool_tok
 
     from alignkit.extract.layers import PRESETS, _preset, pooled_dim, probe_layers
     from alignkit.extract.models import load_model
+    from alignkit.extract.sources import source_for
 
     # Weights change no layer name or shape: without a file, list a random-init copy.
-    lm = load_model(model, "none" if weights == "DEFAULT" else weights, offline, seed)
+    lm = load_model(*source_for(model).listing(model.strip(), weights), offline, seed)
     size = lm.input_size
     example = torch.zeros((1, 3, size, size))
     infos, order = probe_layers(lm.module, example)
