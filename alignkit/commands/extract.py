@@ -106,7 +106,7 @@ def _help() -> str:
 
     return (
         "Extract a model's features for an image set into an embedding store.\n\n"
-        f"MODEL is {spec_forms()}. A factory or a TorchScript file is code: "
+        f"MODEL is {spec_forms()}. A factory, a TorchScript file or a hub: entry is code: "
         "alignkit imports and runs it with your permissions, so use only ones you trust "
         "(--list-layers asks for --trust-code; see docs/security.md). IMAGES is a folder "
         "(recursive; ids are relative paths without extension), a THINGS folder (--layout things / "
