@@ -44,8 +44,12 @@ setup(
             "scikit-learn>=1.6",
             "dask[distributed]>=2024.1",
             "xarray>=2024.10",
+            "timm>=0.9",
+            "open_clip_torch>=2.20",
         ],
         "dask": ["dask[distributed]>=2024.1"],
+        "timm": ["timm>=0.9"],
+        "open_clip": ["open_clip_torch>=2.20"],
     },
     entry_points={"console_scripts": ["alignkit=alignkit.cli:main"]},
     classifiers=[

@@ -105,6 +105,10 @@ def test_each_existing_spec_goes_to_its_source(tmp_path: Path) -> None:
         str(existing): ("torchscript", "a TorchScript file"),
         "timm:resnet18": ("timm", None),
         "open_clip:ViT-B-32": ("open_clip", None),
+        "open_clip:ViT-B-32:openai": ("open_clip", None),
+        "hub:facebookresearch/dino:dino_vitb16": (
+            "hub", "a torch hub repository (facebookresearch/dino, its hubconf.py)"),
+        "hub:/models/my:hub:tiny": ("hub", "a torch hub folder (/models/my:hub/hubconf.py)"),
     }
     for spec, (name, kind) in expected.items():
         assert source_for(spec).name == name, spec
@@ -162,26 +166,26 @@ def test_malformed_or_clashing_sources_are_refused(toy: Toy) -> None:
 
 
 def test_sources_without_prefix_are_asked_newest_first() -> None:
-    class Hub(ModelSource):
-        name = "hub"
-        forms = ("hub://REPO",)
+    class Urls(ModelSource):
+        name = "urls"
+        forms = ("zoo://REPO",)
         help = "models named by a URL"
 
         def matches(self, spec: str) -> bool:
-            return spec.startswith("hub://")
+            return spec.startswith("zoo://")
 
         def build(self, spec, weights):  # type: ignore[no-untyped-def]
             raise ModelError("not here")
 
-    assert source_for("hub://x/y").name == "custom"  # 'hub' reads as a module name
-    register_source(Hub())
+    assert source_for("zoo://x/y").name == "custom"  # 'zoo' reads as a module name
+    register_source(Urls())
     try:
-        assert source_for("hub://x/y").name == "hub"
+        assert source_for("zoo://x/y").name == "urls"
         assert source_for("json:loads").name == "custom" and source_for("resnet18").name == "torchvision"
-        assert "hub://REPO" in spec_forms()
+        assert "zoo://REPO" in spec_forms()
     finally:
-        unregister_source("hub")
-    assert "hub://REPO" not in spec_forms()
+        unregister_source("urls")
+    assert "zoo://REPO" not in spec_forms()
 
 
 # --------------------------------------------------------------------------- a new source
@@ -189,7 +193,7 @@ def test_sources_without_prefix_are_asked_newest_first() -> None:
 
 def test_a_registered_source_is_known_everywhere(toy: Toy) -> None:
     assert source_for("toy:4") is toy
-    assert spec_forms().endswith("open_clip:ARCH or toy:WIDTH")
+    assert spec_forms().endswith("open_clip:ARCH:PRETRAINED or toy:WIDTH")
     assert runs_code("toy:4") is None
     help_text = CliRunner().invoke(cli, ["extract", "--help"]).output
     assert "toy:WIDTH" in help_text
@@ -319,10 +323,11 @@ def _fake_zoo(monkeypatch: pytest.MonkeyPatch, name: str, **attrs: object) -> No
     import types
 
     mod = types.ModuleType(name)
+    subs: dict[str, types.ModuleType] = {}  # fresh ones: never alter the installed library
     for key, value in attrs.items():
         if "." in key:
-            sub = sys.modules.get(f"{name}.{key.split('.')[0]}") or types.ModuleType(
-                f"{name}.{key.split('.')[0]}")
+            head = key.split(".")[0]
+            sub = subs.setdefault(head, types.ModuleType(f"{name}.{head}"))
             setattr(sub, key.split(".")[1], value)
             monkeypatch.setitem(sys.modules, sub.__name__, sub)
             setattr(mod, key.split(".")[0], sub)

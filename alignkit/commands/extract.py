@@ -74,9 +74,10 @@ def layer_rows(model: str, weights: str, offline: bool, pool_maps: str, pool_tok
 
     from alignkit.extract.layers import PRESETS, _preset, pooled_dim, probe_layers
     from alignkit.extract.models import load_model
+    from alignkit.extract.sources import source_for
 
     # Weights change no layer name or shape: without a file, list a random-init copy.
-    lm = load_model(model, "none" if weights == "DEFAULT" else weights, offline, seed)
+    lm = load_model(*source_for(model).listing(model.strip(), weights), offline, seed)
     size = lm.input_size
     example = torch.zeros((1, 3, size, size))
     infos, order = probe_layers(lm.module, example)
@@ -105,7 +106,7 @@ def _help() -> str:
 
     return (
         "Extract a model's features for an image set into an embedding store.\n\n"
-        f"MODEL is {spec_forms()}. A factory or a TorchScript file is code: "
+        f"MODEL is {spec_forms()}. A factory, a TorchScript file or a hub: entry is code: "
         "alignkit imports and runs it with your permissions, so use only ones you trust "
         "(--list-layers asks for --trust-code; see docs/security.md). IMAGES is a folder "
         "(recursive; ids are relative paths without extension), a THINGS folder (--layout things / "

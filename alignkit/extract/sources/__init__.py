@@ -142,6 +142,14 @@ class ModelSource:
         """``spec`` with relative file names resolved against ``base`` (a study file's folder)."""
         return spec
 
+    def listing(self, spec: str, weights: str) -> tuple[str, str]:
+        """The spec and weights ``--list-layers`` builds for ``spec`` with ``weights``.
+
+        Weights change no layer name or shape, so by default ``DEFAULT`` is
+        listed from a random-init copy (``none``) and nothing is downloaded.
+        """
+        return spec, "none" if weights == "DEFAULT" else weights
+
     def resolve_weights(self, spec: str, weights: str, offline: bool) -> ResolvedWeights:
         """Decide what ``weights`` means for ``spec``, failing fast before anything is built.
 
@@ -313,14 +321,15 @@ def source_problems(source: Any) -> list[str]:
 
 def _register_builtin() -> None:
     from alignkit.extract.sources.custom import CustomSource
+    from alignkit.extract.sources.hub import HubSource
     from alignkit.extract.sources.open_clip import OpenClipSource
     from alignkit.extract.sources.timm import TimmSource
     from alignkit.extract.sources.torchscript import TorchScriptSource
     from alignkit.extract.sources.torchvision import TorchvisionSource
 
     # Unprefixed sources are asked newest first: torchscript, custom, torchvision.
-    for source in (TorchvisionSource(), CustomSource(), TorchScriptSource(), TimmSource(),
-                   OpenClipSource()):
+    for source in (TorchvisionSource(), CustomSource(), TorchScriptSource(), HubSource(),
+                   TimmSource(), OpenClipSource()):
         register_source(source)
 
 

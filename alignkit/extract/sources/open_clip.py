@@ -1,8 +1,12 @@
-"""OpenCLIP image encoders: ``open_clip:ARCH`` (when open_clip is installed).
+"""OpenCLIP image encoders: ``open_clip:ARCH[:PRETRAINED]`` (when open_clip is installed).
 
 Weights: ``none`` (random initialisation, decided by the seed), a pretrained
 tag of the architecture (``openai``, ``laion2b_s34b_b79k``, ...; from the
 Hugging Face cache, never downloaded when offline) or a local checkpoint file.
+The tag may be part of the spec (``open_clip:ViT-B-32:openai``, the form
+open_clip's own tables use) or given as ``--weights TAG``; both at once must
+agree. The recorded model name is the spec as written (with its tag) and the
+weights id is the tag.
 The model's ``forward`` is ``encode_image``: the layer ``output`` (and the
 ``penultimate``, ``logits`` and ``embedding`` presets) is the unnormalised
 image embedding. Preprocessing: open_clip's own for the architecture. Only
@@ -15,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from alignkit.errors import ModelError, WeightsUnavailableError
+from alignkit.errors import InputError, ModelError, WeightsUnavailableError
 from alignkit.extract.sources import ModelSource, ResolvedWeights
 
 if TYPE_CHECKING:
@@ -32,25 +36,53 @@ def _open_clip(spec: str) -> Any:
     return open_clip
 
 
+def split_spec(rest: str) -> tuple[str, str | None]:
+    """``(ARCH, PRETRAINED or None)`` of the part of a spec after ``open_clip:``.
+
+    An ``hf-hub:ORG/REPO`` architecture is kept whole (it names its own weights).
+    """
+    if rest.startswith("hf-hub:"):
+        return rest, None
+    arch, sep, tag = rest.partition(":")
+    return arch, (tag.strip() or None) if sep else None
+
+
 class OpenClipSource(ModelSource):
     """The image encoder of an OpenCLIP model."""
 
     name = "open_clip"
     prefix = "open_clip"
-    forms = ("open_clip:ARCH",)
+    forms = ("open_clip:ARCH", "open_clip:ARCH:PRETRAINED")
     help = ("an OpenCLIP image encoder (when open_clip is installed); --weights is a tag or a "
             "file; output and embedding are the unnormalised image embedding")
     layer_presets = {"penultimate": "output", "logits": "output", "embedding": "output"}
+
+    def listing(self, spec: str, weights: str) -> tuple[str, str]:
+        arch, tag = split_spec(self.rest(spec))
+        if tag is not None and weights.strip() in ("DEFAULT", tag):
+            return f"{self.prefix}:{arch}", "none"
+        return super().listing(spec, weights)
 
     def resolve_weights(self, spec: str, weights: str, offline: bool) -> ResolvedWeights:
         from alignkit.extract.models import suggest
 
         open_clip = _open_clip(spec)
-        arch = self.rest(spec)
+        arch, tag = split_spec(self.rest(spec))
         names = open_clip.list_models()
         if arch not in names:
             raise ModelError(f"--model {spec}: unknown architecture{suggest(arch, names)}")
         w = weights.strip()
+        if tag is not None:
+            if w not in ("DEFAULT", tag):
+                raise InputError(f"--model {spec} names the weights {tag!r} and --weights says "
+                                 f"{w!r}: give the tag once (in the spec or as --weights)")
+            w = tag
+        elif w.upper() == "DEFAULT":
+            listed = getattr(open_clip, "list_pretrained", list)()
+            tags = [t for a, t in listed if a == arch]
+            raise InputError(f"--model {spec}: open_clip has no default weights; pass a tag "
+                             f"(open_clip:{arch}:TAG or --weights TAG; tags of {arch}: "
+                             f"{', '.join(tags) or 'none'}), a file, or --weights none")
         if w.lower() == "none":
             return ResolvedWeights("none", offline=offline)
         file = Path(w) if Path(w).is_file() else None
@@ -60,7 +92,7 @@ class OpenClipSource(ModelSource):
         from alignkit.extract.models import ClipImageEncoder, LoadedModel, hub_offline
 
         open_clip = _open_clip(spec)
-        arch = self.rest(spec)
+        arch, _ = split_spec(self.rest(spec))
         try:
             with hub_offline(weights.offline):
                 model, _, preprocess = open_clip.create_model_and_transforms(
