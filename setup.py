@@ -23,7 +23,8 @@ setup(
     python_requires=">=3.10",
     # the bundled sample data is a data-only package (no __init__.py)
     packages=find_packages(include=["alignkit", "alignkit.*"]) + ["alignkit.data.sample_data"],
-    package_data={"alignkit": ["py.typed"], "alignkit.data.sample_data": ["*", "images/*"]},
+    package_data={"alignkit": ["py.typed"], "alignkit.zoo": ["*.csv"],
+                  "alignkit.data.sample_data": ["*", "images/*"]},
     install_requires=[
         "numpy>=1.24",
         "scipy>=1.10",

@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "demo": "alignkit.commands.demo:demo",
     "report": "alignkit.commands.report:report",
     "sweep": "alignkit.commands.sweep:sweep",
+    "models": "alignkit.commands.models:models",
 }
 
 

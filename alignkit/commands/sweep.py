@@ -31,13 +31,24 @@ def _check_trust(study: Any, trust_code: bool, what: str) -> None:
 
 
 @click.command("sweep")
-@click.argument("study_file", metavar="STUDY.toml", type=click.Path(dir_okay=False))
+@click.argument("study_file", metavar="STUDY.toml", type=click.Path(dir_okay=False), required=False)
+@click.option("--preset", "preset", default=None, metavar="TABLE",
+              help="Sweep every public model of a model table (alignkit models ls --preset "
+                   "TABLE) instead of a study file; needs --images.")
+@click.option("--images", "images", type=click.Path(exists=True, file_okay=False), default=None,
+              help="With --preset: the THINGS image folder (one image per concept).")
+@click.option("--store", "store", type=click.Path(), default=None,
+              help="With --preset: the embedding store (default: TABLE.zarr).")
+@click.option("--triplets", "triplets", default="things-test20k", show_default=True,
+              help="With --preset: the triplet set scored (a bundled name or a file; the "
+                   "paper's figures use the full THINGS set).")
 @click.option("--dry-run", is_flag=True, help="List the tasks and whether each is done; run nothing.")
 @click.option("--list-layers", is_flag=True,
               help="List the layers of every model of the study (builds each model); run nothing.")
 @click.option("--trust-code", is_flag=True,
               help="Allow --dry-run and --list-layers on a study naming a factory or TorchScript "
-                   "model (code that a sweep imports and runs).")
+                   "model (code that a sweep imports and runs); with --preset, include the "
+                   "torch hub models (code from their repositories).")
 @click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
               help="local: this process (or --workers processes); dask: a Dask cluster.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
@@ -49,7 +60,8 @@ def _check_trust(study: Any, trust_code: bool, what: str) -> None:
               show_default=True, help="Output format on stdout.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar over tasks on stderr (default: when stderr is a terminal).")
-def sweep(study_file: str, dry_run: bool, list_layers: bool, trust_code: bool, executor: str,
+def sweep(study_file: str | None, preset: str | None, images: str | None, store: str | None,
+          triplets: str, dry_run: bool, list_layers: bool, trust_code: bool, executor: str,
           workers: int | None, scheduler: str | None, fmt: str, progress: bool | None) -> int:
     """Run every task of a study that is not done yet.
 
@@ -64,6 +76,11 @@ def sweep(study_file: str, dry_run: bool, list_layers: bool, trust_code: bool, e
     process: run only studies you trust (docs/security.md). --dry-run and
     --list-layers refuse such studies unless --trust-code.
 
+    --preset TABLE writes a study of every public model of a model table
+    (the paper's list: paper2023) next to the store and runs it; models from
+    torch hub repositories run code from those repositories and are left out
+    unless --trust-code.
+
     \b
     Examples:
       alignkit sweep study.toml --dry-run
@@ -71,6 +88,7 @@ def sweep(study_file: str, dry_run: bool, list_layers: bool, trust_code: bool, e
       alignkit sweep study.toml
       alignkit sweep study.toml --executor dask --workers 4
       alignkit sweep study.toml --executor dask --scheduler tcp://10.0.0.5:8786
+      alignkit sweep --preset paper2023 --images THINGS/images --dry-run
     """
     from alignkit.errors import InputError
     from alignkit.sweep import load_study, run_sweep
@@ -79,7 +97,8 @@ def sweep(study_file: str, dry_run: bool, list_layers: bool, trust_code: bool, e
         raise InputError("--scheduler is for --executor dask")
     if scheduler is not None and workers is not None:
         raise InputError("give --scheduler (an existing cluster) or --workers (a local one), not both")
-    study = load_study(study_file)
+    study = load_study(_preset_study(preset, images, store, triplets, trust_code)
+                       if study_file is None else _no_preset(study_file, preset, images, store))
     if dry_run and list_layers:
         raise InputError("give --dry-run or --list-layers, not both")
     if dry_run or list_layers:
@@ -98,6 +117,46 @@ def sweep(study_file: str, dry_run: bool, list_layers: bool, trust_code: bool, e
     report = run_sweep(study, executor=executor, workers=workers, scheduler=scheduler,
                        progress=progress, on_event=log)
     return _print_report(report, fmt)
+
+
+def _no_preset(study_file: str, preset: str | None, images: str | None, store: str | None) -> str:
+    from alignkit.errors import InputError
+
+    if preset is not None:
+        raise InputError("give STUDY.toml or --preset TABLE, not both")
+    if images is not None or store is not None:
+        raise InputError("--images and --store go with --preset (a study file names its own)")
+    return study_file
+
+
+def _preset_study(preset: str | None, images: str | None, store: str | None, triplets: str,
+                  trust_code: bool) -> str:
+    """Write the study of a model table beside its store; its path."""
+    from pathlib import Path
+
+    from alignkit.errors import InputError
+    from alignkit.zoo import study_toml, table
+
+    if preset is None:
+        raise InputError("give a STUDY.toml file, or --preset TABLE with --images DIR")
+    table(preset)  # an unknown table fails here, naming the known ones
+    if images is None:
+        raise InputError(f"--preset {preset}: give --images, the THINGS image folder")
+    store_path = Path(store or f"{preset}.zarr").resolve()
+    if Path(triplets).exists():  # a file: the study lives beside the store, not here
+        triplets = str(Path(triplets).resolve())
+    text, left_out = study_toml(preset, images=str(Path(images).resolve()), store=str(store_path),
+                                triplets=triplets, include_code=trust_code)
+    path = store_path.parent / f"{store_path.stem}.study.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    n = text.count("[[model]]")
+    msg = f"alignkit: wrote {path} ({n} models of {preset})"
+    if left_out:
+        msg += (f"; left out {len(left_out)} torch hub models ({', '.join(c.name for c in left_out)}): "
+                "they run code from their repositories, pass --trust-code to include them")
+    click.echo(msg, err=True)
+    return str(path)
 
 
 def _list_layers(study: Any, fmt: str) -> int:

@@ -1264,39 +1264,49 @@ def _attribute_section(
     taken: set[str],
 ) -> Section:
     sec = Section("attributes", "Accuracy against model attributes")
-    attrs = _model_attrs(recs)
+    attrs, cards = _model_attrs(recs)
     names = sorted({n for a in attrs.values() for n in a})
-    if not names:
+    if not names and not cards:
         sec.note = (
             "No record carries numeric model attributes (model_attrs such as imagenet_top1 or "
-            "n_params); this section is omitted."
+            "n_params) and no model is in a bundled model table (alignkit models ls); this "
+            "section is omitted."
         )
         return sec
     sec.intro = (
-        "Best-layer accuracy of each model against its recorded attributes, one figure per "
-        "attribute and measurement condition (conditions are never mixed in one figure)."
+        "Best-layer accuracy of each model against its attributes, one figure per attribute and "
+        "measurement condition (conditions are never mixed in one figure)."
+        + _table_source_text(cards)
     )
     skipped = []
     for st in sets:
-        models = [m for m in sorted(attrs) if m in st.labels]
+        models = [m for m in sorted(set(attrs) | set(cards)) if m in st.labels]
         for name in names:
             figure = _attribute_section_figure(st, name, models, attrs, figdir, files, taken)
             if figure is None:
                 skipped.append(f"{name} on {st.title}")
             else:
                 sec.figures.append(figure)
+        family = _family_figure(st, models, cards, figdir, files, taken)
+        if family is not None:
+            sec.figures.append(family)
+        elif cards:
+            skipped.append(f"family on {st.title}")
+        fam_cols = ["family", "training"] if cards else []
         sec.tables.append(
             Table(
-                ["model", *names, *(s.short for s in st.series)],
+                ["model", *fam_cols, *names, *(s.short for s in st.series)],
                 [
                     [
                         m,
-                        *(_attr(attrs[m][n]) if n in attrs[m] else _DASH for n in names),
+                        *((cards[m].family, cards[m].training) if m in cards else
+                          (_DASH,) * len(fam_cols)),
+                        *(_attr(attrs[m][n]) if n in attrs.get(m, {}) else _DASH for n in names),
                         *(_f(s.value(s.best[m])) if m in s.best else _DASH for s in st.series),
                     ]
                     for m in models
                 ],
-                [False] + [True] * (len(names) + len(st.series)),
+                [False] * (1 + len(fam_cols)) + [True] * (len(names) + len(st.series)),
                 caption=f"Model attributes and best-layer accuracy ({st.title})",
             )
         )
@@ -1309,28 +1319,75 @@ def _attribute_section(
     return sec
 
 
-def _model_attrs(recs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Per model its numeric attributes, the newest record's value of each."""
+def _table_source_text(cards: dict[str, Any]) -> str:
+    """Where the attributes of models found in a bundled model table come from."""
+    if not cards:
+        return ""
+    tables = sorted({c.table for c in cards.values()})
+    return (
+        f" Family, training and, where a record gives none, ImageNet top-1 (%) and parameter "
+        f"count of {len(cards)} model(s) come from the bundled model table "
+        f"{', '.join(tables)} (alignkit models ls), i.e. the figures of the study's own table."
+    )
+
+
+def _model_attrs(recs: list[dict[str, Any]]) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """Per model its numeric attributes, and its model-table row where it has one.
+
+    A record's own ``model_attrs`` (the newest record's value of each) come
+    first; a model found in a bundled model table (by its name, or the store
+    entry's model) gets the table's ImageNet accuracy and parameter count for
+    the attributes its records lack.
+    """
+    from alignkit.zoo import card_for
+
     attrs: dict[str, dict[str, float]] = {}
+    cards: dict[str, Any] = {}
     for r in sorted(recs, key=lambda r: str(r.get("created"))):
+        model = str(r.get("model") or "?")
         for name, value in (r.get("model_attrs") or {}).items():
             v = _num(value)
             if v is not None:
-                attrs.setdefault(str(r.get("model") or "?"), {})[str(name)] = v
-    return attrs
+                attrs.setdefault(model, {})[str(name)] = v
+        if model not in cards:
+            card = card_for(model) or (card_for(str(r["entry_model"])) if r.get("entry_model")
+                                       else None)
+            if card is not None:
+                cards[model] = card
+    for model, card in cards.items():
+        for name, v in card.attrs().items():
+            attrs.setdefault(model, {}).setdefault(name, v)
+    return attrs, cards
 
 
-def _attribute_section_figure(st: _Set, name: str, models: list[str],
-                              attrs: dict[str, dict[str, float]], figdir: Path,
-                              files: ReportFiles, taken: set[str]) -> Figure | None:
-    """Each series of a condition against one attribute (None: fewer than two models)."""
-    from alignkit.report.figures import AttributePoint, attribute_figure
+def _family_figure(st: _Set, models: list[str], cards: dict[str, Any], figdir: Path,
+                   files: ReportFiles, taken: set[str]) -> Figure | None:
+    """Each series of a condition by model family (None: fewer than two models with a family)."""
+    from alignkit.report.figures import family_figure
+
+    fams = sorted({cards[m].family for m in models if m in cards})
+    pts, entries = _model_points(st, {m: float(fams.index(cards[m].family))
+                                      for m in models if m in cards})
+    if len(pts) < 2:
+        return None
+    png, svg = family_figure(
+        pts, fams, figdir / f"family-{_slug(f'{st.kind}-{st.stem}', taken)}",
+        series=[s.name for s in st.series], chance=CHANCE, ceiling=st.ceiling,
+        ceiling_label=st.ceiling_label, title=f"Accuracy by model family\n{st.title}",
+    )
+    files.figures += [png, svg]
+    return Figure(png, svg, f"Accuracy by model family ({len(pts)} models; {st.title}; families "
+                  f"from the bundled model table). {_interval_text(entries)} Dashed line: chance "
+                  f"(1/3). {st.ceiling_text}")
+
+
+def _model_points(st: _Set, xs: dict[str, float]) -> tuple[list[Any], list[_Entry]]:
+    """One point per model with an accuracy in some series of ``st``, at ``xs[model]``."""
+    from alignkit.report.figures import AttributePoint
 
     pts = []
     entries: list[_Entry] = []
-    for m in models:
-        if name not in attrs[m]:
-            continue
+    for m, x in xs.items():
         values, intervals = [], []
         for s in st.series:
             rec = s.best.get(m)
@@ -1341,7 +1398,18 @@ def _attribute_section_figure(st: _Set, name: str, models: list[str],
             if v is not None:
                 entries.append((f"{m} ({s.short})", bar[0], bar[1], None))
         if any(v is not None for v in values):
-            pts.append(AttributePoint(m, attrs[m][name], tuple(values), tuple(intervals)))
+            pts.append(AttributePoint(m, x, tuple(values), tuple(intervals)))
+    return pts, entries
+
+
+def _attribute_section_figure(st: _Set, name: str, models: list[str],
+                              attrs: dict[str, dict[str, float]], figdir: Path,
+                              files: ReportFiles, taken: set[str]) -> Figure | None:
+    """Each series of a condition against one attribute (None: fewer than two models)."""
+    from alignkit.report.figures import attribute_figure
+
+    pts, entries = _model_points(st, {m: attrs[m][name] for m in models
+                                      if name in attrs.get(m, {})})
     if len(pts) < 2:
         return None
     xs = [p.x for p in pts]

@@ -366,6 +366,57 @@ def concept_figure(
         return _save(plt, fig, stem)
 
 
+def _series_scatter(ax: Any, points: Sequence[AttributePoint], series: Sequence[str],
+                    width: float) -> None:
+    """One marker per point and series (series ``width`` apart), with its error bar."""
+    markers = ("o", "s", "^", "D")
+    for si, name in enumerate(series):
+        idx = [i for i, p in enumerate(points) if si < len(p.values) and _finite(p.values[si])]
+        if not idx:
+            continue
+        off = (si - (len(series) - 1) / 2) * width
+        ax.scatter([points[i].x + off for i in idx], [points[i].values[si] for i in idx],
+                   color=_PALETTE[si % len(_PALETTE)], marker=markers[si % len(markers)],
+                   s=40, label=name, zorder=3)
+        for i in idx:
+            iv = _interval_at(points[i].intervals, si)
+            if iv is not None:
+                _error_bar(ax, points[i].x + off, points[i].values[si], iv,  # type: ignore[arg-type]
+                           f"interval-{si}-{i}", horizontal=False)
+
+
+def family_figure(
+    points: Sequence[AttributePoint],
+    families: Sequence[str],
+    stem: Path,
+    *,
+    series: Sequence[str],
+    chance: float,
+    ceiling: float | None,
+    title: str,
+    ceiling_label: str | None = None,
+) -> tuple[Path, Path]:
+    """Accuracy of each model by family: one column per family (``x`` is its index).
+
+    Series are offset within a column; error bars (SVG groups
+    ``interval-<series>-<point>``) where a point has an interval.
+    """
+    width = 0.6 / max(len(series), 1)
+    with _pyplot() as plt:
+        fig, ax = plt.subplots(figsize=(max(7.0, 0.9 * len(families) + 2.5), 4.8))
+        _series_scatter(ax, points, series, width)
+        _reference_lines(ax, chance, ceiling, vertical=False, ceiling_label=ceiling_label)
+        ax.set_xticks(range(len(families)))
+        ax.set_xticklabels(families, rotation=30, ha="right", fontsize=8)
+        ax.set_xlim(-0.6, len(families) - 0.4)
+        ax.set_ylim(0.0, 1.0)
+        ax.set_xlabel("model family")
+        ax.set_ylabel("odd-one-out accuracy")
+        ax.set_title(title)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        return _save(plt, fig, stem)
+
+
 def attribute_figure(
     points: Sequence[AttributePoint],
     attribute: str,
@@ -382,33 +433,9 @@ def attribute_figure(
 
     Error bars (SVG groups ``interval-<series>-<point>``) where a point has an interval.
     """
-    markers = ("o", "s", "^", "D")
     with _pyplot() as plt:
         fig, ax = plt.subplots(figsize=(7.0, 4.8))
-        for si, name in enumerate(series):
-            idx = [i for i, p in enumerate(points) if si < len(p.values) and _finite(p.values[si])]
-            if not idx:
-                continue
-            ax.scatter(
-                [points[i].x for i in idx],
-                [points[i].values[si] for i in idx],
-                color=_PALETTE[si % len(_PALETTE)],
-                marker=markers[si % len(markers)],
-                s=40,
-                label=name,
-                zorder=3,
-            )
-            for i in idx:
-                iv = _interval_at(points[i].intervals, si)
-                if iv is not None:
-                    _error_bar(
-                        ax,
-                        points[i].x,
-                        points[i].values[si],
-                        iv,  # type: ignore[arg-type]
-                        f"interval-{si}-{i}",
-                        horizontal=False,
-                    )
+        _series_scatter(ax, points, series, 0.0)
         for p in points:
             y = next((v for v in p.values if _finite(v)), None)
             if y is None:
