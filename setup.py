@@ -43,8 +43,10 @@ setup(
             "scikit-learn>=1.6",
             "dask[distributed]>=2024.1",
             "xarray>=2024.10",
+            "transformers>=4.40",
         ],
         "dask": ["dask[distributed]>=2024.1"],
+        "hf": ["transformers>=4.40"],
     },
     entry_points={"console_scripts": ["alignkit=alignkit.cli:main"]},
     classifiers=[

@@ -313,6 +313,7 @@ def source_problems(source: Any) -> list[str]:
 
 def _register_builtin() -> None:
     from alignkit.extract.sources.custom import CustomSource
+    from alignkit.extract.sources.hf import HFSource
     from alignkit.extract.sources.open_clip import OpenClipSource
     from alignkit.extract.sources.timm import TimmSource
     from alignkit.extract.sources.torchscript import TorchScriptSource
@@ -322,6 +323,7 @@ def _register_builtin() -> None:
     for source in (TorchvisionSource(), CustomSource(), TorchScriptSource(), TimmSource(),
                    OpenClipSource()):
         register_source(source)
+    register_source(HFSource())
 
 
 _register_builtin()
