@@ -38,7 +38,10 @@ for classifiers: ``logits`` is ``output``, ``embedding`` and ``penultimate``
 are ``head_input``.
 
 Preprocessing is the model's own ``AutoImageProcessor``: each RGB image becomes
-``processor(images=img, return_tensors="pt")["pixel_values"][0]``. The
+``processor(images=img, return_tensors="pt")["pixel_values"][0]`` (SigLIP2's
+NaFlex processor: the patches, their mask and grid shape packed in one tensor,
+:func:`pack_patches`, which the wrapper unpacks; an image batch ``(N, 3, H, W)``
+given as is is cut into patches the processor's way). The
 processor's class and settings and the transformers version are recorded.
 No remote code is ever run (``trust_remote_code`` stays off).
 """
@@ -48,6 +51,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,19 +145,23 @@ class HFImageTransform:
         self.processor = processor
 
     def __call__(self, img: Image.Image) -> torch.Tensor:
-        return self.processor(images=img, return_tensors="pt")["pixel_values"][0]
+        out = self.processor(images=img, return_tensors="pt")
+        if "spatial_shapes" not in out:
+            return out["pixel_values"][0]
+        return pack_patches(out["pixel_values"][0], out["pixel_attention_mask"][0],
+                            out["spatial_shapes"][0])
 
     def settings(self) -> dict[str, Any]:
         """The processor's class and the settings that decide its output (JSON-able)."""
         d = self.processor.to_dict()
-        keys = ("size", "crop_size", "do_resize", "do_center_crop", "crop_pct", "do_rescale",
+        keys = ("size", "crop_size", "max_num_patches", "patch_size", "do_resize", "do_center_crop", "crop_pct", "do_rescale",
                 "rescale_factor", "do_normalize", "image_mean", "image_std", "resample",
                 "do_convert_rgb", "do_pad")
         out: dict[str, Any] = {"class": type(self.processor).__name__}
         for k in keys:
             if k in d and d[k] is not None:
                 v = d[k]
-                out[k] = list(v) if isinstance(v, tuple) else v
+                out[k] = list(v) if isinstance(v, tuple) else int(v) if isinstance(v, IntEnum) else v
         return out
 
     def __repr__(self) -> str:  # recorded in the entry's provenance: keep it deterministic
@@ -162,8 +170,41 @@ class HFImageTransform:
         return f"HFImageTransform({cls}, {', '.join(f'{k}={v!r}' for k, v in sorted(s.items()))})"
 
 
+def pack_patches(pixels: torch.Tensor, mask: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+    """One image of a NaFlex processor (SigLIP2) as one float tensor, for the batch loader.
+
+    ``pixels`` ``(P, D)`` patches, ``mask`` ``(P,)``, ``shape`` ``(2,)`` patch rows and
+    columns -> ``(P + 1, D + 1)``: the mask is the last column, the shape the last row.
+    """
+    import torch
+
+    out = torch.zeros((pixels.shape[0] + 1, pixels.shape[1] + 1), dtype=torch.float32)
+    out[:-1, :-1] = pixels
+    out[:-1, -1] = mask.to(torch.float32)
+    out[-1, :2] = shape.to(torch.float32)
+    return out
+
+
+def _naflex_inputs(x: torch.Tensor, patch: int) -> dict[str, torch.Tensor]:
+    """SigLIP2 inputs from packed patches ``(N, P + 1, D + 1)`` or images ``(N, 3, H, W)``."""
+    import torch
+
+    if x.dim() == 3:
+        return {"pixel_values": x[:, :-1, :-1], "pixel_attention_mask": x[:, :-1, -1].to(torch.int32),
+                "spatial_shapes": x[:, -1, :2].round().to(torch.int64)}
+    n, c, h, w = x.shape  # as the processor cuts patches: rows, columns, then pixels, channels
+    rows, cols = h // patch, w // patch
+    x = x[:, :, :rows * patch, :cols * patch].reshape(n, c, rows, patch, cols, patch)
+    pixels = x.permute(0, 2, 4, 3, 5, 1).reshape(n, rows * cols, patch * patch * c)
+    return {"pixel_values": pixels,
+            "pixel_attention_mask": torch.ones((n, rows * cols), dtype=torch.int32, device=x.device),
+            "spatial_shapes": torch.tensor([[rows, cols]] * n, device=x.device)}
+
+
 def _input_size(processor: Any, config: Any) -> int:
     d = processor.to_dict() if processor is not None else {}
+    if isinstance(d.get("max_num_patches"), int) and isinstance(d.get("patch_size"), int):
+        return int(d["patch_size"] * int(d["max_num_patches"] ** 0.5))
     for key in (("crop_size",) if d.get("do_center_crop") else ()) + ("size",):
         v = d.get(key)
         if isinstance(v, dict):
@@ -186,6 +227,10 @@ def _wrapper_class() -> Any:
             super().__init__()
             self.model = model
             self.kind = kind
+            config = getattr(model.config, "vision_config", model.config)
+            # SigLIP2 (NaFlex) takes patch sequences with a mask and their grid shape.
+            naflex = config.model_type == "siglip2_vision_model"
+            self.naflex = int(config.patch_size) if naflex else 0
             head = getattr(model, "classifier", None) if kind == "logits" else None
             if isinstance(head, nn.Module):
                 # What the classification head reads, as a module of its own.
@@ -196,10 +241,13 @@ def _wrapper_class() -> Any:
             return (self.head_input(args[0]), *args[1:])
 
         def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+            inputs = {"pixel_values": pixel_values}
+            if self.naflex:
+                inputs = _naflex_inputs(pixel_values, self.naflex)
             if self.kind == "image_features":
-                out = self.model.get_image_features(pixel_values=pixel_values)
+                out = self.model.get_image_features(**inputs)
                 return out if _is_tensor(out) else out.pooler_output
-            out = self.model(pixel_values=pixel_values, return_dict=True)
+            out = self.model(**inputs, return_dict=True)
             if self.kind == "image_embeds":
                 return out.image_embeds
             if self.kind == "logits":
