@@ -84,6 +84,12 @@ def _features(out: Any) -> Any:
     return out if isinstance(out, torch.Tensor) else out.pooler_output
 
 
+def _beit() -> Any:
+    cfg = T.BeitConfig(**VIT, image_size=32, patch_size=8)
+    return T.BeitModel(cfg), T.BeitImageProcessor(size={"height": 32, "width": 32},
+                                                   do_center_crop=False)
+
+
 def _siglip2_vision() -> Any:
     cfg = T.Siglip2VisionConfig(**VIT, num_patches=16, patch_size=8)
     return T.Siglip2VisionModel(cfg), T.Siglip2ImageProcessor(max_num_patches=16, patch_size=8)
@@ -100,6 +106,8 @@ FAMILIES = {
     "dinov2": (_dinov2, lambda m, inp: m(**inp).last_hidden_state[:, 0]),
     "vit_classifier": (_vit_classifier, lambda m, inp: m(**inp).logits),
     "convnext": (_convnext, lambda m, inp: m(**inp).pooler_output),
+    # BEiT's own pooler: the layer-normed mean of the patch tokens
+    "beit": (_beit, lambda m, inp: m(**inp).pooler_output),
 }
 
 

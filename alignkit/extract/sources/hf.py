@@ -384,7 +384,8 @@ class HFSource(ModelSource):
         if kind == "auto":
             warnings.warn(f"{spec}: model type {config.model_type!r} has no explicit handling; "
                           f"its output is {_WHAT['auto']}", stacklevel=2)
-        net = _wrapper_class()(model.eval(), kind).eval()
+        # float32 throughout (transformers may keep a checkpoint's float16 / bfloat16)
+        net = _wrapper_class()(model.float().eval(), kind).eval()
         if kind == "logits":
             head = "head_input" if hasattr(net, "head_input") else "output"
             presets = {"logits": "output", "penultimate": head, "embedding": head}
