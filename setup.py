@@ -47,10 +47,12 @@ setup(
             "xarray>=2024.10",
             "timm>=0.9",
             "open_clip_torch>=2.20",
+            "transformers>=4.40",
         ],
         "dask": ["dask[distributed]>=2024.1"],
         "timm": ["timm>=0.9"],
         "open_clip": ["open_clip_torch>=2.20"],
+        "hf": ["transformers>=4.40"],
     },
     entry_points={"console_scripts": ["alignkit=alignkit.cli:main"]},
     classifiers=[

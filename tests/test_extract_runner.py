@@ -607,7 +607,7 @@ def test_list_layers_of_code_needs_trust_code(tmp_path: Path) -> None:
 
 
 def test_help_says_what_runs_code() -> None:
-    out = CliRunner().invoke(cli, ["extract", "--help"]).output
+    out = " ".join(CliRunner().invoke(cli, ["extract", "--help"]).output.split())  # unwrapped
     assert "imports and runs it" in out and "--trust-code" in out and "docs/security.md" in out
 
 

@@ -193,7 +193,7 @@ def test_sources_without_prefix_are_asked_newest_first() -> None:
 
 def test_a_registered_source_is_known_everywhere(toy: Toy) -> None:
     assert source_for("toy:4") is toy
-    assert spec_forms().endswith("open_clip:ARCH:PRETRAINED or toy:WIDTH")
+    assert spec_forms().endswith("hf:NAME_OR_FOLDER or toy:WIDTH")
     assert runs_code("toy:4") is None
     help_text = CliRunner().invoke(cli, ["extract", "--help"]).output
     assert "toy:WIDTH" in help_text

@@ -321,6 +321,7 @@ def source_problems(source: Any) -> list[str]:
 
 def _register_builtin() -> None:
     from alignkit.extract.sources.custom import CustomSource
+    from alignkit.extract.sources.hf import HFSource
     from alignkit.extract.sources.hub import HubSource
     from alignkit.extract.sources.open_clip import OpenClipSource
     from alignkit.extract.sources.timm import TimmSource
@@ -331,6 +332,7 @@ def _register_builtin() -> None:
     for source in (TorchvisionSource(), CustomSource(), TorchScriptSource(), HubSource(),
                    TimmSource(), OpenClipSource()):
         register_source(source)
+    register_source(HFSource())
 
 
 _register_builtin()
