@@ -536,3 +536,13 @@ def test_the_registry_entries():
     assert get_public("things-images").password and not get_public("thingsplus-images").password
     assert get_public("thingsplus-images").licence.startswith("CC0")
     assert get_public("things-2023-train").from_archive == "things-2023-triplet-dataset"
+
+
+def test_the_docs_list_every_registry_entry():
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "data-formats.md").read_text()
+    section = docs.split("## Public data sets", 1)[1].split("\n## ", 1)[0]
+    for d in public_datasets():
+        assert f"`{d.name}`" in section, d.name
+        if not d.url_confirmed:
+            row = next(ln for ln in section.splitlines() if ln.startswith(f"| `{d.name}` |"))
+            assert "URL not confirmed" in row, d.name
