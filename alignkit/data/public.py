@@ -256,8 +256,6 @@ def _fetch_file(ds: PublicDataset, rf: RemoteFile, *, offline: bool | None, forc
     path = cached_path(rf)
     mirror = bool(os.environ.get("ALIGNKIT_DATA_MIRROR", "").strip())
     if not ds.url_confirmed and not mirror and not path.is_file():
-        if is_offline(offline):
-            fetch(rf, offline=True)  # the offline message names URL and path
         raise DownloadError(_hand_message(ds, rf))
     if not ds.url_confirmed and not mirror:
         force = False  # a hand-made copy: nothing to download again from
@@ -389,6 +387,12 @@ def _unpack(ds: PublicDataset, paths: list[Path], folder: Path, password: str | 
                                     f"or set {PASSWORD_ENV})") from None
                             raise InputError(f"{ds.name}: cannot unpack {path.name}: "
                                              f"{type(exc).__name__}") from None
+                        except zipfile.BadZipFile:
+                            if not encrypted:
+                                raise
+                            # a wrong password can pass zipfile's one-byte check, then fail the CRC
+                            raise InputError(f"{ds.name}: wrong password for {path.name} (give "
+                                             f"--password PW or set {PASSWORD_ENV})") from None
                         except NotImplementedError:
                             raise InputError(
                                 f"{ds.name}: {path.name} uses a zip encryption Python's zipfile "
