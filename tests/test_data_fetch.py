@@ -546,3 +546,24 @@ def test_the_docs_list_every_registry_entry():
         if not d.url_confirmed:
             row = next(ln for ln in section.splitlines() if ln.startswith(f"| `{d.name}` |"))
             assert "URL not confirmed" in row, d.name
+
+
+def test_known_digests_match_real_copies_put_by_hand(tmp_path, monkeypatch, shared_data):
+    """The registry's digests for files we hold copies of: rsatoolbox's 92_modelRDMs.mat (shared
+    data) and RDM48_triplet.mat (bundled byte-for-byte); offline, by hand, then read by name."""
+    from alignkit.data.bundled import bundled_path
+
+    monkeypatch.setenv("ALIGNKIT_DATA", str(tmp_path / "cache"))
+    monkeypatch.delenv("ALIGNKIT_DATA_MIRROR", raising=False)
+    for name, src in (("rdm92-models", shared_data / "rdm" / "92_modelRDMs.mat"),
+                      ("rdm48-mat", bundled_path("rdm48"))):
+        dest = cached_path(get_public(name).files[0])
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+        r = _invoke("data", "fetch", name, "--offline")
+        assert r.exit_code == 0 and "sha256 known; verified" in r.output, r.output
+    info = json.loads(_invoke("data", "info", "rdm92-models", "--key", "monkeyIT", "--format",
+                              "json").output)
+    assert info["state"] == "cached" and info["read_as"]["shape"] == [92, 92]
+    r = _invoke("data", "info", "rdm48-mat", "--format", "json")
+    assert json.loads(r.output)["read_as"]["shape"] == [48, 48]
