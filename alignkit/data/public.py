@@ -621,8 +621,9 @@ for _ds in (
                    "(the published MATLAB code adds 1 and remaps with variables/sortind.mat); "
                    "odd one out in column 3 according to the SPoSE analysis code (cblearn's "
                    "loader reads column 1 as the odd one out: check before relying on it)",
-        licence="CC-BY 4.0", citation=_THINGS_2020, things=True, page="https://osf.io/z2784/",
-        note="URL and sha256 as published in cblearn's THINGS loader"),
+        licence="CC-BY 4.0", citation=_THINGS_2020, page="https://osf.io/z2784/",
+        note="URL and sha256 as published in cblearn's THINGS loader; its object order is "
+             "not assumed to be the canonical one, so give --object-ids when scoring it"),
     PublicDataset(
         name="things-2020-items",
         description="the 1854 THINGS items of the 2020 release: items1854names.tsv",
