@@ -158,7 +158,8 @@ def test_cli_data_ls_and_info() -> None:
     assert result.exit_code == 0
     for name in BUNDLED:
         assert name in result.stdout
-    listed = json.loads(runner.invoke(cli, ["data", "ls", "--format", "json"]).stdout)
+    listed = [r for r in json.loads(runner.invoke(cli, ["data", "ls", "--format", "json"]).stdout)
+              if r["source"] == "bundled"]
     assert {r["name"] for r in listed} == set(BUNDLED)
     assert all(r["bytes"] == bundled_path(r["name"]).stat().st_size for r in listed)
     info = json.loads(runner.invoke(cli, ["data", "info", "spose-49d", "--format", "json"]).stdout)

@@ -23,11 +23,13 @@ def _human_size(n: int) -> str:
 
 @click.group()
 def data() -> None:
-    """Human data: bundled samples and how files are read.
+    """Human data: bundled samples, public data sets to fetch, and how files are read.
 
     \b
     Examples:
       alignkit data ls
+      alignkit data fetch --list
+      alignkit data fetch things-2020-test10
       alignkit data info things-test20k
       alignkit data info triplets.tsv --format json
     """
@@ -36,24 +38,112 @@ def data() -> None:
 @data.command("ls")
 @format_option
 def data_ls(fmt: str) -> None:
-    """List the bundled data sets (usable wherever a file is expected).
+    """List the data usable wherever a file is expected, with their paths.
+
+    Three kinds of rows (column 'source'): bundled data sets (shipped with
+    alignkit), fetchable public data sets ('alignkit data fetch NAME'; the path
+    is where the cache holds them, and 'state' says whether they are there),
+    and the sample images used by the demo.
 
     \b
     Example:
       alignkit data ls --format json
     """
-    from alignkit.data.bundled import BUNDLED, bundled_path
+    from alignkit.data.bundled import BUNDLED, SAMPLE_IMAGES, bundled_path
+    from alignkit.data.public import dataset_state, public_datasets, unpacked_dir
 
     rows: list[dict[str, Any]] = []
     payload: list[dict[str, Any]] = []
     for name, item in BUNDLED.items():
-        size = bundled_path(name).stat().st_size
-        row = {"name": name, "kind": item.kind, "size": _human_size(size),
-               "description": item.description}
+        path = bundled_path(name)
+        size = path.stat().st_size
+        row = {"source": "bundled", "name": name, "kind": item.kind, "size": _human_size(size),
+               "state": "bundled", "path": str(path), "description": item.description}
         rows.append(row)
         payload.append({**row, "bytes": size, "file": item.file, "citation": item.citation,
                         "licence": item.licence})
+    for ds in public_datasets():
+        folder = unpacked_dir(ds)
+        where = folder if folder is not None else ds.cache_paths()[0]
+        row = {"source": "fetchable", "name": ds.name, "kind": ds.kind,
+               "size": _human_size(ds.size) if ds.size is not None else "?",
+               "state": dataset_state(ds), "path": str(where), "description": ds.description}
+        rows.append(row)
+        payload.append({**row, "bytes": ds.size, "citation": ds.citation, "licence": ds.licence,
+                        "url_confirmed": ds.url_confirmed, "checksum": ds.checksum_status()})
+    for img in sorted(p for p in SAMPLE_IMAGES.iterdir() if p.is_file()):
+        size = img.stat().st_size
+        row = {"source": "sample image", "name": img.stem, "kind": "image",
+               "size": _human_size(size), "state": "bundled", "path": str(img),
+               "description": "sample photograph (scikit-image; see sample_data/README.md)"}
+        rows.append(row)
+        payload.append({**row, "bytes": size})
     emit(rows, fmt, payload=payload)
+
+
+@data.command("fetch")
+@click.argument("names", nargs=-1)
+@click.option("--list", "list_", is_flag=True,
+              help="List the fetchable data sets: kind, size, licence, checksum, cached or not.")
+@click.option("--offline", is_flag=True,
+              help="Never touch the network (also ALIGNKIT_OFFLINE=1): only check the cache.")
+@click.option("--password", default=None, metavar="PW",
+              help="Password of a password-protected zip (the THINGS images); also "
+                   "ALIGNKIT_THINGS_PASSWORD. Never stored.")
+@click.option("--force", is_flag=True,
+              help="Download again even when cached (checked against the known or recorded "
+                   "sha256) and unpack again.")
+@format_option
+def data_fetch(names: tuple[str, ...], list_: bool, offline: bool, password: str | None,
+               force: bool, fmt: str) -> None:
+    """Download public data sets (NAMES) into the cache, verified and resumable.
+
+    The cache is $ALIGNKIT_DATA (else the user cache folder);
+    $ALIGNKIT_DATA_MIRROR replaces the scheme and host of every URL. A known
+    sha256 is checked on every use; an unknown one is recorded on first
+    download and checked ever after. A download cut short resumes where it
+    stopped. A fetched name then works wherever a file is expected, e.g.
+    'alignkit score ooo feats.zarr --triplets things-2023-train'. Entries whose
+    URL is not confirmed are never downloaded from a guessed address: the
+    message says where to get the file by hand and where to put it.
+
+    \b
+    Examples:
+      alignkit data fetch --list
+      alignkit data fetch things-2020-test10 vice-things
+      alignkit data fetch things-images --password PW
+      alignkit data fetch rdm92-models --offline
+    """
+    from alignkit.data.public import fetch_dataset, get_public, public_datasets
+
+    if list_:
+        rows, payload = [], []
+        for ds in public_datasets():
+            from alignkit.data.public import dataset_state
+
+            rows.append({"name": ds.name, "kind": ds.kind,
+                         "size": _human_size(ds.size) if ds.size is not None else "?",
+                         "licence": ds.licence, "checksum": ds.checksum_status(),
+                         "state": dataset_state(ds),
+                         "url": "confirmed" if ds.url_confirmed else "URL not confirmed",
+                         "password": ds.password})
+            payload.append({**rows[-1], "bytes": ds.size, "url_confirmed": ds.url_confirmed,
+                            "format": ds.format, "description": ds.description})
+        emit(rows, fmt, payload=payload)
+        return
+    if not names:
+        raise click.UsageError("give one or more data set names, or --list")
+    datasets = [get_public(n) for n in names]  # every name checked before any download
+    done: list[dict[str, Any]] = []
+    for ds in datasets:
+        paths = fetch_dataset(ds, offline=True if offline else None, force=force,
+                              password=password)
+        for p in paths:
+            done.append({"name": ds.name, "path": str(p), "checksum": ds.checksum_status()})
+            if fmt == "table":
+                click.echo(f"{ds.name}: {p} (sha256 {ds.checksum_status()}; verified)")
+    if fmt != "table":
+        emit(done, fmt)
 
 
 def guess_kind(source: str) -> str:
@@ -166,8 +256,15 @@ def data_info(source: str, kind: str, triplet_format: str, n_objects: int | None
       alignkit data info BEHAVIOR.mat --set-name set1 --format json
       alignkit data info 92_modelRDMs.mat --key monkeyIT
     """
-    from alignkit.data import load_concepts, load_embedding, load_rdm, load_triplets
+    import os
 
+    from alignkit.data import load_concepts, load_embedding, load_rdm, load_triplets
+    from alignkit.data.bundled import ALIASES, BUNDLED, bundled_path
+    from alignkit.data.public import is_public_name
+
+    if not os.path.exists(source) and is_public_name(source):
+        _public_info(source, fmt, triplet_format=triplet_format, key=key, set_name=set_name)
+        return
     what = guess_kind(source) if kind == "auto" else kind
     info: dict[str, Any]
     if what == "triplets":
@@ -189,10 +286,62 @@ def data_info(source: str, kind: str, triplet_format: str, n_objects: int | None
             "ids": c.ids[:5].tolist() + (["..."] if len(c) > 5 else []),
             "checksum": c.checksum,
         }
+    bundled = ALIASES.get(source, source)
+    if not os.path.exists(source) and bundled in BUNDLED:
+        item = BUNDLED[bundled]
+        info.setdefault("description", item.description)
+        info.update({"file": str(bundled_path(bundled)), "licence": item.licence,
+                     "citation": item.citation, "bundled": True})
     if fmt == "json":
         emit([], fmt, payload=info)
         return
     rows = [{"field": k, "value": _flat(v)} for k, v in info.items()]
+    emit(rows, fmt)
+
+
+def _public_info(name: str, fmt: str, *, triplet_format: str, key: str | None,
+                 set_name: str | None) -> None:
+    """``data info NAME`` for a fetchable data set: the registry entry, the cache, and
+    (when fetched) how its file reads."""
+    from alignkit.data import load_embedding, load_rdm, load_triplets
+    from alignkit.data.public import describe, get_public
+    from alignkit.errors import AlignkitError
+
+    ds = get_public(name)
+    info = describe(ds)
+    if info["state"] == "cached" and ds.kind in ("triplets", "rdm", "embedding"):
+        try:
+            if ds.kind == "triplets":
+                read = load_triplets(name, format=triplet_format).info()
+            elif ds.kind == "rdm":
+                read = load_rdm(name, key=key, set_name=set_name).info()
+            else:
+                read = load_embedding(name).info()
+            info["read_as"] = read
+        except AlignkitError as exc:
+            info["read_as"] = f"not readable with the current readers: {exc}"
+    if fmt == "json":
+        emit([], fmt, payload=info)
+        return
+    rows: list[dict[str, Any]] = []
+    for k, v in info.items():
+        if k == "files":
+            for i, f in enumerate(v, 1):
+                size = _human_size(f["size"]) if f["size"] is not None else "size ?"
+                rows.append({"field": f"file {i}", "value": (
+                    f"{f['name']} ({size}; sha256 {f['checksum']}"
+                    + (f" {f['sha256']}" if f["sha256"] else "") + ")")})
+                rows.append({"field": f"  url {i}", "value": f["url"] + (
+                    "" if ds.url_confirmed else " (URL not confirmed)")})
+                rows.append({"field": f"  cache path {i}", "value": f["cache_path"] + (
+                    " (cached)" if f["cached"] else " (not fetched)")})
+        elif k == "read_as" and isinstance(v, dict):
+            for rk, rv in v.items():
+                rows.append({"field": f"read: {rk}", "value": _flat(rv)})
+        elif k == "size":
+            rows.append({"field": k, "value": _human_size(v) if v is not None else "?"})
+        elif v not in (None, ""):
+            rows.append({"field": k, "value": _flat(v)})
     emit(rows, fmt)
 
 

@@ -28,9 +28,10 @@ def store() -> None:
 
 @store.command("import")
 @click.argument("features", type=click.Path(dir_okay=False))
-@click.option("--ids", "ids_source", required=True, metavar="FILE|things",
+@click.option("--ids", "ids_source", default=None, metavar="FILE|things",
               help="Stimulus ids, one a line, in the row order of FEATURES; "
-                   "'things' for the 1854 THINGS uniqueIDs.")
+                   "'things' for the 1854 THINGS uniqueIDs [default for a bundled or "
+                   "fetched THINGS embedding name: things].")
 @click.option("--store", "store_path", required=True, metavar="PATH",
               help="The store (created if missing).")
 @click.option("--model", required=True, help="Model name, e.g. vgg16 or spose.")
@@ -46,22 +47,33 @@ def import_(
 ) -> None:
     """Import a feature matrix (FEATURES: .npy .npz .pt .pth .txt .tsv .csv) into a store.
 
-    The entry records the file's sha256 and the ids source as provenance.
+    FEATURES may also be the name of a bundled or fetched embedding
+    (``alignkit data ls``), e.g. spose-49d or vice-things; THINGS embeddings
+    then take the THINGS ids without --ids. The entry records the file's
+    sha256 and the ids source as provenance.
 
     \b
-    Example:
+    Examples:
       alignkit store import spose_embedding_49d_sorted.txt --ids things \\
           --store s.zarr --model spose --layer 49d
+      alignkit store import spose-49d --store s.zarr --model spose --layer 49d
     """
     from alignkit.data.features import load_features, load_ids
+    from alignkit.errors import InputError
     from alignkit.provenance import sha256_file
     from alignkit.store import EmbeddingStore
 
-    x = load_features(features, key=key)
+    named, path, things = _named_embedding(features)
+    if ids_source is None:
+        if not things:
+            raise InputError("--ids is required (a file with one id a line, or 'things')")
+        ids_source = "things"
+    x = load_features(path, key=key)
     ids = load_ids(ids_source, n=x.shape[0])
     provenance: dict[str, Any] = {
-        "source": str(Path(features).resolve()),
-        "source_checksum": sha256_file(features),
+        **({"source_name": named} if named else {}),
+        "source": str(Path(path).resolve()),
+        "source_checksum": sha256_file(path),
         "key": key,
         "ids_source": ids_source if ids_source == "things" else str(Path(ids_source).resolve()),
         "ids_checksum": None if ids_source == "things" else sha256_file(ids_source),
@@ -74,6 +86,35 @@ def import_(
         f"stored {entry.model}/{entry.layer}: {entry.n} x {entry.p} {entry.dtype} in "
         f"{store_path} ({entry.checksum})"
     )
+
+
+def _named_embedding(features: str) -> tuple[str | None, str, bool]:
+    """``(name, path, things)`` for a bundled or fetched embedding name, else ``(None, FEATURES, False)``.
+
+    An existing file wins over a name. A public data set that is not fetched is
+    refused with ``not fetched: run alignkit data fetch NAME``.
+    """
+    import os
+
+    from alignkit.data.bundled import BUNDLED, resolve_source
+    from alignkit.data.public import get_public, is_public_name
+    from alignkit.errors import InputError
+
+    if os.path.exists(features):
+        return None, features, False
+    if features in BUNDLED:
+        if BUNDLED[features].kind != "embedding":
+            raise InputError(f"bundled data set {features!r} is not an embedding "
+                             f"(it is {BUNDLED[features].kind})")
+        path, _ = resolve_source(features)
+        return features, str(path), True
+    if is_public_name(features):
+        ds = get_public(features)
+        if ds.kind != "embedding":
+            raise InputError(f"public data set {features!r} is not an embedding (it is {ds.kind})")
+        path, _ = resolve_source(features)
+        return features, str(path), ds.things
+    return None, features, False
 
 
 def store_summary(store_path: str) -> dict[str, Any]:

@@ -152,24 +152,33 @@ def bundled_path(name: str) -> Path:
 
 
 def resolve_source(source: str | os.PathLike[str]) -> tuple[Path, str | None]:
-    """Turn a path or a bundled name into a path.
+    """Turn a path, a bundled name or a fetched public data set name into a path.
 
     A string that names a bundled data set and is not an existing file is
-    read as that data set.
+    read as that data set; one that names a public data set
+    (:mod:`alignkit.data.public`) is read from the cache when it was fetched.
 
     Args:
-        source: a file path or a key of :data:`BUNDLED`.
+        source: a file path, a key of :data:`BUNDLED` or a public data set name.
 
     Returns:
-        ``(path, name)`` where ``name`` is the bundled name or ``None``.
+        ``(path, name)`` where ``name`` is the bundled name or ``None`` (also
+        for a fetched data set, whose path is its verified cached file).
 
     Raises:
         InputError: the file does not exist (the message names it).
+        DownloadError: a public data set that is not fetched
+            (``not fetched: run alignkit data fetch NAME``).
     """
     if isinstance(source, str) and ALIASES.get(source, source) in BUNDLED:
         if not os.path.exists(source):
             key = ALIASES.get(source, source)
             return bundled_path(key), key
+    if isinstance(source, str) and not os.path.exists(source):
+        from alignkit.data.public import is_public_name, resolve_public
+
+        if is_public_name(source):
+            return resolve_public(source), None
     path = Path(source)
     if not path.exists():
         raise InputError(f"{path}: no such file (nor a bundled data set name)")

@@ -18,8 +18,15 @@ licence and citation. :func:`fetch` returns the path of a verified copy:
   sidecar ``<name>.json`` and every later copy is checked against it.
 
 The sidecar also records the URL, the size, whether the digest was published
-or recorded, and when the file was fetched. The download itself is pooch's
-``HTTPDownloader`` (with a progress bar on stderr when it is a terminal).
+or recorded, and when the file was fetched.
+
+Downloads are resumable: bytes go to ``<name>.part`` beside the final path; a
+transfer cut short is retried (and a later run resumes it) with an HTTP
+``Range: bytes=N-`` header, appending when the server answers ``206 Partial
+Content`` and starting over when it answers ``200``. Only a complete, verified
+file is renamed into place. The ``.part`` file is locked while one process
+writes it, so two downloads of the same file do not interleave. A progress bar
+(tqdm) goes to stderr when it is a terminal.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ __all__ = [
     "checksum_status",
     "fetch",
     "is_offline",
+    "part_path",
     "resolve_url",
 ]
 
@@ -188,7 +196,7 @@ def _verify(rf: RemoteFile, path: Path, url: str) -> tuple[str, str]:
 
 
 def fetch(rf: RemoteFile, *, offline: bool | None = None, progress: bool | None = None,
-          timeout: float = 60.0) -> Path:
+          timeout: float = 60.0, force: bool = False, retries: int = 3) -> Path:
     """A verified copy of ``rf`` in the cache: taken from it, else downloaded.
 
     Args:
@@ -196,6 +204,9 @@ def fetch(rf: RemoteFile, *, offline: bool | None = None, progress: bool | None 
         offline: never touch the network [default: ``ALIGNKIT_OFFLINE``].
         progress: show a progress bar on stderr [default: when stderr is a terminal].
         timeout: seconds to wait for the server to answer.
+        force: download again even when a cached copy exists (the new copy is
+            checked against the known or recorded digest before it replaces it).
+        retries: how many times a transfer cut short is resumed before giving up.
 
     Returns:
         The path of the cached file.
@@ -208,7 +219,7 @@ def fetch(rf: RemoteFile, *, offline: bool | None = None, progress: bool | None 
     """
     path = cached_path(rf)
     url = resolve_url(rf.url)
-    if path.is_file():
+    if path.is_file() and not (force and not is_offline(offline)):
         digest, how = _verify(rf, path, url)
         if rf.sha256 is None and _recorded(path) is None:  # put there by hand: trust on first use
             _write_sidecar(rf, path, url, digest, how)
@@ -219,24 +230,27 @@ def fetch(rf: RemoteFile, *, offline: bool | None = None, progress: bool | None 
             f"download {url} by hand and put it at {path}"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(f"{path.name}.{os.getpid()}.part")
+    part = part_path(rf)
     try:
-        _download(url, part, progress, timeout, rf, path)
-        digest, how = _verify(rf, part, url)
-        os.replace(part, path)
-    finally:
-        if part.exists():
-            part.unlink()
+        _download(url, part, progress, timeout, rf, path, retries)
+    except DownloadError:
+        if part.is_file() and part.stat().st_size == 0:
+            part.unlink()  # nothing to resume from
+        raise
+    digest, how = _verify(rf, part, url)
+    os.replace(part, path)
     _write_sidecar(rf, path, url, digest, how)
     return path
 
 
-def _download(url: str, part: Path, progress: bool | None, timeout: float, rf: RemoteFile,
-              path: Path) -> None:
-    import pooch
-    import requests
+def part_path(rf: RemoteFile) -> Path:
+    """Where a download of ``rf`` in progress (or cut short) is kept: ``<name>.part``."""
+    path = cached_path(rf)
+    return path.with_name(path.name + ".part")
 
-    show = sys.stderr.isatty() if progress is None else bool(progress)
+
+def _download(url: str, part: Path, progress: bool | None, timeout: float, rf: RemoteFile,
+              path: Path, retries: int = 3) -> None:
     where = f"download {url} by hand and put it at {path}"
     if urlsplit(url).scheme == "file":
         import shutil
@@ -247,14 +261,105 @@ def _download(url: str, part: Path, progress: bool | None, timeout: float, rf: R
         except OSError as exc:
             raise DownloadError(f"{rf.name}: cannot copy {url} ({exc}); {where}") from exc
         return
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    with open(part, "ab") as fh:
+        _lock(fh, rf, part)
+        _http_to(fh, url, part, show, timeout, rf, where, retries)
+
+
+def _lock(fh: Any, rf: RemoteFile, part: Path) -> None:
+    """Hold an exclusive lock on the ``.part`` file (POSIX; a no-op elsewhere)."""
     try:
-        pooch.HTTPDownloader(progressbar=show, timeout=timeout)(url, str(part), None)
-    except requests.exceptions.HTTPError as exc:
-        code = exc.response.status_code if exc.response is not None else "?"
-        raise DownloadError(f"{rf.name}: {url} answered HTTP {code}; {where}") from exc
-    except (requests.exceptions.RequestException, OSError) as exc:
-        raise DownloadError(f"{rf.name}: cannot download {url} "
-                            f"({type(exc).__name__}); {where}") from exc
+        import fcntl
+    except ImportError:  # pragma: no cover (Windows)
+        return
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise DownloadError(f"{rf.name}: another process is downloading it into {part}; "
+                            "wait for it to finish") from None
+
+
+def _total_from_range(value: str | None) -> int | None:
+    """The full length in a ``Content-Range: bytes a-b/N`` (or ``bytes */N``) header."""
+    if not value or "/" not in value:
+        return None
+    tail = value.rsplit("/", 1)[1].strip()
+    return int(tail) if tail.isdigit() else None
+
+
+def _http_to(fh: Any, url: str, part: Path, show: bool, timeout: float, rf: RemoteFile,
+             where: str, retries: int) -> None:
+    """Fill ``fh`` (the locked ``.part``) from ``url``, resuming with ``Range`` when cut short."""
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    from alignkit import __version__
+
+    cuts = 0
+    restarted = False
+    while True:
+        fh.seek(0, os.SEEK_END)
+        have = fh.tell()
+        headers = {"User-Agent": f"alignkit/{__version__}", "Accept-Encoding": "identity"}
+        if have:
+            headers["Range"] = f"bytes={have}-"
+        req = urllib.request.Request(url, headers=headers)
+        try:
+            resp = urllib.request.urlopen(req, timeout=timeout)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 416 and have:  # nothing left to send: complete, or not this file
+                total = _total_from_range(exc.headers.get("Content-Range"))
+                if total == have:
+                    return
+                if not restarted:
+                    fh.truncate(0)
+                    restarted = True
+                    continue
+            raise DownloadError(f"{rf.name}: {url} answered HTTP {exc.code}; {where}") from None
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise DownloadError(f"{rf.name}: cannot download {url} ({type(exc).__name__}: "
+                                f"{reason}; no network?); {where}") from None
+        with resp:
+            if have and resp.status == 206:
+                start = have
+                total = _total_from_range(resp.headers.get("Content-Range"))
+            else:  # 200: the server sends the whole file; start over
+                fh.truncate(0)
+                start = 0
+                length = resp.headers.get("Content-Length")
+                total = int(length) if length and length.isdigit() else None
+            got = start
+            try:
+                from tqdm import tqdm
+
+                with tqdm(total=total, initial=start, unit="B", unit_scale=True,
+                          unit_divisor=1024, desc=rf.name, disable=not show, file=sys.stderr,
+                          leave=False) as bar:
+                    while True:
+                        block = resp.read(1 << 16)
+                        if not block:
+                            break
+                        fh.write(block)
+                        got += len(block)
+                        bar.update(len(block))
+                fh.flush()
+                if total is not None and got < total:
+                    raise http.client.IncompleteRead(b"", total - got)
+            except (http.client.HTTPException, OSError) as exc:
+                fh.flush()
+                cuts += 1
+                if cuts > retries:
+                    raise DownloadError(
+                        f"{rf.name}: the download of {url} was cut short {cuts} times "
+                        f"({type(exc).__name__}; {got} of {total if total is not None else '?'} "
+                        f"bytes in {part}); run the command again to resume, or {where}"
+                    ) from None
+                time.sleep(min(0.2 * cuts, 2.0))
+                continue
+        return
 
 
 def _write_sidecar(rf: RemoteFile, path: Path, url: str, digest: str, how: str) -> None:

@@ -349,6 +349,12 @@ def load_triplets(
             raise InputError(f"format={format!r} applies to files, not to an in-memory array")
         out = Triplets.from_array(source, n_objects=n_objects)
         return out if object_ids is None else out.with_object_ids(object_ids)
+    if isinstance(source, str) and n_objects is None and object_ids is None:
+        from alignkit.data.public import reader_defaults  # a fetched public data set's name
+
+        pub = {} if os.path.exists(source) else reader_defaults(source, "triplets")
+        n_objects, object_ids = pub.get("n_objects"), pub.get("object_ids")
+        format = pub["format"] if format == "auto" and pub.get("format") in FORMATS else format
     path, name = resolve_source(source)
     if name is not None and BUNDLED[name].kind != "triplets":
         raise InputError(f"bundled data set {name!r} is not a triplet set (it is {BUNDLED[name].kind})")
