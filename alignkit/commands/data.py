@@ -125,7 +125,7 @@ def data_fetch(names: tuple[str, ...], list_: bool, offline: bool, password: str
                          "size": _human_size(ds.size) if ds.size is not None else "?",
                          "licence": ds.licence, "checksum": ds.checksum_status(),
                          "state": dataset_state(ds),
-                         "url": "confirmed" if ds.url_confirmed else "URL not confirmed",
+                         "url": "from public code" if ds.url_confirmed else "not confirmed",
                          "password": ds.password})
             payload.append({**rows[-1], "bytes": ds.size, "url_confirmed": ds.url_confirmed,
                             "format": ds.format, "description": ds.description})
