@@ -167,3 +167,22 @@ def test_report_reads_attributes_and_family_from_the_table(tmp_path: Path) -> No
     assert any(n.startswith("attribute-imagenet_top1") for n in figs)
     # the table's figures, not made up: 80.86 for resnet50 (IMAGENET1K_V2), 76.1 for CLIP B/32
     assert "80.86" in html and "76.1" in html and "ResNet" in html and "image/text" in html
+
+
+def test_timm_and_open_clip_rows_name_weights_their_libraries_publish() -> None:
+    """Every tag the table names is in the library's own list of pretrained weights."""
+    import open_clip
+    import timm
+
+    timm_tags = set(timm.list_pretrained())
+    clip_tags = set(open_clip.list_pretrained())
+    n = 0
+    for c in table("paper2023"):
+        if c.source.startswith("timm:"):
+            assert c.source[len("timm:"):] in timm_tags, c.source
+            n += 1
+        elif c.source.startswith("open_clip:"):
+            _, arch, tag = c.source.split(":")
+            assert (arch, tag) in clip_tags, c.source
+            n += 1
+    assert n == 6 + 8
