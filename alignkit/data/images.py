@@ -99,8 +99,14 @@ class ImageCollection:
         return self._zip
 
     def dataset(self, positions: list[int] | None = None) -> Any:
-        """A map-style dataset of PIL images (for ``extract_features``), in ``positions`` order."""
-        return _ImageItems(self, list(range(len(self))) if positions is None else list(positions))
+        """A map-style ``torch`` dataset of PIL images (for ``extract_features``), in
+        ``positions`` order."""
+        import torch
+
+        class _Images(_ImageItems, torch.utils.data.Dataset):
+            pass
+
+        return _Images(self, list(range(len(self))) if positions is None else list(positions))
 
     def info(self) -> dict[str, Any]:
         """A JSON-able summary (never the password)."""
