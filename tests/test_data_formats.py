@@ -100,6 +100,21 @@ def test_things2023_raw_round_trip(tmp_path, names):
     assert sum(len(p) for p in parts.values()) == len(t)
 
 
+def test_things2023_raw_fast_and_row_by_row_readers_agree(tmp_path, monkeypatch):
+    import alignkit.data.readers as readers
+
+    f = tmp_path / "raw.csv"
+    _write_raw(f, _raw_rows(np.random.default_rng(5), 40))
+    fast = read_format(f, "things-2023-raw")
+    monkeypatch.setattr(readers, "_raw2023_fast", lambda *a: None)
+    slow = read_format(f, "things-2023-raw")
+    np.testing.assert_array_equal(fast.array, slow.array)
+    np.testing.assert_array_equal(fast.subjects, slow.subjects)
+    for k in ("noise_ceiling", "dataset", "RT"):
+        np.testing.assert_array_equal(fast.row_info[k], slow.row_info[k])
+    assert fast.convention == slow.convention
+
+
 def test_things2023_raw_refuses_bad_rows(tmp_path):
     f = tmp_path / "raw.csv"
     f.write_text(RAW_HEADER + "1\t2\t3\t4\t100\t0\ts1\t1\t1\t30\tmale\td\tt\t1\n")

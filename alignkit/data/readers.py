@@ -128,6 +128,77 @@ def read_things2023_raw(
     if repeats not in ("keep", "drop", "only"):
         raise InputError(f"repeats={repeats!r}: expected keep, drop or only")
     path, where = _path(source)
+    cols = _raw2023_header(path, where)
+    parsed = _raw2023_fast(path, cols) or _raw2023_slow(path, where, cols)
+    arr, choice, subj, nc, dataset, rt, names_used = parsed
+    out = np.take_along_axis(arr, _ODD_LAST[choice - 1], axis=1)
+    _check_distinct(out, where, first_line=2)
+    info = {"noise_ceiling": np.asarray(nc), "dataset": np.asarray(dataset), "RT": np.asarray(rt)}
+    conv = (
+        "raw THINGS 2023 CSV (tab separated, header): image1..3 = "
+        + ("THINGS concepts by image-name prefix" if names_used else
+           "1-based canonical THINGS indices")
+        + ", choice = position (1-3) of the odd one out, moved last (the other two keep their "
+        "order); subject_id kept per judgment; noise_ceiling (0 = ordinary, 1-3 = repeats for "
+        "the noise ceilings) and dataset (collection batch) kept as row info; n_objects = 1854 (THINGS)"
+    )
+    t = Triplets(np.ascontiguousarray(out, dtype=np.int32), THINGS_N_OBJECTS, where, sha256_file(path),
+                 conv, _things_ids(), np.asarray(subj), info)
+    if repeats != "keep":
+        is_rep = info["noise_ceiling"] != 0
+        t = t.select(is_rep if repeats == "only" else ~is_rep,
+                     note="noise-ceiling repeats only" if repeats == "only" else "noise-ceiling repeats dropped")
+    if subjects is not None:
+        wanted = np.asarray([str(s) for s in subjects])
+        t = t.select(np.isin(t.subjects, wanted), note=f"{len(wanted)} subject(s) selected")
+        if len(t) == 0:
+            raise MismatchError(f"{where}: no judgment by the selected subject(s)")
+    return t
+
+
+def _raw2023_header(path: Path, where: str) -> list[str]:
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        header = next(csv.reader(fh, delimiter="\t"), None)
+    if header is None:
+        raise FormatError(f"{where}: empty file")
+    cols = [h.strip() for h in header]
+    missing = [c for c in _RAW2023_COLUMNS if c not in cols]
+    if missing:
+        raise FormatError(
+            f"{where}: not the raw THINGS 2023 table: missing column(s) {', '.join(missing)} "
+            "(expected a tab-separated header image1 image2 image3 choice RT noise_ceiling "
+            "subject_id ...)"
+        )
+    return cols
+
+
+def _raw2023_fast(path: Path, cols: list[str]) -> tuple[Any, ...] | None:
+    """Parse with numpy's C reader when every image is an index and every choice valid; else None."""
+    pos = {c: cols.index(c) for c in cols}
+    num_cols = [pos["image1"], pos["image2"], pos["image3"], pos["choice"]]
+    extra = [pos[k] for k in ("noise_ceiling", "dataset", "RT") if k in pos]
+    kw = dict(delimiter="\t", skiprows=1, ndmin=2, comments=None, encoding="utf-8-sig")
+    try:
+        num = np.loadtxt(path, usecols=num_cols + extra, dtype=np.float64, **kw)
+        subj = (np.loadtxt(path, usecols=pos["subject_id"], dtype=str, **{**kw, "ndmin": 1})
+                if "subject_id" in pos else np.full(num.shape[0], "", dtype=str))
+    except (ValueError, IndexError):
+        return None  # image names, ragged rows or bad values: the row-by-row reader names them
+    if num.shape[0] == 0:
+        return None
+    idx, choice = num[:, :3], num[:, 3]
+    if (not np.isfinite(idx).all() or (idx != np.round(idx)).any() or (idx < 1).any()
+            or (idx > THINGS_N_OBJECTS).any() or not np.isin(choice, (1, 2, 3)).all()):
+        return None
+    rest = {k: num[:, 4 + i] for i, k in enumerate(k for k in ("noise_ceiling", "dataset", "RT") if k in pos)}
+    n = num.shape[0]
+    nan = np.full(n, np.nan)
+    return (idx.astype(np.int64) - 1, choice.astype(np.int64), np.char.strip(subj.astype(str)),
+            rest.get("noise_ceiling", np.zeros(n)), rest.get("dataset", nan), rest.get("RT", nan), False)
+
+
+def _raw2023_slow(path: Path, where: str, cols: list[str]) -> tuple[Any, ...]:
+    """Parse row by row (image names allowed); errors name the line."""
     index = _things_index()
     idx_rows: list[list[int]] = []
     choice: list[int] = []
@@ -138,17 +209,7 @@ def read_things2023_raw(
     names_used = False
     with open(path, encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh, delimiter="\t")
-        header = next(reader, None)
-        if header is None:
-            raise FormatError(f"{where}: empty file")
-        cols = [h.strip() for h in header]
-        missing = [c for c in _RAW2023_COLUMNS if c not in cols]
-        if missing:
-            raise FormatError(
-                f"{where}: not the raw THINGS 2023 table: missing column(s) {', '.join(missing)} "
-                "(expected a tab-separated header image1 image2 image3 choice RT noise_ceiling "
-                "subject_id ...)"
-            )
+        next(reader, None)
         pos = {c: cols.index(c) for c in cols}
         ci = [pos["image1"], pos["image2"], pos["image3"]]
         cc = pos["choice"]
@@ -183,30 +244,8 @@ def read_things2023_raw(
             rt.append(_num(row[cr]) if cr is not None else np.nan)
     if not idx_rows:
         raise FormatError(f"{where}: no judgments after the header")
-    arr = np.asarray(idx_rows, dtype=np.int64)
-    out = np.take_along_axis(arr, _ODD_LAST[np.asarray(choice) - 1], axis=1)
-    _check_distinct(out, where, first_line=2)
-    info = {"noise_ceiling": np.asarray(nc), "dataset": np.asarray(dataset), "RT": np.asarray(rt)}
-    conv = (
-        "raw THINGS 2023 CSV (tab separated, header): image1..3 = "
-        + ("THINGS concepts by image-name prefix" if names_used else
-           "1-based canonical THINGS indices")
-        + ", choice = position (1-3) of the odd one out, moved last (the other two keep their "
-        "order); subject_id kept per judgment; noise_ceiling (0 = ordinary, 1-3 = repeats for "
-        "the noise ceilings) and dataset (collection batch) kept as row info; n_objects = 1854 (THINGS)"
-    )
-    t = Triplets(np.ascontiguousarray(out, dtype=np.int32), THINGS_N_OBJECTS, where, sha256_file(path),
-                 conv, _things_ids(), np.asarray(subj), info)
-    if repeats != "keep":
-        is_rep = info["noise_ceiling"] != 0
-        t = t.select(is_rep if repeats == "only" else ~is_rep,
-                     note="noise-ceiling repeats only" if repeats == "only" else "noise-ceiling repeats dropped")
-    if subjects is not None:
-        wanted = np.asarray([str(s) for s in subjects])
-        t = t.select(np.isin(t.subjects, wanted), note=f"{len(wanted)} subject(s) selected")
-        if len(t) == 0:
-            raise MismatchError(f"{where}: no judgment by the selected subject(s)")
-    return t
+    return (np.asarray(idx_rows, dtype=np.int64), np.asarray(choice, dtype=np.int64), np.asarray(subj),
+            np.asarray(nc), np.asarray(dataset), np.asarray(rt), names_used)
 
 
 def _num(tok: str) -> float:
