@@ -261,6 +261,9 @@ def test_alignet_npz(tmp_path):
     assert list(ids[t.odd]) == ["n02_9", "n01_1"]  # the last file name is the odd one out
     np.testing.assert_array_equal(t.row_info["similarities"], sims)
     assert "0 row(s)" in t.convention
+    from alignkit.data.formats import guess_format
+
+    assert guess_format(f) == "alignet-npz"
     ti = read_format(f, "alignet-npz", ids="indices")
     assert list(ti.object_ids) == ["1", "3", "5", "8"]
     assert list(ti.object_ids[ti.odd]) == ["8", "3"]
@@ -404,6 +407,8 @@ def test_data_info_prints_the_convention(tmp_path):
     assert r.exit_code == 0, r.output
     info = json.loads(r.stdout)
     assert info["format"] == "things-2023-raw" and info["n_triplets"] == 5
+    r = CliRunner().invoke(cli, ["data", "info", str(f)])  # recognised by its header
+    assert r.exit_code == 0 and "things-2023-raw" in r.output, r.output
     r = CliRunner().invoke(cli, ["data", "info", str(f), "--format", "levels",
                                  "--set-name", "set1"])
     assert r.exit_code == 2 and "do not apply" in r.output

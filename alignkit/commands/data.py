@@ -188,6 +188,10 @@ def data_info(source: str, kind: str, triplet_format: str, data_format: str | No
             raise click.UsageError(f"--format {fmt} and --data-format {data_format} disagree")
         data_format, fmt = fmt, "table"
     info: dict[str, Any]
+    if data_format is None and kind == "auto":
+        from alignkit.data.formats import guess_format
+
+        data_format = guess_format(source)
     if data_format is not None:
         info = _format_info(source, data_format, sortindex=sortindex, key=key, ids=ids_file,
                             kind=rdm_kind, set_name=set_name)

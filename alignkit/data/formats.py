@@ -19,7 +19,7 @@ from alignkit.data import images as _img
 from alignkit.data import readers as _r
 from alignkit.errors import InputError
 
-__all__ = ["DataFormat", "FORMATS", "read_format", "describe"]
+__all__ = ["DataFormat", "FORMATS", "read_format", "describe", "guess_format"]
 
 
 class DataFormat(NamedTuple):
@@ -131,3 +131,47 @@ def describe(obj: Any, name: str | None = None) -> dict[str, Any]:
         if not fmt.confirmed:
             info["layout_confirmed"] = "partly (see docs/data-formats.md)"
     return info
+
+
+def guess_format(source: Any) -> str | None:
+    """The published format a file evidently is (by its keys or header), or None.
+
+    ``.npz`` files: ``filenames`` -> ``alignet-npz``, ``pruned_loc``/``loc`` -> ``vice-npz``,
+    ``weights`` and ``mean`` -> ``glocal-npz``; a text file whose header names ``image1``,
+    ``image2``, ``image3`` and ``choice`` -> ``things-2023-raw``. Anything else (plain triplet
+    tables, RDMs, embeddings) is left to the generic readers.
+    """
+    import os
+    from pathlib import Path
+
+    import numpy as np
+
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    path = Path(source)
+    if not path.is_file():
+        return None
+    ext = path.suffix.lower()
+    if ext == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                keys = set(z.files)
+        except (OSError, ValueError):
+            return None
+        if "filenames" in keys:
+            return "alignet-npz"
+        if keys & {"pruned_loc", "loc"}:
+            return "vice-npz"
+        if {"weights", "mean"} <= keys:
+            return "glocal-npz"
+        return None
+    if ext in (".csv", ".tsv", ".txt"):
+        try:
+            with open(path, encoding="utf-8-sig", errors="replace") as fh:
+                first = fh.readline()
+        except OSError:
+            return None
+        cols = {c.strip() for c in first.replace(",", "\t").split("\t")}
+        if {"image1", "image2", "image3", "choice"} <= cols:
+            return "things-2023-raw"
+    return None
