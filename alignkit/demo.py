@@ -1,8 +1,14 @@
 """The main job, end to end, on data that ships with alignkit (``alignkit demo``).
 
-1. Extracts features of the nine bundled sample photographs with MobileNetV2
-   (penultimate layer and logits), with the pretrained ImageNet weights when
-   they can be found offline and untrained otherwise (said loudly).
+1. With THINGS images (``images=``, ``--images DIR``: a folder with one folder per
+   concept or one image per concept, or the THINGS zip read in place), extracts the
+   pretrained MobileNetV2 (penultimate layer and logits) on one image per concept and
+   scores that real network on the real bundled THINGS triplets among those concepts:
+   zero-shot, and with the paper's linear probe (trained on simulated judgments of the
+   same concepts, tested on the real ones). Without images no network is scored; the
+   nine bundled photographs then only check that extraction works (their top ImageNet
+   classes are printed), with the pretrained weights when they can be found offline and
+   untrained otherwise (said loudly).
 2. Stores the SPoSE 49d human concept embedding of the 1854 THINGS concepts
    and a distorted copy of it (Gaussian noise, then a random rotation and a
    log-uniform rescaling of the axes: a stand-in for a model whose
@@ -18,6 +24,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -46,6 +53,14 @@ class DemoResult:
     probe: dict[str, Any] = field(default_factory=dict)
     rsa: list[Any] = field(default_factory=list)
     seconds: float = 0.0
+    #: the real network's zero-shot results (one per layer), when images were given
+    network: list[Any] = field(default_factory=list)
+    #: the real network's probe result, when images were given and a probe could be fitted
+    network_probe: dict[str, Any] = field(default_factory=dict)
+    #: what the real-network step used or why it was skipped
+    network_note: str = ""
+    #: the nine sample photographs were extracted only as an extraction check
+    smoke_check: bool = False
 
 
 def distort(X: np.ndarray, *, seed: int = 0, noise: float = 0.1) -> np.ndarray:
@@ -120,6 +135,8 @@ def run_demo(
     report: bool = True,
     n_simulated: int = 100_000,
     log: Any = None,
+    images: str | os.PathLike[str] | None = None,
+    fetch_images: bool = False,
 ) -> DemoResult:
     """Run the demo into the folder ``out`` (its demo store is replaced).
 
@@ -127,10 +144,16 @@ def run_demo(
         out: output folder (created): ``demo.zarr`` and ``report/``.
         bootstrap: bootstrap resamples for the accuracy intervals.
         seed: seed of the distortion, bootstraps and probe.
-        extract: run the MobileNetV2 extraction step (needs torch).
+        extract: without ``images``: run the MobileNetV2 extraction check on the nine
+            bundled photographs (needs torch).
         report: write the HTML/Markdown report.
-        n_simulated: simulated THINGS judgments the probe is trained on.
+        n_simulated: simulated THINGS judgments the probes are trained on.
         log: a callable taking one line of progress text.
+        images: THINGS images (a folder, or the THINGS ``.zip`` read in place with the
+            password from ``ALIGNKIT_THINGS_PASSWORD``): MobileNetV2 is extracted on one
+            image per concept and scored on the real triplets among those concepts.
+        fetch_images: download the THINGSplus images with the public data registry
+            (``alignkit.data.public``) and use them as ``images``.
     """
     from alignkit.results import ResultsTable
 
@@ -147,9 +170,18 @@ def run_demo(
     table = ResultsTable.for_store(path)
     if table.exists():
         os.remove(table.path)  # a fresh demo: results of earlier runs would mix in
-    if extract:
+    if fetch_images and images is None:
+        images = _fetch_thingsplus(say)
+    if images is None and extract:
+        say("no THINGS images given (--images DIR), so no network is scored: the nine bundled "
+            "photographs below only check that MobileNetV2 extraction works")
         _extract_sample_images(path, say, result)
+        result.smoke_check = True
+    elif images is None:
+        say("no THINGS images given (--images DIR), so no network is scored")
     st, distorted, dentry = _store_embeddings(path, seed, say)
+    if images is not None:
+        _score_network(str(images), st, table, result, n_simulated, bootstrap, seed, say, path)
     triplets = _score_ooo(st, table, result, bootstrap, seed, say, path)
     _probe_simulated(distorted, dentry, triplets, table, result, n_simulated, bootstrap, seed,
                      say, path)
@@ -251,3 +283,125 @@ def _score_rsa(st: Any, table: Any, result: DemoResult, seed: int, say: Any, pat
     for r in result.rsa:
         table.append(record_from_result("rsa", r, store=path))
     say("ran RSA against the 48-object human RDM, with and without the probe")
+
+
+def _fetch_thingsplus(say: Any) -> str:
+    """The THINGSplus image folder, downloaded through the public data registry."""
+    try:
+        from alignkit.data import public
+    except ImportError:
+        raise InputError(
+            "--fetch-images needs the public data registry (alignkit.data.public), which this "
+            "installation of alignkit does not have; download the THINGSplus images "
+            "(https://osf.io/jum2f/) and pass --images DIR"
+        ) from None
+    ds = public.get_public("thingsplus-images")
+    got = public.fetch_dataset(ds)
+    folder = public.unpacked_dir(ds)
+    if folder is None:
+        folder = got[0] if isinstance(got, (list, tuple)) and got else got
+    say(f"fetched the THINGSplus images into {folder}")
+    return str(folder)
+
+
+def _network_weights(say: Any) -> tuple[str, bool, str]:
+    """``(weights spec, offline, label)`` for the pretrained MobileNetV2."""
+    weights = find_mobilenet_weights()
+    if weights is not None:
+        return weights, True, "IMAGENET1K_V1"
+    say("pretrained MobileNetV2 weights were not found offline; asking torchvision to download them")
+    return "DEFAULT", False, "IMAGENET1K_V1 (downloaded)"
+
+
+def _restrict(triplets: Any, concept_ids: list[str]) -> Any:
+    """The triplets whose three objects are all among ``concept_ids``, re-indexed to them."""
+    from alignkit.data import Triplets, things_ids
+
+    index = {c: i for i, c in enumerate(things_ids().astype(str).tolist())}
+    present = np.array([index[c] for c in concept_ids], dtype=np.int64)
+    remap = np.full(len(index), -1, dtype=np.int64)
+    remap[present] = np.arange(len(present))
+    keep = (remap[triplets.array] >= 0).all(axis=1)
+    if keep.sum() == 0 or len(present) < 3:
+        return None
+    sub = Triplets.from_array(
+        remap[triplets.array[keep]], n_objects=len(present),
+        source=f"{triplets.source} (among {len(present)} concepts)",
+        convention=(f"{triplets.source}: the {int(keep.sum())} real THINGS triplets whose three "
+                    f"objects are all among the {len(present)} concepts with an image; 0-based "
+                    "indices into those concepts (canonical order), odd one out last"),
+    )
+    return sub.with_object_ids(concept_ids, label="the concepts with an image")
+
+
+def _score_network(images: str, st: Any, table: Any, result: DemoResult, n_simulated: int,
+                   bootstrap: int, seed: int, say: Any, path: str) -> None:
+    """MobileNetV2 on one image per THINGS concept, scored zero-shot and probed on real triplets."""
+    from alignkit.data import load_embedding, load_triplets, synthetic_triplets
+    from alignkit.data.images import read_images_folder, read_images_zip
+    from alignkit.errors import WeightsUnavailableError
+    from alignkit.extract import extract_features
+    from alignkit.probe import LinearProbe
+    from alignkit.results import record_from_result
+    from alignkit.score import odd_one_out, score_store_ooo
+
+    is_zip = os.path.isfile(images) and images.lower().endswith(".zip")
+    coll = read_images_zip(images) if is_zip else read_images_folder(images)
+    concept_ids, positions = coll.reference()
+    if not concept_ids:
+        raise InputError(f"--images {images}: no image names a THINGS concept (folders or file "
+                         "names like aardvark/aardvark_01b.jpg)")
+    triplets = _restrict(load_triplets("things-test20k"), concept_ids)
+    if triplets is None:
+        result.network_note = (f"no real THINGS triplet has all three objects among the "
+                               f"{len(concept_ids)} concepts with an image; MobileNetV2 not scored")
+        say(result.network_note)
+        return
+    weights, offline, label = _network_weights(say)
+    # penultimate = the paper's rule (features.18.1, a 1280 x 7 x 7 map), averaged over space
+    kw = dict(store=path, ids=concept_ids, overwrite=True, progress=False, num_workers=0,
+              pool_maps="avg")
+    try:
+        res = extract_features("mobilenet_v2", coll.dataset(positions), ["penultimate", "logits"],
+                               weights=weights, offline=offline, **kw)
+    except WeightsUnavailableError as exc:
+        say(f"WARNING: pretrained MobileNetV2 weights are unavailable ({exc}); extracting with an "
+            "UNTRAINED network")
+        res = extract_features("mobilenet_v2", coll.dataset(positions), ["penultimate", "logits"],
+                               weights="none", offline=True, **kw)
+        label = "none (untrained)"
+    result.weights = label
+    pen, logits = res.layers[0], res.layers[-1]
+    result.network_note = (f"MobileNetV2 (weights {label}; penultimate {pen} averaged over space, "
+                           f"logits {logits}) on one image per concept of {images} "
+                           f"({len(concept_ids)} THINGS concepts; {len(triplets):,} real triplets "
+                           "among them)")
+    say(f"extracted {result.network_note}")
+    result.network = score_store_ooo(st, triplets, model=res.model, similarity="cosine",
+                                     bootstrap=bootstrap, seed=seed)
+    for r in result.network:
+        table.append(record_from_result("ooo", r, store=path))
+    # The probe: trained on judgments simulated from the human SPoSE model among the same
+    # concepts (as for the distorted copy), tested on the real triplets it never sees.
+    spose = load_embedding("spose-49d")
+    rows = np.array([int(np.flatnonzero(spose.ids == c)[0]) for c in concept_ids])
+    # a few concepts have few distinct triplets: 20 simulated judgments each are plenty
+    n_sim = min(n_simulated, max(1000, 20 * math.comb(len(concept_ids), 3)))
+    simulated = synthetic_triplets(spose.values[rows], n=n_sim, seed=seed + 2)
+    X = st.entry(res.model, pen).features().astype(np.float64)
+    probe = LinearProbe(objective="paper", lam=1e-3, solver="fast", seed=seed)
+    probe.fit(X, simulated)
+    probed = probe.transform_.apply(X)
+    res_probed = odd_one_out(probed, triplets, similarity="dot", bootstrap=bootstrap, seed=seed,
+                             model=res.model, layer=pen)
+    zero = next(r for r in result.network if r.layer == pen)
+    result.network_probe = {
+        "model": res.model, "layer": pen, "dataset": triplets.source,
+        "objective": "paper", "protocol": "train on simulated, test on real", "lambda": 1e-3,
+        "solver": "fast", "trained_on": len(simulated), "accuracy": res_probed.accuracy,
+        "ci_low": res_probed.ci_low, "ci_high": res_probed.ci_high,
+        "zero_shot_accuracy": zero.accuracy, "n_triplets": len(triplets),
+        "provenance": res_probed.provenance,
+    }
+    table.append(record_from_result("probe", result.network_probe, store=path))
+    say(f"scored MobileNetV2 zero-shot and probed on {len(triplets):,} real THINGS triplets")

@@ -63,3 +63,73 @@ def test_demo_needs_a_writable_folder(tmp_path):
     r = CliRunner().invoke(cli, ["demo", "--out", str(blocker / "sub"), "--no-extract"])
     assert r.exit_code == 2
     assert "Traceback" not in r.output and "cannot create" in r.output
+
+
+def _things_folder(root, n_rows=4):
+    """A THINGS-layout folder (<concept>/<concept>_01b.jpg) for the concepts of a few real triplets."""
+    import numpy as np
+    from PIL import Image
+
+    from alignkit.data import load_triplets, things_ids
+
+    ids = things_ids().astype(str)
+    concepts = sorted({ids[i] for i in load_triplets("things-test20k").array[:n_rows].ravel()})
+    rng = np.random.default_rng(0)
+    for c in concepts:
+        (root / c).mkdir(parents=True)
+        for suffix in ("01b", "02s"):
+            pixels = rng.integers(0, 256, size=(40, 48, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / c / f"{c}_{suffix}.jpg")
+    return concepts
+
+
+@pytest.mark.slow
+def test_demo_scores_a_real_network_on_things_images(tmp_path):
+    import numpy as np
+
+    from alignkit.data import load_triplets, things_ids
+    from alignkit.results import ResultsTable
+    from alignkit.store import EmbeddingStore
+
+    concepts = _things_folder(tmp_path / "things")
+    out = tmp_path / "demo"
+    r = CliRunner().invoke(cli, ["demo", "--out", str(out), "--bootstrap", "20",
+                                 "--images", str(tmp_path / "things")])
+    assert r.exit_code == 0, r.output
+    assert "no network is scored" not in r.output
+    assert "Extraction check" not in r.stdout  # the sample photographs are not extracted
+
+    # independent zero-shot accuracy: cosine similarities of the stored features on the
+    # real triplets whose three objects all have an image
+    entry = EmbeddingStore(out / "demo.zarr").entry("mobilenet_v2", "features.18.1")  # penultimate
+    assert list(entry.ids) == concepts
+    X = entry.features().astype(np.float64)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    pos = {c: i for i, c in enumerate(concepts)}
+    ids = things_ids().astype(str)
+    rows = [[pos[ids[i]] for i in t] for t in load_triplets("things-test20k").array
+            if all(ids[i] in pos for i in t)]
+    t = np.array(rows)
+    s = np.stack([(X[t[:, 0]] * X[t[:, 1]]).sum(1), (X[t[:, 0]] * X[t[:, 2]]).sum(1),
+                  (X[t[:, 1]] * X[t[:, 2]]).sum(1)], axis=1)
+    expected = float(np.mean(np.argmax(s, axis=1) == 0))
+
+    records = ResultsTable.for_store(out / "demo.zarr").records()
+    net = [rec for rec in records if rec["kind"] == "ooo" and rec["model"] == "mobilenet_v2"]
+    assert {rec["layer"] for rec in net} == {"features.18.1", "classifier.1"}
+    pen = next(rec for rec in net if rec["layer"] == "features.18.1")
+    assert pen["result"]["n_triplets"] == len(t)
+    assert pen["result"]["accuracy"] == pytest.approx(expected, abs=1e-12)
+    assert any(rec["kind"] == "probe" and rec["model"] == "mobilenet_v2" for rec in records)
+    assert f"{len(concepts)} THINGS concepts" in r.stdout
+    assert f"{expected:.4f}"[:5] in r.stdout  # the network's row in the printed table
+    assert "0.63475" in r.stdout  # the bundled chain still runs
+
+
+def test_demo_fetch_images_without_registry_is_a_clear_error(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "alignkit.data.public", None)  # as if not installed
+    r = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path / "d"), "--fetch-images"])
+    assert r.exit_code == 2
+    assert "Traceback" not in r.output and "--images DIR" in r.output

@@ -227,6 +227,12 @@ def _is_number(tok: str) -> bool:
     return True
 
 
+def _data_format_names() -> list[str]:
+    from alignkit.data.formats import FORMATS
+
+    return list(FORMATS)
+
+
 @data.command("info")
 @click.argument("source")
 @click.option("--kind", type=click.Choice(KINDS), default="auto", show_default=True,
@@ -234,6 +240,10 @@ def _is_number(tok: str) -> bool:
 @click.option("--triplet-format", "triplet_format", default="auto", show_default=True,
               type=click.Choice(["auto", "npy", "text", "csv", "things-validation", "raw"]),
               help="Triplet file format (see docs/data-formats.md).")
+@click.option("--data-format", "data_format", default=None,
+              type=click.Choice(_data_format_names()),
+              help="Read SOURCE as this published format (see docs/data-formats.md); "
+                   "--format NAME does the same.")
 @click.option("--n-objects", type=click.IntRange(min=3), default=None,
               help="Number of objects the triplet indices refer to.")
 @click.option("--sortindex", default=None,
@@ -243,16 +253,21 @@ def _is_number(tok: str) -> bool:
 @click.option("--rdm-kind", type=click.Choice(["dissimilarity", "similarity"]), default=None,
               help="RDM: what the matrix holds (default: similarity for *sim* variables).")
 @click.option("--set-name", default=None, help="RDM: King et al. 2019 stimulus set (set1, set2).")
-@format_option
-def data_info(source: str, kind: str, triplet_format: str, n_objects: int | None,
-              sortindex: str | None, key: str | None, ids_file: str | None,
-              rdm_kind: str | None, set_name: str | None, fmt: str) -> None:
+@click.option("--format", "fmt", default="table", show_default=True,
+              type=click.Choice(["table", "json", "csv", *_data_format_names()]),
+              help="Output format on stdout (table, json, csv), or a published data format "
+                   "name to read SOURCE with (output stays a table).")
+def data_info(source: str, kind: str, triplet_format: str, data_format: str | None,
+              n_objects: int | None, sortindex: str | None, key: str | None,
+              ids_file: str | None, rdm_kind: str | None, set_name: str | None,
+              fmt: str) -> None:
     """Show how SOURCE (a file or bundled name) is read: shape, objects, convention, checksum.
 
     \b
     Examples:
       alignkit data info things-test20k
       alignkit data info triplets_test20k_raw_vice_format.tsv
+      alignkit data info triplets_large_final_correctednc_correctedorder.csv --format things-2023-raw
       alignkit data info BEHAVIOR.mat --set-name set1 --format json
       alignkit data info 92_modelRDMs.mat --key monkeyIT
     """
@@ -262,11 +277,27 @@ def data_info(source: str, kind: str, triplet_format: str, n_objects: int | None
     from alignkit.data.bundled import ALIASES, BUNDLED, bundled_path
     from alignkit.data.public import is_public_name
 
+    if fmt not in ("table", "json", "csv"):
+        if data_format is not None and data_format != fmt:
+            raise click.UsageError(f"--format {fmt} and --data-format {data_format} disagree")
+        data_format, fmt = fmt, "table"
     if not os.path.exists(source) and is_public_name(source):
         _public_info(source, fmt, triplet_format=triplet_format, key=key, set_name=set_name)
         return
-    what = guess_kind(source) if kind == "auto" else kind
     info: dict[str, Any]
+    if data_format is None and kind == "auto":
+        from alignkit.data.formats import guess_format
+
+        data_format = guess_format(source)
+    if data_format is not None:
+        info = _format_info(source, data_format, sortindex=sortindex, key=key, ids=ids_file,
+                            kind=rdm_kind, set_name=set_name)
+        if fmt == "json":
+            emit([], fmt, payload=info)
+            return
+        emit([{"field": k, "value": _flat(v)} for k, v in info.items()], fmt)
+        return
+    what = guess_kind(source) if kind == "auto" else kind
     if what == "triplets":
         info = load_triplets(source, format=triplet_format, n_objects=n_objects,
                              sortindex=sortindex).info()
@@ -343,6 +374,20 @@ def _public_info(name: str, fmt: str, *, triplet_format: str, key: str | None,
         elif v not in (None, ""):
             rows.append({"field": k, "value": _flat(v)})
     emit(rows, fmt)
+
+
+def _format_info(source: str, name: str, **given: Any) -> dict[str, Any]:
+    """Read SOURCE with a published format, passing the options its reader takes."""
+    import inspect
+
+    from alignkit.data.formats import FORMATS, describe, read_format
+
+    params = inspect.signature(FORMATS[name].reader).parameters
+    opts = {k: v for k, v in given.items() if v is not None and k in params}
+    unused = sorted(k for k, v in given.items() if v is not None and k not in params)
+    if unused:
+        raise click.UsageError(f"--format {name}: option(s) {', '.join(unused)} do not apply")
+    return describe(read_format(source, name, **opts), name)
 
 
 def _list_info(name: str) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from alignkit.data.triplets import (
     concat_triplets,
     load_sortindex,
     load_triplets,
+    split_by_subject,
 )
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "Triplets",
     "load_triplets",
     "concat_triplets",
+    "split_by_subject",
     "load_sortindex",
     "THINGS_N_OBJECTS",
     "Concepts",
@@ -58,6 +60,7 @@ __all__ = [
     "load_features",
     "load_ids",
     "synthetic_triplets",
+    "read_format",
 ]
 
 # Names provided by sibling modules, imported on first access so that a module
@@ -66,6 +69,7 @@ _LAZY: dict[str, str] = {
     "load_features": "alignkit.data.features",
     "load_ids": "alignkit.data.features",
     "synthetic_triplets": "alignkit.data.synthetic",
+    "read_format": "alignkit.data.formats",
 }
 
 

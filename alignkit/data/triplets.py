@@ -40,7 +40,10 @@ from alignkit.errors import DataError, FormatError, InputError, MismatchError
 from alignkit.provenance import sha256_array, sha256_file
 from alignkit.validate import as_triplets, check_triplet_shape
 
-__all__ = ["Triplets", "load_triplets", "load_sortindex", "concat_triplets", "THINGS_N_OBJECTS", "FORMATS"]
+__all__ = [
+    "Triplets", "load_triplets", "load_sortindex", "concat_triplets", "split_by_subject",
+    "THINGS_N_OBJECTS", "FORMATS",
+]
 
 #: Number of THINGS object concepts.
 THINGS_N_OBJECTS = 1854
@@ -74,6 +77,12 @@ class Triplets:
             releases carry the THINGS uniqueIDs in canonical order; other files get them
             from ``object_ids=`` (``--object-ids``). Scoring matches features to triplets
             by these ids.
+        subjects: ``(N,)`` str array, the participant who gave each judgment, or None
+            when the source does not say (see :func:`split_by_subject`).
+        row_info: per-judgment columns the source carries besides the triplet (e.g.
+            ``noise_ceiling`` and ``dataset`` of the raw 2023 release, ``level`` of the
+            Levels data, ``similarities`` of AligNet), each an ``(N,)`` or ``(N, k)``
+            array, or None.
     """
 
     array: np.ndarray
@@ -82,6 +91,8 @@ class Triplets:
     checksum: str
     convention: str
     object_ids: np.ndarray | None = None
+    subjects: np.ndarray | None = None
+    row_info: dict[str, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         a = self.array
@@ -98,6 +109,28 @@ class Triplets:
                 f"{self.source}: {len(ids)} object ids for {self.n_objects} objects; "
                 "give one id per object 0..n-1"
             )
+        n = int(a.shape[0])
+        if self.subjects is not None and len(self.subjects) != n:
+            raise MismatchError(f"{self.source}: {len(self.subjects)} subject ids for {n} triplets")
+        for k, v in (self.row_info or {}).items():
+            if len(v) != n:
+                raise MismatchError(f"{self.source}: row_info {k!r} has {len(v)} rows for {n} triplets")
+
+    def select(self, rows: Any, *, note: str | None = None) -> Triplets:
+        """The judgments at ``rows`` (a boolean mask or indices), with their subjects and row info.
+
+        The checksum stays the source file's; the convention says how many rows were kept.
+        """
+        idx = np.asarray(rows)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        idx = idx.astype(np.intp)
+        info = None if self.row_info is None else {k: v[idx] for k, v in self.row_info.items()}
+        conv = self.convention + f"; {len(idx)} of {len(self)} judgments kept" + (f" ({note})" if note else "")
+        return Triplets(
+            np.ascontiguousarray(self.array[idx]), self.n_objects, self.source, self.checksum, conv,
+            self.object_ids, None if self.subjects is None else self.subjects[idx], info,
+        )
 
     @property
     def is_things(self) -> bool:
@@ -119,7 +152,7 @@ class Triplets:
             )
         return Triplets(
             self.array, len(arr), self.source, self.checksum,
-            f"{self.convention}; object ids from {label}", arr,
+            f"{self.convention}; object ids from {label}", arr, self.subjects, self.row_info,
         )
 
     def __len__(self) -> int:
@@ -186,6 +219,8 @@ class Triplets:
             "convention": self.convention,
             "checksum": self.checksum,
             "object_ids": _ids_note(self.object_ids),
+            **({"subjects": int(len(np.unique(self.subjects)))} if self.subjects is not None else {}),
+            **({"row_info": sorted(self.row_info)} if self.row_info else {}),
         }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -216,6 +251,35 @@ class Triplets:
 
 # ---------------------------------------------------------------------------
 # public readers
+
+
+def split_by_subject(triplets: Triplets, subjects: Any = None) -> dict[str, Triplets]:
+    """The judgments of each participant as a separate :class:`Triplets`.
+
+    Args:
+        triplets: triplets read from a source that records participants
+            (``Triplets.subjects``; e.g. the raw THINGS 2023 release or the Levels data).
+        subjects: only these participants (any iterable of ids); default all, in
+            sorted order.
+
+    Raises:
+        InputError: the triplets carry no subject ids.
+        MismatchError: a requested participant has no judgment.
+    """
+    if triplets.subjects is None:
+        raise InputError(
+            f"{triplets.source}: these triplets carry no subject ids (read a file that records "
+            "participants, e.g. the raw THINGS 2023 CSV or the Levels data)"
+        )
+    subj = np.asarray(triplets.subjects).astype(str)
+    wanted = sorted(np.unique(subj).tolist()) if subjects is None else [str(s) for s in subjects]
+    out: dict[str, Triplets] = {}
+    for s in wanted:
+        mask = subj == s
+        if not mask.any():
+            raise MismatchError(f"{triplets.source}: no judgment by subject {s!r}")
+        out[s] = triplets.select(mask, note=f"subject {s}")
+    return out
 
 
 def concat_triplets(parts: Sequence[Triplets]) -> Triplets:
@@ -255,7 +319,17 @@ def concat_triplets(parts: Sequence[Triplets]) -> Triplets:
         "sha256:" + digest,
         "; ".join(conventions),
         ids[0],
+        np.concatenate([p.subjects for p in parts]) if all(p.subjects is not None for p in parts) else None,
+        _concat_info([p.row_info for p in parts]),
     )
+
+
+def _concat_info(infos: list[dict[str, np.ndarray] | None]) -> dict[str, np.ndarray] | None:
+    """Row info columns that every part has, joined; None when none is shared."""
+    if any(i is None for i in infos):
+        return None
+    keys = set.intersection(*(set(i) for i in infos if i is not None))
+    return {k: np.concatenate([i[k] for i in infos if i is not None]) for k in sorted(keys)} or None
 
 
 def load_sortindex(source: Any = "things-sortindex") -> np.ndarray:
