@@ -287,14 +287,8 @@ def _score_rsa(st: Any, table: Any, result: DemoResult, seed: int, say: Any, pat
 
 def _fetch_thingsplus(say: Any) -> str:
     """The THINGSplus image folder, downloaded through the public data registry."""
-    try:
-        from alignkit.data import public
-    except ImportError:
-        raise InputError(
-            "--fetch-images needs the public data registry (alignkit.data.public), which this "
-            "installation of alignkit does not have; download the THINGSplus images "
-            "(https://osf.io/jum2f/) and pass --images DIR"
-        ) from None
+    from alignkit.data import public
+
     ds = public.get_public("thingsplus-images")
     got = public.fetch_dataset(ds)
     folder = public.unpacked_dir(ds)

@@ -126,10 +126,13 @@ def test_demo_scores_a_real_network_on_things_images(tmp_path):
     assert "0.63475" in r.stdout  # the bundled chain still runs
 
 
-def test_demo_fetch_images_without_registry_is_a_clear_error(tmp_path, monkeypatch):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "alignkit.data.public", None)  # as if not installed
+def test_demo_fetch_images_offline_is_a_clear_error(tmp_path, monkeypatch):
+    """--fetch-images goes through the data registry: offline and not cached, one exit-2 line
+    naming the download and where to put it."""
+    monkeypatch.setenv("ALIGNKIT_OFFLINE", "1")
+    monkeypatch.setenv("ALIGNKIT_DATA", str(tmp_path / "cache"))
     r = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path / "d"), "--fetch-images"])
-    assert r.exit_code == 2
-    assert "Traceback" not in r.output and "--images DIR" in r.output
+    assert r.exit_code == 2, r.output
+    err = [ln for ln in r.output.splitlines() if ln.startswith("alignkit: error")]
+    assert len(err) == 1 and "Traceback" not in r.output
+    assert "offline" in err[0] and str(tmp_path / "cache") in err[0]
