@@ -173,12 +173,12 @@ def run_demo(
     if fetch_images and images is None:
         images = _fetch_thingsplus(say)
     if images is None and extract:
-        say("no THINGS images given (--images DIR), so no network is scored: the nine bundled "
-            "photographs below only check that MobileNetV2 extraction works")
+        say(f"{_NO_IMAGES}: the nine bundled photographs below only check that MobileNetV2 "
+            "extraction works")
         _extract_sample_images(path, say, result)
         result.smoke_check = True
     elif images is None:
-        say("no THINGS images given (--images DIR), so no network is scored")
+        say(_NO_IMAGES)
     st, distorted, dentry = _store_embeddings(path, seed, say)
     if images is not None:
         _score_network(str(images), st, table, result, n_simulated, bootstrap, seed, say, path)
@@ -283,6 +283,10 @@ def _score_rsa(st: Any, table: Any, result: DemoResult, seed: int, say: Any, pat
     for r in result.rsa:
         table.append(record_from_result("rsa", r, store=path))
     say("ran RSA against the 48-object human RDM, with and without the probe")
+
+
+_NO_IMAGES = ("no THINGS images given (--images DIR, or --fetch-images to download THINGSplus), "
+              "so no network is scored")
 
 
 def _fetch_thingsplus(say: Any) -> str:
