@@ -567,3 +567,35 @@ def test_known_digests_match_real_copies_put_by_hand(tmp_path, monkeypatch, shar
     assert info["state"] == "cached" and info["read_as"]["shape"] == [92, 92]
     r = _invoke("data", "info", "rdm48-mat", "--format", "json")
     assert json.loads(r.output)["read_as"]["shape"] == [48, 48]
+
+
+def test_raw_2023_csv_by_a_fetched_name_reads_with_its_own_reader(tmp_path, server, registered):
+    """A fetched name whose format has a reader of its own (the raw 2023 CSV: 1-based canonical
+    indices, choice = position of the odd one out) reads through that reader everywhere."""
+    from alignkit.data import load_triplets
+
+    arr = load_triplets("things-test20k").array[:300]
+    rng = np.random.default_rng(1)
+    lines = ["image1\timage2\timage3\tchoice\tRT\tnoise_ceiling\tsubject_id\tHIT_nr\ttrial_nr\t"
+             "age\tgender\tdate\ttime\tdataset"]
+    for i, (a, b, c) in enumerate(arr):
+        order = rng.permutation(3)
+        items = [(a, b, c)[k] for k in order]
+        choice = int(np.flatnonzero(order == 2)[0]) + 1  # where the odd one out went
+        lines.append("\t".join(map(str, [items[0] + 1, items[1] + 1, items[2] + 1, choice, 1500,
+                                         0, f"s{i % 4}", 1, i, 30, "f", "d", "t", 1])))
+    sha = server.put("things/raw.csv", ("\n".join(lines) + "\n").encode())
+    registered("test-things-raw", [("things/raw.csv", sha)], format="things-2023-raw", things=True)
+    assert _invoke("data", "fetch", "test-things-raw").exit_code == 0
+    t = load_triplets("test-things-raw")
+    # the same judgments, odd one out last (the first two in either order)
+    got = np.sort(t.array[:, :2], axis=1), t.array[:, 2]
+    assert np.array_equal(got[0], np.sort(arr[:, :2], axis=1)) and np.array_equal(got[1], arr[:, 2])
+    assert set(t.subjects) == {"s0", "s1", "s2", "s3"}
+    store = _things_store(tmp_path)
+    args = ["score", "ooo", str(store), "--format", "json", "--no-record"]
+    r = _invoke(*args, "--triplets", "test-things-raw")
+    assert r.exit_code == 0, r.output
+    (tmp_path / "canon.txt").write_text("".join(f"{a} {b} {c}\n" for a, b, c in arr))
+    ref = _invoke(*args, "--triplets", str(tmp_path / "canon.txt"), "--object-ids", "things")
+    assert json.loads(r.stdout)[0]["accuracy"] == json.loads(ref.stdout)[0]["accuracy"]

@@ -428,6 +428,11 @@ def load_triplets(
 
         pub = {} if os.path.exists(source) else reader_defaults(source, "triplets")
         n_objects, object_ids = pub.get("n_objects"), pub.get("object_ids")
+        if format == "auto" and pub.get("format") not in (None, *FORMATS):
+            # a published format with a reader of its own (the raw 2023 CSV, the splits, ...)
+            from alignkit.data.formats import read_format
+
+            return read_format(resolve_source(source)[0], pub["format"])
         format = pub["format"] if format == "auto" and pub.get("format") in FORMATS else format
     path, name = resolve_source(source)
     if name is not None and BUNDLED[name].kind != "triplets":
