@@ -259,6 +259,8 @@ def _probe_simulated(distorted: np.ndarray, dentry: Any, triplets: Any, table: A
     result.probe = {
         "model": "spose-distorted", "layer": "49d", "dataset": triplets.source,
         "objective": "paper", "protocol": "train on simulated, test on real", "lambda": 1e-3,
+        "evaluated_on": "real THINGS triplets; trained on simulated judgments among the same "
+                        "objects, not object-held-out",
         "solver": "fast", "probe": "paper-simulated", "trained_on": len(simulated),
         "accuracy": res_probed.accuracy, "ci_low": res_probed.ci_low,
         "ci_high": res_probed.ci_high, "zero_shot_accuracy": zero_acc,
@@ -396,6 +398,8 @@ def _score_network(images: str, st: Any, table: Any, result: DemoResult, n_simul
     result.network_probe = {
         "model": res.model, "layer": pen, "dataset": triplets.source,
         "objective": "paper", "protocol": "train on simulated, test on real", "lambda": 1e-3,
+        "evaluated_on": "real THINGS triplets; trained on simulated judgments among the same "
+                        "objects, not object-held-out",
         "solver": "fast", "trained_on": len(simulated), "accuracy": res_probed.accuracy,
         "ci_low": res_probed.ci_low, "ci_high": res_probed.ci_high,
         "zero_shot_accuracy": zero.accuracy, "n_triplets": len(triplets),

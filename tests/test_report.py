@@ -879,3 +879,26 @@ def test_wilson_interval_known_values():
     assert hi == 1.0 and lo == pytest.approx(10 / (10 + 1.6448536**2), abs=1e-6)
     with pytest.raises(ValueError):
         wilson_interval(0, 0)
+
+
+def test_a_probe_that_says_what_it_was_scored_on_is_not_labelled_object_held_out(tmp_path):
+    """``evaluated_on`` replaces the default 'held-out objects (cross-validated)' label."""
+    said = "real triplets; trained on simulated judgments among the same objects"
+    plain = new_probe("alpha", "l", 0.6, zero_shot=0.5)
+    told = new_probe("beta", "l", 0.61, zero_shot=0.5)
+    told["result"]["evaluated_on"] = said
+    told["result"]["protocol"] = "simulated"
+    t = ResultsTable(tmp_path / "r.jsonl")
+    t.append(plain)
+    t.append(told)
+    write_report(tmp_path / "r.jsonl", tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    beta = [ln for ln in md.splitlines() if ln.startswith("| beta |")]
+    alpha = [ln for ln in md.splitlines() if ln.startswith("| alpha |")]
+    assert beta and all("cross-validated" not in ln for ln in beta)
+    assert any(said in ln for ln in beta)
+    assert any("held-out objects (cross-validated)" in ln for ln in alpha)
+    assert f"Probing accuracy, scored on {said}" in md  # the section of beta's protocol
+    assert "Cross-validated probing accuracy on held-out objects" in md  # alpha's
+    svgs = " ".join(p.read_text() for p in (tmp_path / "out" / "figures").glob("probe-*.svg"))
+    assert f"linear probe ({said})" in svgs and "same test triplets" in svgs

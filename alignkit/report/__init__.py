@@ -299,6 +299,18 @@ def _in_sample(rec: Mapping[str, Any]) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
+def _evaluated_on(rec: Mapping[str, Any]) -> str | None:
+    """What a probe record says it was scored on (``evaluated_on``), when it says."""
+    value = _res(rec).get("evaluated_on")
+    return str(value) if isinstance(value, str) and value.strip() else None
+
+
+def _held_out_label(recs: Sequence[Mapping[str, Any]]) -> str | None:
+    """The ``evaluated_on`` every record shares, or None (the default, object-held-out CV)."""
+    said = {_evaluated_on(r) for r in recs}
+    return said.pop() if len(said) == 1 and None not in said else None
+
+
 def _is_things(dataset: Any) -> bool:
     return dataset is not None and "things" in str(dataset).lower()
 
@@ -710,8 +722,9 @@ def _probe_sets(recs: list[dict[str, Any]], anchors: set[str]) -> list[_Set]:
         held = _best([r for r in rows if _in_sample(r) is not True], acc)
         ins = _best([r for r in rows if _in_sample(r) is True], acc)
         paired = {m: held.get(m) or ins[m] for m in set(held) | set(ins)}
+        said = _held_out_label(list(held.values()))
         series = [
-            _Series("linear probe (held-out objects)", "probe", held, acc, _probe_bar),
+            _Series(f"linear probe ({said or 'held-out objects'})", "probe", held, acc, _probe_bar),
             _Series(
                 "linear probe, in-sample (scored on its training triplets)",
                 "probe, in-sample",
@@ -721,7 +734,8 @@ def _probe_sets(recs: list[dict[str, Any]], anchors: set[str]) -> list[_Set]:
                 hatch="//",
             ),
             _Series(
-                "zero-shot (raw features, same held-out folds)",
+                "zero-shot (raw features, same held-out folds)" if said is None
+                else "zero-shot (raw features, same test triplets)",
                 "zero-shot",
                 {m: r for m, r in paired.items() if _zero_shot_of_probe(r) is not None},
                 _zero_shot_of_probe,
@@ -901,7 +915,7 @@ def _probe_table(st: _Set) -> Table:
                 _s(r.get("layer")),
                 "in-sample (scored on its training triplets)"
                 if sample
-                else (
+                else _evaluated_on(r) or (
                     "held-out objects" if sample is False else "held-out objects (cross-validated)"
                 ),
                 _f(_probe_accuracy(res)),
@@ -985,6 +999,10 @@ def _probe_sections(
                 "Cross-validated probing accuracy on held-out objects (mean over folds), beside "
                 "the raw features' zero-shot accuracy on the same held-out folds where the record "
                 "carries it."
+                if _held_out_label(st.records) is None else
+                f"Probing accuracy, scored on {_held_out_label(st.records)} (as the records say; "
+                "not an object-held-out cross-validation), beside the raw features' zero-shot "
+                "accuracy on the same test triplets where the record carries it."
             ),
         )
         if st.labels:
