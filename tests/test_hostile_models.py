@@ -68,3 +68,53 @@ def test_sweep_preset_says_when_it_replaces_a_different_study(things: Path) -> N
     edited = _preset("--images", str(things))
     assert edited.exit_code == 0 and "replaced the different study file" in edited.stderr
     assert study.read_text() == first
+
+
+def _images(root: Path) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(root / f"im{i}.png")
+    return root
+
+
+HUBCONF_EXITS = """\
+import sys
+from torch import nn
+
+
+def tiny(pretrained=False):
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 4))
+
+
+def exits(pretrained=False):
+    sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("at_import", [False, True])
+def test_hub_code_calling_sys_exit_is_a_model_error(tmp_path: Path, at_import: bool) -> None:
+    folder = tmp_path / "hub"
+    folder.mkdir()
+    (folder / "hubconf.py").write_text(HUBCONF_EXITS + ("sys.exit(4)\n" if at_import else ""))
+    images = _images(tmp_path / "imgs")
+    entry = "tiny" if at_import else "exits"
+    spec = f"hub:{folder}:{entry}"
+    for extra in ([str(images), "--store", str(tmp_path / "s.zarr"), "--layer", "penultimate"],
+                  ["--list-layers"]):
+        res = CliRunner().invoke(cli, ["extract", spec, "--trust-code", *extra])
+        line = _one_line_error(res)
+        assert "SystemExit" in line and ("fails to import" in line) == at_import
+
+
+@pytest.mark.parametrize("spec", ["open_clip::openai", "open_clip::"])
+def test_open_clip_without_an_architecture(tmp_path: Path, spec: str) -> None:
+    pytest.importorskip("open_clip")
+    images = _images(tmp_path / "imgs")
+    for extra in ([str(images), "--store", str(tmp_path / "s.zarr"), "--layer", "penultimate"],
+                  ["--list-layers"]):
+        res = CliRunner().invoke(cli, ["extract", spec, *extra])
+        assert f"{spec!r}: no architecture after open_clip:" in _one_line_error(res)

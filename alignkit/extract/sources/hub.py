@@ -218,7 +218,7 @@ class HubSource(ModelSource):
                 module = fn(**kwargs)
             except (WeightsUnavailableError, InputError):
                 raise
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 msg = str(exc).splitlines()[0][:160] if str(exc) else ""
                 raise ModelError(f"--model {spec}: entry {entry!r} failed: "
                                  f"{type(exc).__name__}: {msg}") from None
@@ -272,7 +272,7 @@ def _entry(spec: str, folder: Path, entry: str) -> Any:
     module = importlib.util.module_from_spec(sp)
     try:
         sp.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a hubconf calling sys.exit() is not alignkit's exit
         raise ModelError(f"--model {spec}: {path} fails to import: {type(exc).__name__}: "
                          f"{str(exc).splitlines()[0][:160] if str(exc) else ''}") from None
     deps = getattr(module, "dependencies", None) or []
