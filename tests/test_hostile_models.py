@@ -118,3 +118,37 @@ def test_open_clip_without_an_architecture(tmp_path: Path, spec: str) -> None:
                   ["--list-layers"]):
         res = CliRunner().invoke(cli, ["extract", spec, *extra])
         assert f"{spec!r}: no architecture after open_clip:" in _one_line_error(res)
+
+
+def _report(tmp_path: Path, accs: dict, attrs: dict | None = None) -> str:
+    from alignkit.report import write_report
+    from alignkit.results import ResultsTable, record_from_result
+
+    t = ResultsTable(tmp_path / "results.jsonl")
+    for model, acc in accs.items():
+        rec = record_from_result("ooo", {
+            "accuracy": acc, "n_triplets": 20000, "n_correct": round(acc * 20000), "n_ties": 0,
+            "similarity": "cosine", "ties": "paper", "chance": 1 / 3, "model": model,
+            "layer": "penultimate", "provenance": {"triplets": {"source": "things-test20k"}}})
+        if attrs and model in attrs:
+            rec["model_attrs"] = attrs[model]
+        t.append(rec)
+    out = write_report(tmp_path / "results.jsonl", tmp_path / "rep")
+    return Path(out.html if hasattr(out, "html") else out).read_text(encoding="utf-8")
+
+
+def test_report_does_not_mix_a_record_with_a_table_row_it_contradicts(tmp_path: Path) -> None:
+    # "resnet50" here is the user's own network: its records say 12% top-1 and 1M parameters
+    html = _report(tmp_path, {"resnet50": 0.52, "vgg16": 0.50},
+                   {"resnet50": {"imagenet_top1": 12.0}})
+    assert html.count("80.86") == 1  # only in the note: the table row is not used for it
+    assert "resnet50: its records give imagenet_top1 12 (table: 80.86)" in html
+    # a record agreeing with the table (to its rounding) keeps the row
+    html = _report(tmp_path / "same", {"resnet50": 0.52, "vgg16": 0.50},
+                   {"resnet50": {"imagenet_top1": 80.858}})
+    assert "its records give" not in html and "ResNet" in html
+
+
+def test_report_with_a_single_table_model(tmp_path: Path) -> None:
+    html = _report(tmp_path, {"resnet50": 0.52})
+    assert "fewer than two models" in html
