@@ -397,15 +397,23 @@ class HFSource(ModelSource):
             with _quiet(tf, weights.offline):
                 processor = tf.AutoImageProcessor.from_pretrained(where)
         except Exception as exc:
+            size = _input_size(None, config)
             warnings.warn(f"{spec}: no image processor ({_first_line(exc)}); using alignkit's "
-                          "ImageNet preprocessing", stacklevel=2)
-        transform = HFImageTransform(processor) if processor is not None else None
+                          f"ImageNet preprocessing at the model's image size {size}", stacklevel=2)
+        transform: Any = None
+        if processor is not None:
+            transform = HFImageTransform(processor)
+        else:  # the ImageNet recipe (resize 256/224 of the crop) at the config's image size
+            from alignkit.extract.images import Preprocess
+
+            size = _input_size(None, config)
+            transform = Preprocess(resize=round(size * 256 / 224), crop=size)
         attrs: dict[str, Any] = {
             "transformers_version": tf.__version__,
             "hf_model_type": config.model_type,
             "hf_class": type(model).__name__,
             "hf_embedding": _WHAT[kind],
-            "hf_processor": transform.settings() if transform is not None else None,
+            "hf_processor": transform.settings() if processor is not None else None,
         }
         file = weights.file
         if weights.id == "DEFAULT" and file is None:
