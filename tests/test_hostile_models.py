@@ -152,3 +152,15 @@ def test_report_does_not_mix_a_record_with_a_table_row_it_contradicts(tmp_path: 
 def test_report_with_a_single_table_model(tmp_path: Path) -> None:
     html = _report(tmp_path, {"resnet50": 0.52})
     assert "fewer than two models" in html
+
+
+@pytest.mark.parametrize("spec", ["timm:resnet18", "open_clip:RN50"])
+def test_an_unloadable_weights_file_is_named_as_such(tmp_path: Path, spec: str) -> None:
+    pytest.importorskip(spec.split(":")[0])
+    images = _images(tmp_path / "imgs")
+    bad = tmp_path / "garbage.pt"
+    bad.write_bytes(b"garbage")
+    res = CliRunner().invoke(cli, ["extract", spec, str(images), "--store", str(tmp_path / "s.zarr"),
+                                   "--layer", "penultimate", "--weights", str(bad), "--offline"])
+    line = _one_line_error(res)
+    assert f"--weights {bad}: {spec} cannot load it" in line and "not available" not in line

@@ -108,6 +108,10 @@ class OpenClipSource(ModelSource):
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     arch, pretrained=weights.handle)
         except Exception as exc:
+            if weights.file is not None:  # the user's own file: not a download to retry
+                raise ModelError(f"--weights {weights.file}: {spec} cannot load it "
+                                 f"({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__})"
+                                 ) from None
             raise WeightsUnavailableError(
                 f"{spec}: weights {weights.handle or 'none'!r} not available "
                 f"({str(exc).splitlines()[0][:120]}); pass --weights PATH to a local file, "
