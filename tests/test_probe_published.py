@@ -418,3 +418,14 @@ def test_a_file_put_in_the_cache_by_hand_is_kept_when_unreadable(tmp_path, serve
     r = _invoke("import", str(store), "glocal:byhand")
     assert r.exit_code == 2 and "not a .npz archive" in _one_line(r)
     assert cached.read_bytes() == b"not an npz"
+
+
+def test_an_empty_name_is_refused_not_replaced_by_the_default(tmp_path, server,
+                                                              registered) -> None:
+    registered(name="glocal:named", url=URL.format("named"), sha256=None, size=None, p=P,
+               model="m", layer="l")
+    store, _ = _store(tmp_path)
+    _serve(server, "named", P)
+    r = _invoke("import", str(store), "glocal:named", "--name", "")
+    assert r.exit_code == 2 and "non-empty" in _one_line(r), r.output
+    assert "glocal:named" not in EmbeddingStore(store).entry("m", "l").probes()

@@ -495,7 +495,7 @@ def _import_published(store: str, source: str, model: str | None, layer: str | N
     if entry.p != pub.p:  # before any download
         raise MismatchError(f"{pub.name}: the transform takes {pub.p}-wide features but "
                             f"{where} holds {entry.p}-wide ones")
-    label = name or pub.name
+    label = pub.name if name is None else name
     if not overwrite and label in entry.probes():
         raise InputError(f"--name: probe {label!r} exists on {where}; pass --overwrite")
     if pub.same_as:
