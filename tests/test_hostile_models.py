@@ -164,3 +164,34 @@ def test_an_unloadable_weights_file_is_named_as_such(tmp_path: Path, spec: str) 
                                    "--layer", "penultimate", "--weights", str(bad), "--offline"])
     line = _one_line_error(res)
     assert f"--weights {bad}: {spec} cannot load it" in line and "not available" not in line
+
+
+def test_report_does_not_give_a_random_init_model_the_tables_imagenet_figure(
+        tmp_path: Path) -> None:
+    import numpy as np
+
+    from alignkit.report import write_report
+    from alignkit.results import ResultsTable, record_from_result
+    from alignkit.score.stores import score_store_ooo
+    from alignkit.store import EmbeddingStore
+
+    st = EmbeddingStore(tmp_path / "s.zarr", mode="a")
+    rng = np.random.default_rng(0)
+    ids = [f"o{i}" for i in range(12)]
+    for model, weights in (("resnet50", "none"), ("vgg16", "IMAGENET1K_V1"),
+                           ("resnet18", "IMAGENET1K_V1")):
+        st.write(model, "penultimate", rng.normal(size=(12, 4)).astype(np.float32), ids,
+                 attrs={"model": {"name": model, "source": "torchvision", "weights": weights}})
+    triplets = np.array([[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]])
+    t = ResultsTable(tmp_path / "results.jsonl")
+    from alignkit.measures import get_measure
+
+    ooo = get_measure("ooo")
+    for res in score_store_ooo(st, triplets, ooo.options({}), object_ids=ids):
+        assert res.provenance["entry_weights"] in ("none", "IMAGENET1K_V1")
+        t.append(record_from_result("ooo", res))
+    out = write_report(tmp_path / "results.jsonl", tmp_path / "rep")
+    html = Path(out.html if hasattr(out, "html") else out).read_text(encoding="utf-8")
+    assert "resnet50: its records give weights none (table: IMAGENET1K_V2)" in html
+    assert "80.86" not in html  # the table's resnet50 accuracy is not resnet50's here
+    assert "71.592" in html or "71.59" in html  # vgg16 keeps its row: the same weights

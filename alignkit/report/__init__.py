@@ -1346,14 +1346,19 @@ def _model_attrs(
     first; a model found in a bundled model table (by its name, or the store
     entry's model) gets the table's ImageNet accuracy and parameter count for
     the attributes its records lack. A model whose records give an attribute
-    that differs from its table row's is another model of the same name: the
-    row is not used for it (neither its family nor its other attributes).
+    that differs from its table row's, or that was built with other weights
+    (random initialisation, another named checkpoint), is another model of the
+    same name: the row is not used for it (neither its family nor its attributes).
     """
     from alignkit.zoo import card_for
 
     attrs: dict[str, dict[str, float]] = {}
     cards: dict[str, Any] = {}
+    built_with: dict[str, set[str]] = {}
     for r in sorted(recs, key=lambda r: str(r.get("created"))):
+        w = (r.get("provenance") or {}).get("entry_weights")
+        if isinstance(w, str):
+            built_with.setdefault(str(r.get("model") or "?"), set()).add(w)
         model = str(r.get("model") or "?")
         for name, value in (r.get("model_attrs") or {}).items():
             v = _num(value)
@@ -1369,6 +1374,11 @@ def _model_attrs(
         own = attrs.get(model, {})
         bad = [f"{n} {own[n]:g} (table: {v:g})" for n, v in card.attrs().items()
                if n in own and not math.isclose(own[n], v, rel_tol=5e-3)]
+        named = card.weights if card.weights not in ("", "DEFAULT") else None
+        bad += [f"weights {w} (table: {card.weights or 'DEFAULT'})"
+                for w in sorted(built_with.get(model, ()))
+                if w.lower() == "none" or (named and w not in (named, "DEFAULT")
+                                           and not w.startswith(("file:", "folder:")))]
         if bad:  # the records describe another model than the table's row of that name
             del cards[model]
             conflicts.append(f"{model}: its records give {', '.join(bad)}")
