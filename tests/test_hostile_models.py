@@ -44,6 +44,14 @@ def test_sweep_preset_missing_triplets_file_names_the_option(things: Path) -> No
     assert not (things.parent / "paper2023.study.toml").exists()
 
 
+@pytest.mark.parametrize("triplets", ["", "things"])
+def test_sweep_preset_triplets_empty_or_a_folder_names_the_option(things: Path,
+                                                                  triplets: str) -> None:
+    line = _one_line_error(_preset("--images", str(things), "--triplets", triplets))
+    assert f"--triplets {triplets!r}" in line
+    assert not (things.parent / "paper2023.study.toml").exists()
+
+
 @pytest.mark.parametrize("name", ["im\nnl", "im\x01c", 'im"q', "im\\b", "imü"])
 def test_sweep_preset_odd_characters_in_paths_round_trip(things: Path, name: str) -> None:
     from alignkit.sweep import load_study

@@ -145,7 +145,10 @@ def _preset_study(preset: str | None, images: str | None, store: str | None, tri
         raise InputError(f"--preset {preset}: give --images, the THINGS image folder")
 
     store_path = Path(store or f"{preset}.zarr").resolve()
-    if Path(triplets).exists():  # a file: the study lives beside the store, not here
+    if not triplets.strip() or (Path(triplets).exists() and not Path(triplets).is_file()):
+        raise InputError(f"--triplets {triplets!r}: expected a triplet file or a bundled "
+                         "triplet set (see 'alignkit data ls')")
+    if Path(triplets).is_file():  # a file: the study lives beside the store, not here
         triplets = str(Path(triplets).resolve())
     elif triplets not in BUNDLED:
         raise InputError(f"--triplets {triplets!r}: no such file, nor a bundled triplet set "
