@@ -261,3 +261,9 @@ def test_a_folder_without_preprocessor_config_uses_imagenet_steps_at_the_model_s
         pixels = torch.stack([pre.pixels(Image.open(p).convert("RGB")) for p in paths])
         want = model(pixel_values=pre.normalize(pixels)).image_embeds
     np.testing.assert_allclose(np.asarray(got), want.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_a_file_named_as_the_model_is_not_reported_missing(tmp_path: Path) -> None:
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    with pytest.raises(ModelError, match="is a file, not a folder"):
+        load_model(f"hf:{tmp_path / 'model.safetensors'}", "DEFAULT", offline=True)

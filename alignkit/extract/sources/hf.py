@@ -300,6 +300,9 @@ class HFSource(ModelSource):
         folder = Path(rest).expanduser()
         if folder.is_dir():
             return rest, folder
+        if folder.exists():
+            raise ModelError(f"--model {spec}: {rest!r} is a file, not a folder (expected a hub "
+                             "id or a save_pretrained folder; a weights file goes to --weights)")
         if rest.startswith((".", "/", "~")) or rest.count("/") > 1 or "\\" in rest:
             raise ModelError(f"--model {spec}: no such folder {rest!r} (expected a hub id "
                              "such as facebook/dinov2-base or a save_pretrained folder)")
