@@ -203,3 +203,20 @@ def test_report_does_not_give_a_random_init_model_the_tables_imagenet_figure(
     assert "resnet50: its records give weights none (table: IMAGENET1K_V2)" in html
     assert "80.86" not in html  # the table's resnet50 accuracy is not resnet50's here
     assert "71.592" in html or "71.59" in html  # vgg16 keeps its row: the same weights
+
+
+@pytest.mark.parametrize("deps, says", [("'torch'", None), ("['nonexistent_zz.sub']", "needs nonexistent_zz.sub"),
+                                        ("[1]", "dependencies must be a list"),
+                                        ("['']", "dependencies must be a list")])
+def test_hubconf_dependencies_of_odd_shapes(tmp_path: Path, deps: str, says: str | None) -> None:
+    folder = tmp_path / "hub"
+    folder.mkdir()
+    (folder / "hubconf.py").write_text(
+        f"dependencies = {deps}\nfrom torch import nn\n\n\ndef tiny(pretrained=False):\n"
+        "    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 4))\n")
+    res = CliRunner().invoke(cli, ["extract", f"hub:{folder}:tiny", "--list-layers",
+                                   "--trust-code"])
+    if says is None:
+        assert res.exit_code == 0, res.output
+    else:
+        assert says in _one_line_error(res)

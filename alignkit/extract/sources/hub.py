@@ -276,7 +276,20 @@ def _entry(spec: str, folder: Path, entry: str) -> Any:
         raise ModelError(f"--model {spec}: {path} fails to import: {type(exc).__name__}: "
                          f"{str(exc).splitlines()[0][:160] if str(exc) else ''}") from None
     deps = getattr(module, "dependencies", None) or []
-    missing = [d for d in deps if importlib.util.find_spec(d) is None]
+    if isinstance(deps, str):
+        deps = [deps]
+    if not isinstance(deps, (list, tuple)) or not all(isinstance(d, str) and d.strip()
+                                                      for d in deps):
+        raise ModelError(f"--model {spec}: {path}: dependencies must be a list of module "
+                         f"names, got {deps!r}"[:300])
+
+    def absent(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name.strip()) is None
+        except (ImportError, ValueError):  # a dotted name whose parent is missing
+            return True
+
+    missing = [d for d in deps if absent(d)]
     if missing:
         raise ModelError(f"--model {spec}: the hub repository needs {', '.join(missing)} "
                          "(pip install them)")
