@@ -385,3 +385,47 @@ def test_file_mirror(tmp_path, monkeypatch) -> None:
     rf = RemoteFile("x/f.npz", "https://example.org/a/f.npz", sha256=sha)
     got = fetch(rf, progress=False)
     assert got == tmp_path / "cache" / "x" / "f.npz" and got.read_bytes() == src.read_bytes()
+
+
+@pytest.mark.parametrize("bad", ["html", "truncated", "empty"])
+def test_a_broken_first_download_is_refused_and_not_trusted(tmp_path, server, registered,
+                                                           bad) -> None:
+    registered(name="glocal:broken", url=URL.format("broken"), sha256=None, size=None, p=P,
+               model="m", layer="l")
+    store, _ = _store(tmp_path)
+    _, path, _ = _serve(server, "broken", P)
+    good = path.read_bytes()
+    path.write_bytes({"html": b"<html><body>sign in</body></html>", "truncated": good[:200],
+                      "empty": b""}[bad])
+    r = _invoke("import", str(store), "glocal:broken")
+    assert r.exit_code == 2, r.output
+    line = _one_line(r)
+    assert "not a .npz archive" in line or "cannot read as .npz" in line, line
+    assert "removed it from the cache" in line
+    path.write_bytes(good)  # the real file, served once the server is fixed
+    r = _invoke("import", str(store), "glocal:broken")
+    assert r.exit_code == 0, r.output
+
+
+def test_a_file_put_in_the_cache_by_hand_is_kept_when_unreadable(tmp_path, server,
+                                                                 registered) -> None:
+    entry = registered(name="glocal:byhand", url=URL.format("byhand"), sha256=None, size=None,
+                       p=P, model="m", layer="l")
+    store, _ = _store(tmp_path)
+    cached = cached_path(entry.remote())
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(b"not an npz")
+    r = _invoke("import", str(store), "glocal:byhand")
+    assert r.exit_code == 2 and "not a .npz archive" in _one_line(r)
+    assert cached.read_bytes() == b"not an npz"
+
+
+def test_an_empty_name_is_refused_not_replaced_by_the_default(tmp_path, server,
+                                                              registered) -> None:
+    registered(name="glocal:named", url=URL.format("named"), sha256=None, size=None, p=P,
+               model="m", layer="l")
+    store, _ = _store(tmp_path)
+    _serve(server, "named", P)
+    r = _invoke("import", str(store), "glocal:named", "--name", "")
+    assert r.exit_code == 2 and "non-empty" in _one_line(r), r.output
+    assert "glocal:named" not in EmbeddingStore(store).entry("m", "l").probes()

@@ -238,3 +238,32 @@ def test_cli_extracts_into_a_store_and_refuses_a_bad_name(
                                        "--offline"])
         assert res.exit_code == 2, (bad, res.output)
         assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_a_folder_without_preprocessor_config_uses_imagenet_steps_at_the_model_size(
+        tmp_path: Path, images: tuple[Path, list[Path]]) -> None:
+    from alignkit.extract.images import Preprocess
+
+    root, paths = images
+    folder, model, _ = _saved(tmp_path, "clip_vision")
+    (folder / "preprocessor_config.json").unlink()
+    with pytest.warns(UserWarning, match="no image processor.*image size 32"):
+        lm = load_model(f"hf:{folder}", "DEFAULT", offline=True)
+    assert lm.transform == Preprocess(resize=37, crop=32) and lm.input_size == 32
+    store = tmp_path / "s.zarr"
+    res = CliRunner().invoke(cli, ["extract", f"hf:{folder}", str(root), "--store", str(store),
+                                   "--layer", "embedding", "--device", "cpu", "--workers", "0",
+                                   "--offline"])
+    assert res.exit_code == 0, res.output
+    got = EmbeddingStore(store).entry(f"hf:{folder}", "output").features()
+    pre = Preprocess(resize=37, crop=32)
+    with torch.no_grad():
+        pixels = torch.stack([pre.pixels(Image.open(p).convert("RGB")) for p in paths])
+        want = model(pixel_values=pre.normalize(pixels)).image_embeds
+    np.testing.assert_allclose(np.asarray(got), want.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_a_file_named_as_the_model_is_not_reported_missing(tmp_path: Path) -> None:
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    with pytest.raises(ModelError, match="is a file, not a folder"):
+        load_model(f"hf:{tmp_path / 'model.safetensors'}", "DEFAULT", offline=True)

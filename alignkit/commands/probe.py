@@ -481,8 +481,8 @@ def _published_entry(st: Any, pub: Any, model: str | None, layer: str | None) ->
 def _import_published(store: str, source: str, model: str | None, layer: str | None,
                       name: str | None, offline: bool, overwrite: bool) -> None:
     """``probe import STORE NAME``: fetch (or take from the cache), check and store."""
-    from alignkit.data.remote import checksum_status, fetch, resolve_url
-    from alignkit.errors import MismatchError
+    from alignkit.data.remote import cached_path, checksum_status, fetch, resolve_url
+    from alignkit.errors import AlignkitError, MismatchError
     from alignkit.probe.published import get_published
     from alignkit.probe.transform import Transform
     from alignkit.provenance import sha256_file
@@ -495,7 +495,7 @@ def _import_published(store: str, source: str, model: str | None, layer: str | N
     if entry.p != pub.p:  # before any download
         raise MismatchError(f"{pub.name}: the transform takes {pub.p}-wide features but "
                             f"{where} holds {entry.p}-wide ones")
-    label = name or pub.name
+    label = pub.name if name is None else name
     if not overwrite and label in entry.probes():
         raise InputError(f"--name: probe {label!r} exists on {where}; pass --overwrite")
     if pub.same_as:
@@ -503,8 +503,17 @@ def _import_published(store: str, source: str, model: str | None, layer: str | N
             f"the published file is byte-identical to {pub.same_as}'s; it cannot be told "
             "apart from that transform")), err=True)
     rf = pub.remote()
+    downloaded_now = rf.sha256 is None and not cached_path(rf).exists()
     path = fetch(rf, offline=True if offline else None)
-    tr = Transform.from_npz(path)
+    try:
+        tr = Transform.from_npz(path)
+    except AlignkitError as exc:
+        if not downloaded_now:
+            raise
+        # Trust on first use must not trust an error page or a broken download: forget it.
+        for f in (path, path.with_name(path.name + ".json")):
+            f.unlink(missing_ok=True)
+        raise type(exc)(f"{exc}; removed it from the cache (its sha256 is not recorded)") from None
     if tr.p != entry.p or tr.p != pub.p:
         raise MismatchError(f"{pub.name}: the transform takes {tr.p}-wide features but "
                             f"{where} holds {entry.p}-wide ones (registered width {pub.p})")

@@ -134,6 +134,7 @@ def _preset_study(preset: str | None, images: str | None, store: str | None, tri
     """Write the study of a model table beside its store; its path."""
     from pathlib import Path
 
+    from alignkit.data import BUNDLED
     from alignkit.errors import InputError
     from alignkit.zoo import study_toml, table
 
@@ -142,16 +143,34 @@ def _preset_study(preset: str | None, images: str | None, store: str | None, tri
     table(preset)  # an unknown table fails here, naming the known ones
     if images is None:
         raise InputError(f"--preset {preset}: give --images, the THINGS image folder")
+
     store_path = Path(store or f"{preset}.zarr").resolve()
-    if Path(triplets).exists():  # a file: the study lives beside the store, not here
+    if not triplets.strip() or (Path(triplets).exists() and not Path(triplets).is_file()):
+        raise InputError(f"--triplets {triplets!r}: expected a triplet file or a bundled "
+                         "triplet set (see 'alignkit data ls')")
+    if Path(triplets).is_file():  # a file: the study lives beside the store, not here
         triplets = str(Path(triplets).resolve())
+    elif triplets not in BUNDLED:
+        raise InputError(f"--triplets {triplets!r}: no such file, nor a bundled triplet set "
+                         "(see 'alignkit data ls')")
     text, left_out = study_toml(preset, images=str(Path(images).resolve()), store=str(store_path),
                                 triplets=triplets, include_code=trust_code)
     path = store_path.parent / f"{store_path.stem}.study.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    try:
+        old = path.read_text(encoding="utf-8") if path.exists() else None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the study file already there ({exc})") from None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if old != text:
+            path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"--store {store or store_path}: cannot write the study file "
+                         f"{path} beside it ({exc.strerror or exc})") from None
     n = text.count("[[model]]")
-    msg = f"alignkit: wrote {path} ({n} models of {preset})"
+    did = ("wrote" if old is None else "kept the same study at" if old == text
+           else "replaced the different study file at")
+    msg = f"alignkit: {did} {path} ({n} models of {preset})"
     if left_out:
         msg += (f"; left out {len(left_out)} torch hub models ({', '.join(c.name for c in left_out)}): "
                 "they run code from their repositories, pass --trust-code to include them")

@@ -151,9 +151,19 @@ class Transform:
             FormatError: not a readable ``.npz`` or a key is missing.
             DataError / MismatchError: bad values or shapes.
         """
+        import zipfile
+
         p = Path(path)
         if not p.is_file():
             raise InputError(f"{p}: no such file")
+        try:
+            with open(p, "rb") as fh:
+                head = fh.read(8)
+        except OSError as exc:
+            raise FormatError(f"{p}: cannot read ({exc.strerror or exc})") from exc
+        if not head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
+            raise FormatError(f"{p}: not a .npz archive (it starts with {head!r}: an error "
+                              "page or another file served in its place?)")
         try:
             loaded = np.load(p, allow_pickle=False)
             if not isinstance(loaded, np.lib.npyio.NpzFile):
@@ -168,7 +178,9 @@ class Transform:
                         f"(has {', '.join(sorted(keys)) or 'none'})"
                     )
                 data = {k: np.asarray(z[k]) for k in keys}
-        except (OSError, ValueError) as exc:
+        except FormatError:
+            raise
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise FormatError(f"{p}: cannot read as .npz ({exc})") from exc
         attrs: dict[str, Any] = {}
         if "attrs_json" in data:

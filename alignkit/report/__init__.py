@@ -1282,8 +1282,11 @@ def _attribute_section(
     taken: set[str],
 ) -> Section:
     sec = Section("attributes", "Accuracy against model attributes")
-    attrs, cards = _model_attrs(recs)
+    attrs, cards, conflicts = _model_attrs(recs)
     names = sorted({n for a in attrs.values() for n in a})
+    conflict_note = (
+        " Not taken from the bundled model table, as the records' own attributes differ from "
+        "the row of the same name: " + "; ".join(conflicts) + "." if conflicts else "")
     if not names and not cards:
         sec.note = (
             "No record carries numeric model attributes (model_attrs such as imagenet_top1 or "
@@ -1334,6 +1337,8 @@ def _attribute_section(
             + "; ".join(skipped)
             + ": fewer than two models with both the attribute and an accuracy."
         )
+    if conflict_note:
+        sec.note = ((sec.note or "") + conflict_note).strip()
     return sec
 
 
@@ -1349,19 +1354,29 @@ def _table_source_text(cards: dict[str, Any]) -> str:
     )
 
 
-def _model_attrs(recs: list[dict[str, Any]]) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
-    """Per model its numeric attributes, and its model-table row where it has one.
+def _model_attrs(
+    recs: list[dict[str, Any]],
+) -> tuple[dict[str, dict[str, float]], dict[str, Any], list[str]]:
+    """Per model its numeric attributes, its model-table row where it has one, and the
+    models whose records contradict their table row.
 
     A record's own ``model_attrs`` (the newest record's value of each) come
     first; a model found in a bundled model table (by its name, or the store
     entry's model) gets the table's ImageNet accuracy and parameter count for
-    the attributes its records lack.
+    the attributes its records lack. A model whose records give an attribute
+    that differs from its table row's, or that was built with other weights
+    (random initialisation, another named checkpoint), is another model of the
+    same name: the row is not used for it (neither its family nor its attributes).
     """
     from alignkit.zoo import card_for
 
     attrs: dict[str, dict[str, float]] = {}
     cards: dict[str, Any] = {}
+    built_with: dict[str, set[str]] = {}
     for r in sorted(recs, key=lambda r: str(r.get("created"))):
+        w = (r.get("provenance") or {}).get("entry_weights")
+        if isinstance(w, str):
+            built_with.setdefault(str(r.get("model") or "?"), set()).add(w)
         model = str(r.get("model") or "?")
         for name, value in (r.get("model_attrs") or {}).items():
             v = _num(value)
@@ -1372,10 +1387,23 @@ def _model_attrs(recs: list[dict[str, Any]]) -> tuple[dict[str, dict[str, float]
                                        else None)
             if card is not None:
                 cards[model] = card
-    for model, card in cards.items():
+    conflicts: list[str] = []
+    for model, card in list(cards.items()):
+        own = attrs.get(model, {})
+        bad = [f"{n} {own[n]:g} (table: {v:g})" for n, v in card.attrs().items()
+               if n in own and not math.isclose(own[n], v, rel_tol=5e-3)]
+        named = card.weights if card.weights not in ("", "DEFAULT") else None
+        bad += [f"weights {w} (table: {card.weights or 'DEFAULT'})"
+                for w in sorted(built_with.get(model, ()))
+                if w.lower() == "none" or (named and w not in (named, "DEFAULT")
+                                           and not w.startswith(("file:", "folder:")))]
+        if bad:  # the records describe another model than the table's row of that name
+            del cards[model]
+            conflicts.append(f"{model}: its records give {', '.join(bad)}")
+            continue
         for name, v in card.attrs().items():
             attrs.setdefault(model, {}).setdefault(name, v)
-    return attrs, cards
+    return attrs, cards, conflicts
 
 
 def _family_figure(st: _Set, models: list[str], cards: dict[str, Any], figdir: Path,

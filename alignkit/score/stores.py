@@ -111,6 +111,13 @@ def iter_entries(store: Any, model: str | None, layer: str | None) -> Iterator[A
         yield store.entry(m, lay)
 
 
+def _weights_of(entry: Any) -> str | None:
+    """The weights id the entry's model was built with (``none``: random init), if recorded."""
+    model = (getattr(entry, "attrs", None) or {}).get("model")
+    w = model.get("weights") if isinstance(model, dict) else None
+    return w if isinstance(w, str) else None
+
+
 def _open(store: Any) -> Any:
     if isinstance(store, (str, os.PathLike)):
         from alignkit.store import EmbeddingStore
@@ -158,6 +165,7 @@ def score_store_ooo(
             "store": str(st.path),
             "entry": f"{entry.model}/{entry.layer}",
             "entry_checksum": entry.checksum,
+            "entry_weights": _weights_of(entry),
             "transform": transform,
         }
         res = odd_one_out(
@@ -196,6 +204,7 @@ def score_store_rsa(
             "store": str(st.path),
             "entry": f"{entry.model}/{entry.layer}",
             "entry_checksum": entry.checksum,
+            "entry_weights": _weights_of(entry),
         }
         results.append(
             rsa_features(

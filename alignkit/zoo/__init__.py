@@ -179,7 +179,9 @@ def card_for(model: str, *, tables: tuple[str, ...] | None = None) -> ModelCard 
 
 
 def _toml(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """``s`` as a TOML basic string (control characters, which TOML forbids raw, as escapes)."""
+    s = s.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + re.sub(r"[\x00-\x08\x0a-\x1f\x7f]", lambda m: f"\\u{ord(m[0]):04x}", s) + '"'
 
 
 def study_toml(name: str, *, images: str, store: str, triplets: str = "things-test20k",
@@ -205,6 +207,7 @@ def study_toml(name: str, *, images: str, store: str, triplets: str = "things-te
 
     lines = [
         f"# Every public model of the {name} model table (alignkit models ls --preset {name}).",
+        "# alignkit sweep --preset rewrites this file: copy it under another name to edit it.",
         "[sweep]", f"store = {_toml(store)}", f"device = {_toml(device)}",
         f"batch_size = {int(batch_size)}", "",
     ]

@@ -300,6 +300,9 @@ class HFSource(ModelSource):
         folder = Path(rest).expanduser()
         if folder.is_dir():
             return rest, folder
+        if folder.exists():
+            raise ModelError(f"--model {spec}: {rest!r} is a file, not a folder (expected a hub "
+                             "id or a save_pretrained folder; a weights file goes to --weights)")
         if rest.startswith((".", "/", "~")) or rest.count("/") > 1 or "\\" in rest:
             raise ModelError(f"--model {spec}: no such folder {rest!r} (expected a hub id "
                              "such as facebook/dinov2-base or a save_pretrained folder)")
@@ -397,15 +400,23 @@ class HFSource(ModelSource):
             with _quiet(tf, weights.offline):
                 processor = tf.AutoImageProcessor.from_pretrained(where)
         except Exception as exc:
+            size = _input_size(None, config)
             warnings.warn(f"{spec}: no image processor ({_first_line(exc)}); using alignkit's "
-                          "ImageNet preprocessing", stacklevel=2)
-        transform = HFImageTransform(processor) if processor is not None else None
+                          f"ImageNet preprocessing at the model's image size {size}", stacklevel=2)
+        transform: Any = None
+        if processor is not None:
+            transform = HFImageTransform(processor)
+        else:  # the ImageNet recipe (resize 256/224 of the crop) at the config's image size
+            from alignkit.extract.images import Preprocess
+
+            size = _input_size(None, config)
+            transform = Preprocess(resize=round(size * 256 / 224), crop=size)
         attrs: dict[str, Any] = {
             "transformers_version": tf.__version__,
             "hf_model_type": config.model_type,
             "hf_class": type(model).__name__,
             "hf_embedding": _WHAT[kind],
-            "hf_processor": transform.settings() if transform is not None else None,
+            "hf_processor": transform.settings() if processor is not None else None,
         }
         file = weights.file
         if weights.id == "DEFAULT" and file is None:

@@ -218,7 +218,7 @@ class HubSource(ModelSource):
                 module = fn(**kwargs)
             except (WeightsUnavailableError, InputError):
                 raise
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 msg = str(exc).splitlines()[0][:160] if str(exc) else ""
                 raise ModelError(f"--model {spec}: entry {entry!r} failed: "
                                  f"{type(exc).__name__}: {msg}") from None
@@ -272,11 +272,24 @@ def _entry(spec: str, folder: Path, entry: str) -> Any:
     module = importlib.util.module_from_spec(sp)
     try:
         sp.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a hubconf calling sys.exit() is not alignkit's exit
         raise ModelError(f"--model {spec}: {path} fails to import: {type(exc).__name__}: "
                          f"{str(exc).splitlines()[0][:160] if str(exc) else ''}") from None
     deps = getattr(module, "dependencies", None) or []
-    missing = [d for d in deps if importlib.util.find_spec(d) is None]
+    if isinstance(deps, str):
+        deps = [deps]
+    if not isinstance(deps, (list, tuple)) or not all(isinstance(d, str) and d.strip()
+                                                      for d in deps):
+        raise ModelError(f"--model {spec}: {path}: dependencies must be a list of module "
+                         f"names, got {deps!r}"[:300])
+
+    def absent(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name.strip()) is None
+        except (ImportError, ValueError):  # a dotted name whose parent is missing
+            return True
+
+    missing = [d for d in deps if absent(d)]
     if missing:
         raise ModelError(f"--model {spec}: the hub repository needs {', '.join(missing)} "
                          "(pip install them)")

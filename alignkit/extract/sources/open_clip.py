@@ -57,8 +57,15 @@ class OpenClipSource(ModelSource):
             "file; output and embedding are the unnormalised image embedding")
     layer_presets = {"penultimate": "output", "logits": "output", "embedding": "output"}
 
+    def check(self, spec: str, weights: str) -> str | None:
+        if not split_spec(self.rest(spec))[0].strip():
+            return f"{spec!r}: no architecture after open_clip: (expected {' or '.join(self.forms)})"
+        return None
+
     def listing(self, spec: str, weights: str) -> tuple[str, str]:
         arch, tag = split_spec(self.rest(spec))
+        if not arch.strip():
+            return spec, weights  # resolve_weights names the problem
         if tag is not None and weights.strip() in ("DEFAULT", tag):
             return f"{self.prefix}:{arch}", "none"
         return super().listing(spec, weights)
@@ -66,6 +73,9 @@ class OpenClipSource(ModelSource):
     def resolve_weights(self, spec: str, weights: str, offline: bool) -> ResolvedWeights:
         from alignkit.extract.models import suggest
 
+        problem = self.check(spec, weights)
+        if problem:
+            raise InputError(problem)
         open_clip = _open_clip(spec)
         arch, tag = split_spec(self.rest(spec))
         names = open_clip.list_models()
@@ -98,6 +108,10 @@ class OpenClipSource(ModelSource):
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     arch, pretrained=weights.handle)
         except Exception as exc:
+            if weights.file is not None:  # the user's own file: not a download to retry
+                raise ModelError(f"--weights {weights.file}: {spec} cannot load it "
+                                 f"({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__})"
+                                 ) from None
             raise WeightsUnavailableError(
                 f"{spec}: weights {weights.handle or 'none'!r} not available "
                 f"({str(exc).splitlines()[0][:120]}); pass --weights PATH to a local file, "

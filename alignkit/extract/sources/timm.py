@@ -67,6 +67,10 @@ class TimmSource(ModelSource):
             with hub_offline(weights.offline):
                 module = timm.create_model(name, pretrained=weights.id != "none", **kwargs)
         except Exception as exc:
+            if weights.file is not None:  # the user's own file: not a download to retry
+                raise ModelError(f"--weights {weights.file}: {spec} cannot load it "
+                                 f"({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__})"
+                                 ) from None
             raise WeightsUnavailableError(
                 f"{spec}: weights not available ({str(exc).splitlines()[0][:120]}); pass --weights "
                 "PATH to a local file, or --weights none for random initialisation"
