@@ -598,3 +598,22 @@ def test_raw_2023_csv_by_a_fetched_name_reads_with_its_own_reader(tmp_path, serv
     (tmp_path / "canon.txt").write_text("".join(f"{a} {b} {c}\n" for a, b, c in arr))
     ref = _invoke(*args, "--triplets", str(tmp_path / "canon.txt"), "--object-ids", "things")
     assert json.loads(r.stdout)[0]["accuracy"] == json.loads(ref.stdout)[0]["accuracy"]
+
+
+def test_an_rdm_by_a_fetched_name_reads_like_the_file(tmp_path, server, registered, shared_data):
+    """A fetched RDM name (the real 92-image model RDMs, MATLAB struct array) reads as the file."""
+    from alignkit.data import load_rdm
+
+    raw = (shared_data / "rdm" / "92_modelRDMs.mat").read_bytes()
+    sha = server.put("rdm/92_modelRDMs.mat", raw)
+    registered("test-rdm92", [("rdm/92_modelRDMs.mat", sha)], kind="rdm", format="mat-rdm")
+    r = _invoke("data", "info", "test-rdm92", "--key", "monkeyIT", "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["state"] == "not fetched"
+    assert _invoke("data", "fetch", "test-rdm92").exit_code == 0
+    by_name = load_rdm("test-rdm92", key="monkeyIT")
+    by_file = load_rdm(shared_data / "rdm" / "92_modelRDMs.mat", key="monkeyIT")
+    assert np.array_equal(by_name.matrix, by_file.matrix) and by_name.matrix.shape == (92, 92)
+    info = json.loads(_invoke("data", "info", "test-rdm92", "--key", "monkeyIT",
+                              "--format", "json").output)
+    assert info["state"] == "cached" and info["read_as"]["shape"] == [92, 92]
