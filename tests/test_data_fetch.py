@@ -46,6 +46,7 @@ class _Server:
         self.requests: list[tuple[str, str | None]] = []
         self.cut: set[str] = set()
         self.no_range: set[str] = set()
+        self.range_from_zero: set[str] = set()
         srv = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -62,7 +63,10 @@ class _Server:
                     return
                 data = f.read_bytes()
                 start = 0
-                if rng and self.path not in srv.no_range:
+                if rng and self.path in srv.range_from_zero:  # 206, but the whole file
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes 0-{len(data) - 1}/{len(data)}")
+                elif rng and self.path not in srv.no_range:
                     start = int(rng.split("=", 1)[1].split("-", 1)[0])
                     if start >= len(data):
                         self.send_response(416)
@@ -237,6 +241,36 @@ def test_a_part_left_by_an_earlier_run_is_resumed_or_restarted(server, registere
     r = _invoke("data", "fetch", "test-restart")
     assert r.exit_code == 0, r.output
     assert cached_path(ds2.files[0]).read_bytes() == data
+
+
+def test_a_206_that_does_not_start_at_the_offset_restarts_the_file(server, registered):
+    """A server may answer a Range request with 206 but a Content-Range that starts elsewhere
+    (here: the whole file); appending that to the part would corrupt the download."""
+    data = os.urandom(30_000)
+    server.put("c/g.bin", data)
+    ds = registered("test-range-zero", [("c/g.bin", None)])  # trust on first use: no digest
+    part = part_path(ds.files[0])
+    part.parent.mkdir(parents=True)
+    part.write_bytes(data[:1000])
+    server.range_from_zero.add("/pub/c/g.bin")
+    r = _invoke("data", "fetch", "test-range-zero")
+    assert r.exit_code == 0, r.output
+    assert cached_path(ds.files[0]).read_bytes() == data
+    assert _sidecar(cached_path(ds.files[0]))["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_a_forced_download_that_fails_its_check_keeps_the_verified_copy(server, registered):
+    server.put("b/keep.bin", b"first version\n")
+    ds = registered("test-keep", [("b/keep.bin", None)])
+    assert _invoke("data", "fetch", "test-keep").exit_code == 0
+    path = cached_path(ds.files[0])
+    server.put("b/keep.bin", b"changed upstream\n")
+    r = _invoke("data", "fetch", "test-keep", "--force")
+    assert r.exit_code == 2 and ".corrupt" in _one_line(r)
+    assert path.read_bytes() == b"first version\n"  # the verified copy is still in place
+    assert Path(str(path) + ".corrupt").read_bytes() == b"changed upstream\n"
+    r = _invoke("data", "fetch", "test-keep", "--offline")
+    assert r.exit_code == 0, r.output
 
 
 def test_a_checksum_mismatch_is_refused_and_set_aside(server, registered):

@@ -183,9 +183,11 @@ def _verify(rf: RemoteFile, path: Path, url: str) -> tuple[str, str]:
         (rec["sha256"], RECORDED) if rec is not None else (None, RECORDED))
     if want is not None and got != want:
         final = cached_path(rf)
-        if path != final:  # a fresh download: it takes the cached copy's place as the bad one
-            os.replace(path, final)
-        bad = _set_aside(final)
+        if path != final:  # a fresh download: set aside; a verified cached copy stays in place
+            bad = final.with_name(final.name + ".corrupt")
+            os.replace(path, bad)
+        else:
+            bad = _set_aside(final)
         size = bad.stat().st_size
         raise ChecksumError(
             f"{rf.name}: sha256 {got} ({size} bytes) is not the {how} {want}"
@@ -288,6 +290,15 @@ def _total_from_range(value: str | None) -> int | None:
     return int(tail) if tail.isdigit() else None
 
 
+def _start_from_range(value: str | None) -> int | None:
+    """The first byte in a ``Content-Range: bytes a-b/N`` header, or None."""
+    if not value:
+        return None
+    unit, _, rest = value.strip().partition(" ")
+    head = rest.split("/", 1)[0].split("-", 1)[0].strip()
+    return int(head) if unit.lower() == "bytes" and head.isdigit() else None
+
+
 def _http_to(fh: Any, url: str, part: Path, show: bool, timeout: float, rf: RemoteFile,
              where: str, retries: int) -> None:
     """Fill ``fh`` (the locked ``.part``) from ``url``, resuming with ``Range`` when cut short."""
@@ -323,8 +334,23 @@ def _http_to(fh: Any, url: str, part: Path, show: bool, timeout: float, rf: Remo
             raise DownloadError(f"{rf.name}: cannot download {url} ({type(exc).__name__}: "
                                 f"{reason}; no network?); {where}") from None
         with resp:
-            if have and resp.status == 206:
+            first = (_start_from_range(resp.headers.get("Content-Range"))
+                     if resp.status == 206 else None)
+            if have and resp.status == 206 and first == have:
                 start = have
+                total = _total_from_range(resp.headers.get("Content-Range"))
+            elif resp.status == 206 and first != 0:
+                # a part that does not start where the file was cut (or says not where it
+                # starts): appending it would corrupt the file; start over without Range
+                if restarted:
+                    raise DownloadError(f"{rf.name}: {url} answered a Range request with bytes "
+                                        f"that do not start at {have}; {where}")
+                fh.truncate(0)
+                restarted = True
+                continue
+            elif resp.status == 206:  # the part starts at byte 0: the file from its start
+                fh.truncate(0)
+                start = 0
                 total = _total_from_range(resp.headers.get("Content-Range"))
             else:  # 200: the server sends the whole file; start over
                 fh.truncate(0)
