@@ -23,7 +23,9 @@ or recorded, and when the file was fetched.
 Downloads are resumable: bytes go to ``<name>.part`` beside the final path; a
 transfer cut short is retried (and a later run resumes it) with an HTTP
 ``Range: bytes=N-`` header, appending when the server answers ``206 Partial
-Content`` and starting over when it answers ``200``. Only a complete, verified
+Content`` and starting over when it answers ``200`` (or with a range that does not
+start where the file was cut). A ``.part`` is resumed only from the address it was
+downloaded from (kept in ``<name>.part.url``). Only a complete, verified
 file is renamed into place. The ``.part`` file is locked while one process
 writes it, so two downloads of the same file do not interleave. A progress bar
 (tqdm) goes to stderr when it is a terminal.
@@ -238,7 +240,9 @@ def fetch(rf: RemoteFile, *, offline: bool | None = None, progress: bool | None 
     except DownloadError:
         if part.is_file() and part.stat().st_size == 0:
             part.unlink()  # nothing to resume from
+            _part_origin(part).unlink(missing_ok=True)
         raise
+    _part_origin(part).unlink(missing_ok=True)
     digest, how = _verify(rf, part, url)
     os.replace(part, path)
     _write_sidecar(rf, path, url, digest, how)
@@ -264,9 +268,22 @@ def _download(url: str, part: Path, progress: bool | None, timeout: float, rf: R
             raise DownloadError(f"{rf.name}: cannot copy {url} ({exc}); {where}") from exc
         return
     show = sys.stderr.isatty() if progress is None else bool(progress)
+    origin = _part_origin(part)
     with open(part, "ab") as fh:
         _lock(fh, rf, part)
+        try:
+            came_from = origin.read_text().strip() if origin.is_file() else None
+        except OSError:
+            came_from = ""
+        if came_from is not None and came_from != url:
+            fh.truncate(0)  # bytes from another address: another copy, not to be joined to this one
+        origin.write_text(url + "\n")
         _http_to(fh, url, part, show, timeout, rf, where, retries)
+
+
+def _part_origin(part: Path) -> Path:
+    """Where the address a ``.part`` file was downloaded from is kept: ``<name>.part.url``."""
+    return part.with_name(part.name + ".url")
 
 
 def _lock(fh: Any, rf: RemoteFile, part: Path) -> None:
