@@ -655,3 +655,20 @@ def test_raw_2023_csv_by_a_fetched_name_reads_with_its_own_reader(tmp_path, serv
     (tmp_path / "canon.txt").write_text("".join(f"{a} {b} {c}\n" for a, b, c in arr))
     ref = _invoke(*args, "--triplets", str(tmp_path / "canon.txt"), "--object-ids", "things")
     assert json.loads(r.stdout)[0]["accuracy"] == json.loads(ref.stdout)[0]["accuracy"]
+
+
+def test_a_fetched_name_with_its_own_reader_also_reads_with_object_ids_given(server, registered):
+    """Giving object_ids (--object-ids) with a fetched raw 2023 name still reads it with the raw
+    reader (1-based, choice = position of the odd one out), not the generic table reader."""
+    from alignkit.data import load_triplets, things_ids
+
+    lines = ["image1\timage2\timage3\tchoice\tRT\tnoise_ceiling\tsubject_id\tHIT_nr\ttrial_nr\t"
+             "age\tgender\tdate\ttime\tdataset",
+             "10\t20\t30\t1\t900\t0\ts1\t1\t1\t30\tf\td\tt\t1",
+             "40\t50\t60\t3\t900\t0\ts2\t1\t2\t30\tf\td\tt\t1"]
+    sha = server.put("things/raw-ids.csv", ("\n".join(lines) + "\n").encode())
+    registered("test-raw-ids", [("things/raw-ids.csv", sha)], format="things-2023-raw", things=True)
+    assert _invoke("data", "fetch", "test-raw-ids").exit_code == 0
+    t = load_triplets("test-raw-ids", object_ids="things")
+    assert t.array.tolist() == [[19, 29, 9], [39, 49, 59]]
+    assert list(t.object_ids) == list(things_ids().astype(str)) and list(t.subjects) == ["s1", "s2"]
