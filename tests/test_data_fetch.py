@@ -48,6 +48,7 @@ class _Server:
         self.no_range: set[str] = set()
         self.range_from_zero: set[str] = set()
         self.always_cut: set[str] = set()
+        self.auth: str | None = None  # an Authorization header every GET must carry
         srv = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -56,6 +57,11 @@ class _Server:
             def do_GET(self):  # noqa: N802 (http.server's name)
                 rng = self.headers.get("Range")
                 srv.requests.append((self.path, rng))
+                if srv.auth is not None and self.headers.get("Authorization") != srv.auth:
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 f = srv.root / self.path.split("?", 1)[0].lstrip("/")
                 if not f.is_file():
                     self.send_response(404)
@@ -294,6 +300,30 @@ def test_a_part_from_one_address_is_not_resumed_from_another(server, registered,
         assert cached_path(ds.files[0]).read_bytes() == other
     finally:
         unregister_public("test-alt")
+
+
+def test_a_mirror_password_is_sent_to_the_server_and_written_nowhere(server, registered,
+                                                                     monkeypatch):
+    import base64
+
+    secret = "pw-s3cret"
+    server.auth = "Basic " + base64.b64encode(f"alice:{secret}".encode()).decode()
+    host = server.base.split("://", 1)[1]
+    monkeypatch.setenv("ALIGNKIT_DATA_MIRROR", f"http://alice:{secret}@{host}")
+    data = os.urandom(3000)
+    server.put("m/f.bin", data)
+    ds = registered("test-mirror-auth", [("m/f.bin", None), ("m/missing.bin", None)])
+    r = _invoke("data", "fetch", "test-mirror-auth")
+    assert r.exit_code == 2 and secret not in r.output and "HTTP 404" in r.output, r.output
+    path = cached_path(ds.files[0])
+    assert path.read_bytes() == data  # sent as basic authentication
+    cache = Path(os.environ["ALIGNKIT_DATA"])
+    for f in cache.rglob("*"):
+        if f.is_file() and f != path:
+            assert secret.encode() not in f.read_bytes(), f
+    assert _sidecar(path)["fetched_from"] == f"http://alice:***@{host}/pub/m/f.bin"
+    info = _invoke("data", "info", "test-mirror-auth", "--format", "json")
+    assert secret not in info.output
 
 
 def test_a_checksum_mismatch_is_refused_and_set_aside(server, registered):

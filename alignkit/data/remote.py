@@ -8,7 +8,8 @@ licence and citation. :func:`fetch` returns the path of a verified copy:
   (the platform's user cache folder, e.g. ``~/.cache/alignkit`` on Linux);
 * ``$ALIGNKIT_DATA_MIRROR`` (a base URL) replaces the scheme and host of every
   URL, keeping its path: ``https://github.com/a/b/raw/c/f.npz`` is fetched from
-  ``$ALIGNKIT_DATA_MIRROR/a/b/raw/c/f.npz``;
+  ``$ALIGNKIT_DATA_MIRROR/a/b/raw/c/f.npz``; a ``user:password@`` in it is sent as
+  HTTP basic authentication and shown as ``user:***@`` in messages and sidecars;
 * offline (``offline=True`` or ``ALIGNKIT_OFFLINE=1``) the network is never
   touched: a file not in the cache is a :class:`~alignkit.errors.DownloadError`
   whose one line names the URL to download by hand and the path to put it at;
@@ -53,6 +54,7 @@ __all__ = [
     "fetch",
     "is_offline",
     "part_path",
+    "redact_url",
     "resolve_url",
 ]
 
@@ -130,6 +132,34 @@ def resolve_url(url: str) -> str:
     parts = urlsplit(url)
     rest = parts.path + (f"?{parts.query}" if parts.query else "")
     return mirror.rstrip("/") + "/" + rest.lstrip("/")
+
+
+def redact_url(url: str) -> str:
+    """``url`` without the password of a ``user:password@`` part (shown as ``***``).
+
+    What is shown in messages and written to sidecars; the password is only ever sent to
+    the server (as HTTP basic authentication).
+    """
+    parts = urlsplit(url)
+    if parts.password is None and "@" not in parts.netloc:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return parts._replace(netloc=f"{user}:***@{host}" if user else host).geturl()
+
+
+def _credentials(url: str) -> tuple[str, str | None]:
+    """``(url without its user:password@ part, the Authorization header for it or None)``."""
+    import base64
+    from urllib.parse import unquote
+
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    host = parts.netloc.rsplit("@", 1)[-1]
+    token = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode()
+    return (parts._replace(netloc=host).geturl(),
+            "Basic " + base64.b64encode(token).decode("ascii"))
 
 
 def _recorded(path: Path) -> dict[str, Any] | None:
@@ -223,15 +253,16 @@ def fetch(rf: RemoteFile, *, offline: bool | None = None, progress: bool | None 
     """
     path = cached_path(rf)
     url = resolve_url(rf.url)
+    shown = redact_url(url)  # what messages and sidecars say: never a password
     if path.is_file() and not (force and not is_offline(offline)):
-        digest, how = _verify(rf, path, url)
+        digest, how = _verify(rf, path, shown)
         if rf.sha256 is None and _recorded(path) is None:  # put there by hand: trust on first use
-            _write_sidecar(rf, path, url, digest, how)
+            _write_sidecar(rf, path, shown, digest, how)
         return path
     if is_offline(offline):
         raise DownloadError(
             f"{rf.name}: not in the cache and offline (--offline or ALIGNKIT_OFFLINE=1); "
-            f"download {url} by hand and put it at {path}"
+            f"download {shown} by hand and put it at {path}"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     part = part_path(rf)
@@ -243,9 +274,9 @@ def fetch(rf: RemoteFile, *, offline: bool | None = None, progress: bool | None 
             _part_origin(part).unlink(missing_ok=True)
         raise
     _part_origin(part).unlink(missing_ok=True)
-    digest, how = _verify(rf, part, url)
+    digest, how = _verify(rf, part, shown)
     os.replace(part, path)
-    _write_sidecar(rf, path, url, digest, how)
+    _write_sidecar(rf, path, shown, digest, how)
     return path
 
 
@@ -257,7 +288,8 @@ def part_path(rf: RemoteFile) -> Path:
 
 def _download(url: str, part: Path, progress: bool | None, timeout: float, rf: RemoteFile,
               path: Path, retries: int = 3) -> None:
-    where = f"download {url} by hand and put it at {path}"
+    shown = redact_url(url)
+    where = f"download {shown} by hand and put it at {path}"
     if urlsplit(url).scheme == "file":
         import shutil
         from urllib.request import url2pathname
@@ -265,7 +297,7 @@ def _download(url: str, part: Path, progress: bool | None, timeout: float, rf: R
         try:
             shutil.copyfile(url2pathname(urlsplit(url).path), part)
         except OSError as exc:
-            raise DownloadError(f"{rf.name}: cannot copy {url} ({exc}); {where}") from exc
+            raise DownloadError(f"{rf.name}: cannot copy {shown} ({exc}); {where}") from exc
         return
     show = sys.stderr.isatty() if progress is None else bool(progress)
     origin = _part_origin(part)
@@ -275,9 +307,9 @@ def _download(url: str, part: Path, progress: bool | None, timeout: float, rf: R
             came_from = origin.read_text().strip() if origin.is_file() else None
         except OSError:
             came_from = ""
-        if came_from is not None and came_from != url:
+        if came_from is not None and came_from != shown:
             fh.truncate(0)  # bytes from another address: another copy, not to be joined to this one
-        origin.write_text(url + "\n")
+        origin.write_text(shown + "\n")
         _http_to(fh, url, part, show, timeout, rf, where, retries)
 
 
@@ -325,6 +357,8 @@ def _http_to(fh: Any, url: str, part: Path, show: bool, timeout: float, rf: Remo
 
     from alignkit import __version__
 
+    shown = redact_url(url)
+    url, auth = _credentials(url)
     cuts = 0
     restarted = False
     while True:
@@ -333,6 +367,8 @@ def _http_to(fh: Any, url: str, part: Path, show: bool, timeout: float, rf: Remo
         headers = {"User-Agent": f"alignkit/{__version__}", "Accept-Encoding": "identity"}
         if have:
             headers["Range"] = f"bytes={have}-"
+        if auth is not None:
+            headers["Authorization"] = auth
         req = urllib.request.Request(url, headers=headers)
         try:
             resp = urllib.request.urlopen(req, timeout=timeout)
@@ -345,10 +381,10 @@ def _http_to(fh: Any, url: str, part: Path, show: bool, timeout: float, rf: Remo
                     fh.truncate(0)
                     restarted = True
                     continue
-            raise DownloadError(f"{rf.name}: {url} answered HTTP {exc.code}; {where}") from None
+            raise DownloadError(f"{rf.name}: {shown} answered HTTP {exc.code}; {where}") from None
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             reason = getattr(exc, "reason", None) or exc
-            raise DownloadError(f"{rf.name}: cannot download {url} ({type(exc).__name__}: "
+            raise DownloadError(f"{rf.name}: cannot download {shown} ({type(exc).__name__}: "
                                 f"{reason}; no network?); {where}") from None
         with resp:
             first = (_start_from_range(resp.headers.get("Content-Range"))
@@ -360,7 +396,7 @@ def _http_to(fh: Any, url: str, part: Path, show: bool, timeout: float, rf: Remo
                 # a part that does not start where the file was cut (or says not where it
                 # starts): appending it would corrupt the file; start over without Range
                 if restarted:
-                    raise DownloadError(f"{rf.name}: {url} answered a Range request with bytes "
+                    raise DownloadError(f"{rf.name}: {shown} answered a Range request with bytes "
                                         f"that do not start at {have}; {where}")
                 fh.truncate(0)
                 restarted = True
@@ -396,7 +432,7 @@ def _http_to(fh: Any, url: str, part: Path, show: bool, timeout: float, rf: Remo
                 cuts += 1
                 if cuts > retries:
                     raise DownloadError(
-                        f"{rf.name}: the download of {url} was cut short {cuts} times "
+                        f"{rf.name}: the download of {shown} was cut short {cuts} times "
                         f"({type(exc).__name__}; {got} of {total if total is not None else '?'} "
                         f"bytes in {part}); run the command again to resume, or {where}"
                     ) from None
