@@ -49,6 +49,8 @@ class _Server:
         self.range_from_zero: set[str] = set()
         self.always_cut: set[str] = set()
         self.auth: str | None = None  # an Authorization header every GET must carry
+        self.auth_seen: list[str | None] = []
+        self.redirect: dict[str, str] = {}  # path -> where a 302 sends it
         srv = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -57,6 +59,13 @@ class _Server:
             def do_GET(self):  # noqa: N802 (http.server's name)
                 rng = self.headers.get("Range")
                 srv.requests.append((self.path, rng))
+                srv.auth_seen.append(self.headers.get("Authorization"))
+                if self.path in srv.redirect:
+                    self.send_response(302)
+                    self.send_header("Location", srv.redirect[self.path])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if srv.auth is not None and self.headers.get("Authorization") != srv.auth:
                     self.send_response(401)
                     self.send_header("Content-Length", "0")
@@ -324,6 +333,16 @@ def test_a_mirror_password_is_sent_to_the_server_and_written_nowhere(server, reg
     assert _sidecar(path)["fetched_from"] == f"http://alice:***@{host}/pub/m/f.bin"
     info = _invoke("data", "info", "test-mirror-auth", "--format", "json")
     assert secret not in info.output
+    # a redirect elsewhere does not take the credentials along
+    other = _Server(server.root)
+    try:
+        server.redirect["/pub/m/moved.bin"] = f"{other.base}/pub/m/f.bin"
+        moved = registered("test-mirror-moved", [("m/moved.bin", None)])
+        assert _invoke("data", "fetch", "test-mirror-moved").exit_code == 0
+        assert cached_path(moved.files[0]).read_bytes() == data
+        assert other.auth_seen == [None] and server.auth_seen[-1] == server.auth
+    finally:
+        other.close()
 
 
 def test_a_checksum_mismatch_is_refused_and_set_aside(server, registered):

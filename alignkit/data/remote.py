@@ -367,9 +367,9 @@ def _http_to(fh: Any, url: str, part: Path, show: bool, timeout: float, rf: Remo
         headers = {"User-Agent": f"alignkit/{__version__}", "Accept-Encoding": "identity"}
         if have:
             headers["Range"] = f"bytes={have}-"
-        if auth is not None:
-            headers["Authorization"] = auth
         req = urllib.request.Request(url, headers=headers)
+        if auth is not None:  # not passed on to where a redirect points
+            req.add_unredirected_header("Authorization", auth)
         try:
             resp = urllib.request.urlopen(req, timeout=timeout)
         except urllib.error.HTTPError as exc:
