@@ -46,6 +46,11 @@ class _Server:
         self.requests: list[tuple[str, str | None]] = []
         self.cut: set[str] = set()
         self.no_range: set[str] = set()
+        self.range_from_zero: set[str] = set()
+        self.always_cut: set[str] = set()
+        self.auth: str | None = None  # an Authorization header every GET must carry
+        self.auth_seen: list[str | None] = []
+        self.redirect: dict[str, str] = {}  # path -> where a 302 sends it
         srv = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -54,6 +59,18 @@ class _Server:
             def do_GET(self):  # noqa: N802 (http.server's name)
                 rng = self.headers.get("Range")
                 srv.requests.append((self.path, rng))
+                srv.auth_seen.append(self.headers.get("Authorization"))
+                if self.path in srv.redirect:
+                    self.send_response(302)
+                    self.send_header("Location", srv.redirect[self.path])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if srv.auth is not None and self.headers.get("Authorization") != srv.auth:
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 f = srv.root / self.path.split("?", 1)[0].lstrip("/")
                 if not f.is_file():
                     self.send_response(404)
@@ -62,7 +79,10 @@ class _Server:
                     return
                 data = f.read_bytes()
                 start = 0
-                if rng and self.path not in srv.no_range:
+                if rng and self.path in srv.range_from_zero:  # 206, but the whole file
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes 0-{len(data) - 1}/{len(data)}")
+                elif rng and self.path not in srv.no_range:
                     start = int(rng.split("=", 1)[1].split("-", 1)[0])
                     if start >= len(data):
                         self.send_response(416)
@@ -77,7 +97,7 @@ class _Server:
                 body = data[start:]
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                if self.path in srv.cut:
+                if self.path in srv.cut or self.path in srv.always_cut:
                     srv.cut.discard(self.path)
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
@@ -237,6 +257,92 @@ def test_a_part_left_by_an_earlier_run_is_resumed_or_restarted(server, registere
     r = _invoke("data", "fetch", "test-restart")
     assert r.exit_code == 0, r.output
     assert cached_path(ds2.files[0]).read_bytes() == data
+
+
+def test_a_206_that_does_not_start_at_the_offset_restarts_the_file(server, registered):
+    """A server may answer a Range request with 206 but a Content-Range that starts elsewhere
+    (here: the whole file); appending that to the part would corrupt the download."""
+    data = os.urandom(30_000)
+    server.put("c/g.bin", data)
+    ds = registered("test-range-zero", [("c/g.bin", None)])  # trust on first use: no digest
+    part = part_path(ds.files[0])
+    part.parent.mkdir(parents=True)
+    part.write_bytes(data[:1000])
+    server.range_from_zero.add("/pub/c/g.bin")
+    r = _invoke("data", "fetch", "test-range-zero")
+    assert r.exit_code == 0, r.output
+    assert cached_path(ds.files[0]).read_bytes() == data
+    assert _sidecar(cached_path(ds.files[0]))["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_a_forced_download_that_fails_its_check_keeps_the_verified_copy(server, registered):
+    server.put("b/keep.bin", b"first version\n")
+    ds = registered("test-keep", [("b/keep.bin", None)])
+    assert _invoke("data", "fetch", "test-keep").exit_code == 0
+    path = cached_path(ds.files[0])
+    server.put("b/keep.bin", b"changed upstream\n")
+    r = _invoke("data", "fetch", "test-keep", "--force")
+    assert r.exit_code == 2 and ".corrupt" in _one_line(r)
+    assert path.read_bytes() == b"first version\n"  # the verified copy is still in place
+    assert Path(str(path) + ".corrupt").read_bytes() == b"changed upstream\n"
+    r = _invoke("data", "fetch", "test-keep", "--offline")
+    assert r.exit_code == 0, r.output
+
+
+def test_a_part_from_one_address_is_not_resumed_from_another(server, registered, monkeypatch):
+    """A download cut short at the first address and continued at an alternative one must not
+    join the two servers' bytes (with no known digest the mix would be recorded as trusted)."""
+    monkeypatch.delenv("ALIGNKIT_DATA_MIRROR")  # alternative addresses are tried without a mirror
+    first, other = os.urandom(20_000), os.urandom(20_000)  # two different copies of the file
+    server.put("alt/one.zip", first)
+    server.put("alt/two.zip", other)
+    server.always_cut.add("/pub/alt/one.zip")  # every answer of the first address is cut short
+    rf = RemoteFile("test/alt/f.zip", f"{server.base}/pub/alt/one.zip")
+    ds = register_public(PublicDataset(
+        name="test-alt", description="d", files=(rf,), kind="archive", format="zip",
+        convention="c", licence="l", citation="c", alt_urls=(f"{server.base}/pub/alt/two.zip",)),
+        replace=True)
+    try:
+        r = _invoke("data", "fetch", "test-alt")
+        assert r.exit_code == 0, r.output
+        assert server.requests[-1][0] == "/pub/alt/two.zip"
+        assert cached_path(ds.files[0]).read_bytes() == other
+    finally:
+        unregister_public("test-alt")
+
+
+def test_a_mirror_password_is_sent_to_the_server_and_written_nowhere(server, registered,
+                                                                     monkeypatch):
+    import base64
+
+    secret = "pw-s3cret"
+    server.auth = "Basic " + base64.b64encode(f"alice:{secret}".encode()).decode()
+    host = server.base.split("://", 1)[1]
+    monkeypatch.setenv("ALIGNKIT_DATA_MIRROR", f"http://alice:{secret}@{host}")
+    data = os.urandom(3000)
+    server.put("m/f.bin", data)
+    ds = registered("test-mirror-auth", [("m/f.bin", None), ("m/missing.bin", None)])
+    r = _invoke("data", "fetch", "test-mirror-auth")
+    assert r.exit_code == 2 and secret not in r.output and "HTTP 404" in r.output, r.output
+    path = cached_path(ds.files[0])
+    assert path.read_bytes() == data  # sent as basic authentication
+    cache = Path(os.environ["ALIGNKIT_DATA"])
+    for f in cache.rglob("*"):
+        if f.is_file() and f != path:
+            assert secret.encode() not in f.read_bytes(), f
+    assert _sidecar(path)["fetched_from"] == f"http://alice:***@{host}/pub/m/f.bin"
+    info = _invoke("data", "info", "test-mirror-auth", "--format", "json")
+    assert secret not in info.output
+    # a redirect elsewhere does not take the credentials along
+    other = _Server(server.root)
+    try:
+        server.redirect["/pub/m/moved.bin"] = f"{other.base}/pub/m/f.bin"
+        moved = registered("test-mirror-moved", [("m/moved.bin", None)])
+        assert _invoke("data", "fetch", "test-mirror-moved").exit_code == 0
+        assert cached_path(moved.files[0]).read_bytes() == data
+        assert other.auth_seen == [None] and server.auth_seen[-1] == server.auth
+    finally:
+        other.close()
 
 
 def test_a_checksum_mismatch_is_refused_and_set_aside(server, registered):
@@ -617,3 +723,20 @@ def test_an_rdm_by_a_fetched_name_reads_like_the_file(tmp_path, server, register
     info = json.loads(_invoke("data", "info", "test-rdm92", "--key", "monkeyIT",
                               "--format", "json").output)
     assert info["state"] == "cached" and info["read_as"]["shape"] == [92, 92]
+
+
+def test_a_fetched_name_with_its_own_reader_also_reads_with_object_ids_given(server, registered):
+    """Giving object_ids (--object-ids) with a fetched raw 2023 name still reads it with the raw
+    reader (1-based, choice = position of the odd one out), not the generic table reader."""
+    from alignkit.data import load_triplets, things_ids
+
+    lines = ["image1\timage2\timage3\tchoice\tRT\tnoise_ceiling\tsubject_id\tHIT_nr\ttrial_nr\t"
+             "age\tgender\tdate\ttime\tdataset",
+             "10\t20\t30\t1\t900\t0\ts1\t1\t1\t30\tf\td\tt\t1",
+             "40\t50\t60\t3\t900\t0\ts2\t1\t2\t30\tf\td\tt\t1"]
+    sha = server.put("things/raw-ids.csv", ("\n".join(lines) + "\n").encode())
+    registered("test-raw-ids", [("things/raw-ids.csv", sha)], format="things-2023-raw", things=True)
+    assert _invoke("data", "fetch", "test-raw-ids").exit_code == 0
+    t = load_triplets("test-raw-ids", object_ids="things")
+    assert t.array.tolist() == [[19, 29, 9], [39, 49, 59]]
+    assert list(t.object_ids) == list(things_ids().astype(str)) and list(t.subjects) == ["s1", "s2"]

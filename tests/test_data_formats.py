@@ -389,6 +389,28 @@ def test_images_zip_read_in_place(tmp_path, monkeypatch):
     assert "read in place" in r.output and secret not in r.output
 
 
+def test_images_zip_a_wrong_password_that_passes_the_check_byte_is_refused(tmp_path):
+    """ZipCrypto checks a password with one byte: about 1 wrong password in 256 passes it.
+    Such a password must be refused when the archive is opened, not accepted."""
+    src = tmp_path / "src"
+    _png(src / "aardvark" / "aardvark_01b.png", (200, 0, 0))
+    archive = tmp_path / "images.zip"
+    _write_encrypted_zip(archive, src, ["aardvark/aardvark_01b.png"], "s3cret-pw")
+    with zipfile.ZipFile(archive) as zf:
+        info = zf.infolist()[0]
+        lucky = None
+        for k in range(20_000):  # a wrong password zipfile's check byte lets through
+            try:
+                with zf.open(info, pwd=f"wrong{k}".encode()):
+                    lucky = f"wrong{k}"
+                    break
+            except RuntimeError:
+                continue
+    assert lucky is not None
+    with pytest.raises(InputError, match="wrong password"):
+        read_format(archive, "images-zip", password=lucky)
+
+
 # --------------------------------------------------------------------------- the command line
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -206,12 +207,16 @@ def read_images_zip(source: Any, *, password: str | bytes | None = None,
         if not pwd_b:
             raise InputError(f"{path}: the archive is password-protected; set the environment "
                              f"variable {password_env} (or pass password=)")
-        first = next(i for i in infos if i.flag_bits & 0x1)
+        first = min((i for i in infos if i.flag_bits & 0x1), key=lambda i: i.file_size)
         try:
             with zf.open(first, pwd=pwd_b) as fh:
-                fh.read(1)
+                while fh.read(1 << 20):  # to the end: the CRC is checked there, as one header
+                    pass  # byte lets about 1 wrong password in 256 through
         except RuntimeError:
             raise InputError(f"{path}: wrong password for the archive") from None
+        except (zipfile.BadZipFile, zlib.error):
+            raise InputError(f"{path}: wrong password for the archive (or the archive is "
+                             f"damaged: {first.filename} does not decrypt to its checksum)") from None
         except NotImplementedError as exc:
             raise FormatError(f"{path}: unsupported zip encryption ({exc}); Python reads "
                               "ZipCrypto archives only") from None

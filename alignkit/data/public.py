@@ -43,6 +43,7 @@ from alignkit.data.remote import (
     fetch,
     is_offline,
     part_path,
+    redact_url,
     resolve_url,
 )
 from alignkit.errors import DownloadError, InputError
@@ -457,7 +458,7 @@ def describe(ds: PublicDataset) -> dict[str, Any]:
     files = []
     for rf in ds.files:
         path = cached_path(rf)
-        files.append({"name": rf.name, "url": rf.url, "fetched_from": resolve_url(rf.url),
+        files.append({"name": rf.name, "url": rf.url, "fetched_from": redact_url(resolve_url(rf.url)),
                       "size": rf.size, "sha256": rf.sha256, "checksum": checksum_status(rf),
                       "cache_path": str(path), "cached": path.is_file()})
     folder = unpacked_dir(ds)

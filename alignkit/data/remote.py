@@ -8,7 +8,8 @@ licence and citation. :func:`fetch` returns the path of a verified copy:
   (the platform's user cache folder, e.g. ``~/.cache/alignkit`` on Linux);
 * ``$ALIGNKIT_DATA_MIRROR`` (a base URL) replaces the scheme and host of every
   URL, keeping its path: ``https://github.com/a/b/raw/c/f.npz`` is fetched from
-  ``$ALIGNKIT_DATA_MIRROR/a/b/raw/c/f.npz``;
+  ``$ALIGNKIT_DATA_MIRROR/a/b/raw/c/f.npz``; a ``user:password@`` in it is sent as
+  HTTP basic authentication and shown as ``user:***@`` in messages and sidecars;
 * offline (``offline=True`` or ``ALIGNKIT_OFFLINE=1``) the network is never
   touched: a file not in the cache is a :class:`~alignkit.errors.DownloadError`
   whose one line names the URL to download by hand and the path to put it at;
@@ -23,7 +24,9 @@ or recorded, and when the file was fetched.
 Downloads are resumable: bytes go to ``<name>.part`` beside the final path; a
 transfer cut short is retried (and a later run resumes it) with an HTTP
 ``Range: bytes=N-`` header, appending when the server answers ``206 Partial
-Content`` and starting over when it answers ``200``. Only a complete, verified
+Content`` and starting over when it answers ``200`` (or with a range that does not
+start where the file was cut). A ``.part`` is resumed only from the address it was
+downloaded from (kept in ``<name>.part.url``). Only a complete, verified
 file is renamed into place. The ``.part`` file is locked while one process
 writes it, so two downloads of the same file do not interleave. A progress bar
 (tqdm) goes to stderr when it is a terminal.
@@ -51,6 +54,7 @@ __all__ = [
     "fetch",
     "is_offline",
     "part_path",
+    "redact_url",
     "resolve_url",
 ]
 
@@ -130,6 +134,34 @@ def resolve_url(url: str) -> str:
     return mirror.rstrip("/") + "/" + rest.lstrip("/")
 
 
+def redact_url(url: str) -> str:
+    """``url`` without the password of a ``user:password@`` part (shown as ``***``).
+
+    What is shown in messages and written to sidecars; the password is only ever sent to
+    the server (as HTTP basic authentication).
+    """
+    parts = urlsplit(url)
+    if parts.password is None and "@" not in parts.netloc:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return parts._replace(netloc=f"{user}:***@{host}" if user else host).geturl()
+
+
+def _credentials(url: str) -> tuple[str, str | None]:
+    """``(url without its user:password@ part, the Authorization header for it or None)``."""
+    import base64
+    from urllib.parse import unquote
+
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    host = parts.netloc.rsplit("@", 1)[-1]
+    token = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode()
+    return (parts._replace(netloc=host).geturl(),
+            "Basic " + base64.b64encode(token).decode("ascii"))
+
+
 def _recorded(path: Path) -> dict[str, Any] | None:
     side = _sidecar(path)
     if not side.is_file():
@@ -183,9 +215,11 @@ def _verify(rf: RemoteFile, path: Path, url: str) -> tuple[str, str]:
         (rec["sha256"], RECORDED) if rec is not None else (None, RECORDED))
     if want is not None and got != want:
         final = cached_path(rf)
-        if path != final:  # a fresh download: it takes the cached copy's place as the bad one
-            os.replace(path, final)
-        bad = _set_aside(final)
+        if path != final:  # a fresh download: set aside; a verified cached copy stays in place
+            bad = final.with_name(final.name + ".corrupt")
+            os.replace(path, bad)
+        else:
+            bad = _set_aside(final)
         size = bad.stat().st_size
         raise ChecksumError(
             f"{rf.name}: sha256 {got} ({size} bytes) is not the {how} {want}"
@@ -219,15 +253,16 @@ def fetch(rf: RemoteFile, *, offline: bool | None = None, progress: bool | None 
     """
     path = cached_path(rf)
     url = resolve_url(rf.url)
+    shown = redact_url(url)  # what messages and sidecars say: never a password
     if path.is_file() and not (force and not is_offline(offline)):
-        digest, how = _verify(rf, path, url)
+        digest, how = _verify(rf, path, shown)
         if rf.sha256 is None and _recorded(path) is None:  # put there by hand: trust on first use
-            _write_sidecar(rf, path, url, digest, how)
+            _write_sidecar(rf, path, shown, digest, how)
         return path
     if is_offline(offline):
         raise DownloadError(
             f"{rf.name}: not in the cache and offline (--offline or ALIGNKIT_OFFLINE=1); "
-            f"download {url} by hand and put it at {path}"
+            f"download {shown} by hand and put it at {path}"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     part = part_path(rf)
@@ -236,10 +271,12 @@ def fetch(rf: RemoteFile, *, offline: bool | None = None, progress: bool | None 
     except DownloadError:
         if part.is_file() and part.stat().st_size == 0:
             part.unlink()  # nothing to resume from
+            _part_origin(part).unlink(missing_ok=True)
         raise
-    digest, how = _verify(rf, part, url)
+    _part_origin(part).unlink(missing_ok=True)
+    digest, how = _verify(rf, part, shown)
     os.replace(part, path)
-    _write_sidecar(rf, path, url, digest, how)
+    _write_sidecar(rf, path, shown, digest, how)
     return path
 
 
@@ -251,7 +288,8 @@ def part_path(rf: RemoteFile) -> Path:
 
 def _download(url: str, part: Path, progress: bool | None, timeout: float, rf: RemoteFile,
               path: Path, retries: int = 3) -> None:
-    where = f"download {url} by hand and put it at {path}"
+    shown = redact_url(url)
+    where = f"download {shown} by hand and put it at {path}"
     if urlsplit(url).scheme == "file":
         import shutil
         from urllib.request import url2pathname
@@ -259,12 +297,25 @@ def _download(url: str, part: Path, progress: bool | None, timeout: float, rf: R
         try:
             shutil.copyfile(url2pathname(urlsplit(url).path), part)
         except OSError as exc:
-            raise DownloadError(f"{rf.name}: cannot copy {url} ({exc}); {where}") from exc
+            raise DownloadError(f"{rf.name}: cannot copy {shown} ({exc}); {where}") from exc
         return
     show = sys.stderr.isatty() if progress is None else bool(progress)
+    origin = _part_origin(part)
     with open(part, "ab") as fh:
         _lock(fh, rf, part)
+        try:
+            came_from = origin.read_text().strip() if origin.is_file() else None
+        except OSError:
+            came_from = ""
+        if came_from is not None and came_from != shown:
+            fh.truncate(0)  # bytes from another address: another copy, not to be joined to this one
+        origin.write_text(shown + "\n")
         _http_to(fh, url, part, show, timeout, rf, where, retries)
+
+
+def _part_origin(part: Path) -> Path:
+    """Where the address a ``.part`` file was downloaded from is kept: ``<name>.part.url``."""
+    return part.with_name(part.name + ".url")
 
 
 def _lock(fh: Any, rf: RemoteFile, part: Path) -> None:
@@ -288,6 +339,15 @@ def _total_from_range(value: str | None) -> int | None:
     return int(tail) if tail.isdigit() else None
 
 
+def _start_from_range(value: str | None) -> int | None:
+    """The first byte in a ``Content-Range: bytes a-b/N`` header, or None."""
+    if not value:
+        return None
+    unit, _, rest = value.strip().partition(" ")
+    head = rest.split("/", 1)[0].split("-", 1)[0].strip()
+    return int(head) if unit.lower() == "bytes" and head.isdigit() else None
+
+
 def _http_to(fh: Any, url: str, part: Path, show: bool, timeout: float, rf: RemoteFile,
              where: str, retries: int) -> None:
     """Fill ``fh`` (the locked ``.part``) from ``url``, resuming with ``Range`` when cut short."""
@@ -297,6 +357,8 @@ def _http_to(fh: Any, url: str, part: Path, show: bool, timeout: float, rf: Remo
 
     from alignkit import __version__
 
+    shown = redact_url(url)
+    url, auth = _credentials(url)
     cuts = 0
     restarted = False
     while True:
@@ -306,6 +368,8 @@ def _http_to(fh: Any, url: str, part: Path, show: bool, timeout: float, rf: Remo
         if have:
             headers["Range"] = f"bytes={have}-"
         req = urllib.request.Request(url, headers=headers)
+        if auth is not None:  # not passed on to where a redirect points
+            req.add_unredirected_header("Authorization", auth)
         try:
             resp = urllib.request.urlopen(req, timeout=timeout)
         except urllib.error.HTTPError as exc:
@@ -317,14 +381,29 @@ def _http_to(fh: Any, url: str, part: Path, show: bool, timeout: float, rf: Remo
                     fh.truncate(0)
                     restarted = True
                     continue
-            raise DownloadError(f"{rf.name}: {url} answered HTTP {exc.code}; {where}") from None
+            raise DownloadError(f"{rf.name}: {shown} answered HTTP {exc.code}; {where}") from None
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             reason = getattr(exc, "reason", None) or exc
-            raise DownloadError(f"{rf.name}: cannot download {url} ({type(exc).__name__}: "
+            raise DownloadError(f"{rf.name}: cannot download {shown} ({type(exc).__name__}: "
                                 f"{reason}; no network?); {where}") from None
         with resp:
-            if have and resp.status == 206:
+            first = (_start_from_range(resp.headers.get("Content-Range"))
+                     if resp.status == 206 else None)
+            if have and resp.status == 206 and first == have:
                 start = have
+                total = _total_from_range(resp.headers.get("Content-Range"))
+            elif resp.status == 206 and first != 0:
+                # a part that does not start where the file was cut (or says not where it
+                # starts): appending it would corrupt the file; start over without Range
+                if restarted:
+                    raise DownloadError(f"{rf.name}: {shown} answered a Range request with bytes "
+                                        f"that do not start at {have}; {where}")
+                fh.truncate(0)
+                restarted = True
+                continue
+            elif resp.status == 206:  # the part starts at byte 0: the file from its start
+                fh.truncate(0)
+                start = 0
                 total = _total_from_range(resp.headers.get("Content-Range"))
             else:  # 200: the server sends the whole file; start over
                 fh.truncate(0)
@@ -353,7 +432,7 @@ def _http_to(fh: Any, url: str, part: Path, show: bool, timeout: float, rf: Remo
                 cuts += 1
                 if cuts > retries:
                     raise DownloadError(
-                        f"{rf.name}: the download of {url} was cut short {cuts} times "
+                        f"{rf.name}: the download of {shown} was cut short {cuts} times "
                         f"({type(exc).__name__}; {got} of {total if total is not None else '?'} "
                         f"bytes in {part}); run the command again to resume, or {where}"
                     ) from None

@@ -423,16 +423,21 @@ def load_triplets(
             raise InputError(f"format={format!r} applies to files, not to an in-memory array")
         out = Triplets.from_array(source, n_objects=n_objects)
         return out if object_ids is None else out.with_object_ids(object_ids)
-    if isinstance(source, str) and n_objects is None and object_ids is None:
+    if isinstance(source, str) and not os.path.exists(source):
         from alignkit.data.public import reader_defaults  # a fetched public data set's name
 
-        pub = {} if os.path.exists(source) else reader_defaults(source, "triplets")
-        n_objects, object_ids = pub.get("n_objects"), pub.get("object_ids")
+        pub = reader_defaults(source, "triplets")
         if format == "auto" and pub.get("format") not in (None, *FORMATS):
             # a published format with a reader of its own (the raw 2023 CSV, the splits, ...)
             from alignkit.data.formats import read_format
 
-            return read_format(resolve_source(source)[0], pub["format"])
+            t = read_format(resolve_source(source)[0], pub["format"])
+            if n_objects is not None and int(n_objects) != int(t.n_objects):
+                raise InputError(f"{source}: n_objects={n_objects} given, but its reader "
+                                 f"({pub['format']}) reads {t.n_objects} objects")
+            return t if object_ids is None else t.with_object_ids(object_ids)
+        if n_objects is None and object_ids is None:
+            n_objects, object_ids = pub.get("n_objects"), pub.get("object_ids")
         format = pub["format"] if format == "auto" and pub.get("format") in FORMATS else format
     path, name = resolve_source(source)
     if name is not None and BUNDLED[name].kind != "triplets":
