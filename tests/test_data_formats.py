@@ -145,11 +145,14 @@ def test_things2023_split_and_2020_batch(tmp_path):
     np.savetxt(f, arr, fmt="%d", delimiter=" ")
     t = read_format(f, "things-2020-batch")
     np.testing.assert_array_equal(t.array, arr)
-    assert t.is_things
+    # its object order is not confirmed: no ids unless the order is said
+    assert t.object_ids is None and "not confirmed" in t.convention
+    assert read_format(f, "things-2020-batch", canonical=True).is_things
     perm = np.roll(np.arange(1854), 1)  # canonical c = raw perm[c]
     t2 = read_format(f, "things-2020-batch", sortindex=perm)
     inverse = np.argsort(perm)
     np.testing.assert_array_equal(t2.array, inverse[arr])
+    assert t2.is_things
 
 
 def test_brainscore_validation(tmp_path):

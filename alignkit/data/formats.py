@@ -58,7 +58,8 @@ FORMATS: dict[str, DataFormat] = {f.name: f for f in (
        "ooo = odd one out (placed last)"),
     _F("things-2020-batch", "triplets", _r.read_things2020_batch,
        "THINGS 2020 data1854_batch5_test10.txt: space separated, 0-based, odd one out in column 3; "
-       "canonical THINGS order unless a sortindex is given", confirmed=False),
+       "object order not confirmed: no ids unless a sortindex or canonical=True is given",
+       confirmed=False),
     _F("spose-text", "embedding", _r.read_spose_text,
        "SPoSE embedding text: space separated floats, one object a row, canonical THINGS order"),
     _F("vice-npz", "embedding", _r.read_vice,

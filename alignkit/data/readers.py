@@ -289,19 +289,27 @@ def read_brainscore_validation(source: Any) -> Triplets:
     return load_triplets(source, format="things-validation")
 
 
-def read_things2020_batch(source: Any, *, sortindex: Any = None) -> Triplets:
+def read_things2020_batch(source: Any, *, sortindex: Any = None,
+                          canonical: bool = False) -> Triplets:
     """The 2020 test set ``data1854_batch5_test10.txt`` (Hebart et al. 2020, OSF z2784).
 
     Space separated, no header, 0-based, odd one out in column 3 (the published MATLAB
-    code adds 1 and reorders objects by ``variables/sortind.mat``). Read as canonical
-    THINGS order by default; give ``sortindex`` (0-based; canonical ``c`` = raw ``r`` where
-    ``sortindex[c] == r``, i.e. the published ``sortind`` minus 1) to apply that reordering.
+    code adds 1 and reorders objects by ``variables/sortind.mat``). Which object order
+    the archived file is in is not confirmed (public reproductions disagree on whether
+    that reordering is the identity), so the THINGS ids are attached only when the
+    order is said: ``sortindex`` (0-based; canonical ``c`` = raw ``r`` where
+    ``sortindex[c] == r``, i.e. the published ``sortind`` minus 1) applies the
+    reordering, ``canonical=True`` takes the file as canonical THINGS order. Otherwise
+    the triplets carry no object ids and scoring them needs ``--object-ids``.
     """
     t = load_triplets(source, format="text", n_objects=THINGS_N_OBJECTS)
     conv = ("THINGS 2020 batch file (data1854_batch5_test10.txt): space separated, 0-based, "
             "odd one out in column 3")
     arr = t.array
+    ids = _things_ids()
     if sortindex is not None:
+        if canonical:
+            raise InputError("give sortindex or canonical=True, not both")
         perm = load_sortindex(sortindex)
         if perm.size != THINGS_N_OBJECTS:
             raise MismatchError(f"sortindex has {perm.size} entries, expected {THINGS_N_OBJECTS}")
@@ -309,10 +317,14 @@ def read_things2020_batch(source: Any, *, sortindex: Any = None) -> Triplets:
         inverse[perm] = np.arange(perm.size)
         arr = inverse[arr].astype(np.int32)
         conv += "; reordered by the given sortindex (canonical c = raw r where sortindex[c] == r)"
+    elif canonical:
+        conv += "; taken as canonical THINGS order (canonical=True)"
     else:
-        conv += "; read as canonical THINGS order (no sortindex given)"
+        ids = None
+        conv += ("; object order not confirmed, so no object ids attached: give --object-ids "
+                 "things if this copy is in canonical THINGS order, or a sortindex")
     return Triplets(np.ascontiguousarray(arr), t.n_objects, t.source, t.checksum,
-                    f"{conv}; n_objects = 1854 (THINGS)", _things_ids())
+                    f"{conv}; n_objects = 1854 (THINGS)", ids)
 
 
 # --------------------------------------------------------------------------- embeddings
