@@ -8,13 +8,12 @@ points at it and ALIGNKIT_DATA at a tmp cache. Test entries are registered with
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _http_server import FileServer, mirror_server
 from click.testing import CliRunner
 
 from alignkit.cli import cli
@@ -34,46 +33,9 @@ N, P = 24, 6
 URL = "https://example.org/LukasMut/gLocal/raw/0000/transforms/{}/transform.npz"
 
 
-class _Server:
-    """A thread serving ``root``; ``hits`` counts GET requests by path."""
-
-    def __init__(self, root: Path) -> None:
-        hits: list[str] = []
-        self.hits = hits
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def __init__(self, *a, **kw):
-                super().__init__(*a, directory=str(root), **kw)
-
-            def do_GET(self):  # noqa: N802 (http.server's name)
-                hits.append(self.path)
-                super().do_GET()
-
-            def log_message(self, *a):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
-
-
 @pytest.fixture
 def server(tmp_path, monkeypatch):
-    www = tmp_path / "www"
-    www.mkdir()
-    srv = _Server(www)
-    srv.root = www
-    monkeypatch.setenv("ALIGNKIT_DATA", str(tmp_path / "cache"))
-    monkeypatch.setenv("ALIGNKIT_DATA_MIRROR", srv.base)
-    monkeypatch.delenv("ALIGNKIT_OFFLINE", raising=False)
-    yield srv
-    srv.close()
+    yield from mirror_server(tmp_path, monkeypatch)
 
 
 @pytest.fixture
@@ -110,7 +72,7 @@ def _formula(x: np.ndarray, d: dict[str, np.ndarray]) -> np.ndarray:
     return out + d["bias"].astype(np.float64) if "bias" in d else out
 
 
-def _serve(srv: _Server, folder: str, p: int, **kw) -> tuple[dict[str, np.ndarray], Path, str]:
+def _serve(srv: FileServer, folder: str, p: int, **kw) -> tuple[dict[str, np.ndarray], Path, str]:
     """Write the transform under the server's root at the path the registry URL names."""
     path = srv.root / "LukasMut/gLocal/raw/0000/transforms" / folder / "transform.npz"
     d = _glocal_npz(path, p, **kw)
