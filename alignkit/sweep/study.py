@@ -621,8 +621,9 @@ class _Parser:
 
 
 def _default_label(name: str) -> str:
-    label = re.sub(r"[^A-Za-z0-9._+-]+", "_", Path(name).name if os.sep in name else name)
-    return label.lstrip("._+-") or "model"
+    from alignkit.zoo import label_of
+
+    return label_of(Path(name).name if os.sep in name else name)
 
 
 def _unique(parser: _Parser, table: str, values: list[str], key: str) -> None:

@@ -114,7 +114,10 @@ class ModelCard:
 
 
 def label_of(name: str) -> str:
-    """A model name as a result label: characters other than ``A-Za-z0-9._+-`` become ``_``."""
+    """A model name as a result label: characters other than ``A-Za-z0-9._+-`` become ``_``.
+
+    The default ``label`` of a study's ``[[model]]`` (of the file name, for a path).
+    """
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", name).lstrip("._+-") or "model"
 
 
