@@ -295,11 +295,8 @@ def _fetch_thingsplus(say: Any) -> str:
     """The THINGSplus image folder, downloaded through the public data registry."""
     from alignkit.data import public
 
-    ds = public.get_public("thingsplus-images")
-    got = public.fetch_dataset(ds)
-    folder = public.unpacked_dir(ds)
-    if folder is None:
-        folder = got[0] if isinstance(got, (list, tuple)) and got else got
+    # the unpacked folder (or the archive itself, which --images reads in place too)
+    folder = public.fetch_dataset("thingsplus-images")[0]
     say(f"fetched the THINGSplus images into {folder}")
     return str(folder)
 

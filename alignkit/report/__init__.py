@@ -1374,10 +1374,10 @@ def _model_attrs(
     cards: dict[str, Any] = {}
     built_with: dict[str, set[str]] = {}
     for r in sorted(recs, key=lambda r: str(r.get("created"))):
+        model = str(r.get("model") or "?")
         w = (r.get("provenance") or {}).get("entry_weights")
         if isinstance(w, str):
-            built_with.setdefault(str(r.get("model") or "?"), set()).add(w)
-        model = str(r.get("model") or "?")
+            built_with.setdefault(model, set()).add(w)
         for name, value in (r.get("model_attrs") or {}).items():
             v = _num(value)
             if v is not None:
