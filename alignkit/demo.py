@@ -397,7 +397,8 @@ def _score_network(images: str, st: Any, table: Any, result: DemoResult, n_simul
         "objective": "paper", "protocol": "train on simulated, test on real", "lambda": 1e-3,
         "evaluated_on": "real THINGS triplets; trained on simulated judgments among the same "
                         "objects, not object-held-out",
-        "solver": "fast", "trained_on": len(simulated), "accuracy": res_probed.accuracy,
+        "solver": "fast", "trained_on": len(simulated), "ties": res_probed.ties,
+        "accuracy": res_probed.accuracy,
         "ci_low": res_probed.ci_low, "ci_high": res_probed.ci_high,
         "zero_shot_accuracy": zero.accuracy, "n_triplets": len(triplets),
         "provenance": res_probed.provenance,

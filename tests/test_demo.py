@@ -120,7 +120,12 @@ def test_demo_scores_a_real_network_on_things_images(tmp_path):
     pen = next(rec for rec in net if rec["layer"] == "features.18.1")
     assert pen["result"]["n_triplets"] == len(t)
     assert pen["result"]["accuracy"] == pytest.approx(expected, abs=1e-12)
-    assert any(rec["kind"] == "probe" and rec["model"] == "mobilenet_v2" for rec in records)
+    probe = next(rec for rec in records if rec["kind"] == "probe" and rec["model"] == "mobilenet_v2")
+    # the printed network table says its similarity and tie rule, the probe's included
+    table = r.stdout[r.stdout.index("Zero-shot odd-one-out accuracy on those"):]
+    header = table.splitlines()[1].split()
+    assert header[:4] == ["model", "layer", "similarity", "ties"]
+    assert probe["result"]["ties"] == pen["result"]["ties"] == "paper"
     assert f"{len(concepts)} THINGS concepts" in r.stdout
     assert f"{expected:.4f}"[:5] in r.stdout  # the network's row in the printed table
     assert "0.63475" in r.stdout  # the bundled chain still runs

@@ -58,13 +58,14 @@ def demo(out: str, bootstrap: int, seed: int, images: str | None, fetch_images: 
         n = res.network[0].n_triplets
         click.echo(f"\n{res.network_note}.\nZero-shot odd-one-out accuracy on those {n:,} real "
                    "THINGS triplets (cosine; chance 0.333):")
-        rows = [{"model": r.model, "layer": r.layer, "similarity": r.similarity,
+        rows = [{"model": r.model, "layer": r.layer, "similarity": r.similarity, "ties": r.ties,
                  "accuracy": r.accuracy, "ci_low": r.ci_low, "ci_high": r.ci_high}
                 for r in res.network]
         p = res.network_probe
         if p:
             rows.append({"model": p["model"], "layer": f"{p['layer']}, probed", "similarity": "dot",
-                         "accuracy": p["accuracy"], "ci_low": p["ci_low"], "ci_high": p["ci_high"]})
+                         "ties": p["ties"], "accuracy": p["accuracy"], "ci_low": p["ci_low"],
+                         "ci_high": p["ci_high"]})
         emit(rows, "table")
         if p:
             click.echo(f"(probe trained on {p['trained_on']:,} judgments simulated from the SPoSE "
