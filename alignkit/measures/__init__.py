@@ -15,7 +15,9 @@ the registry:
 * the results table accepts the measure's name as a record ``kind``, and the
   report gives it a section (its own, or a generated table and figure).
 
-Adding a measure is one module and one :func:`register_measure` call::
+Adding a measure is one module and one :func:`register_measure` call (a public module of
+this package is found and imported by name; a measure elsewhere is registered when its
+module is imported)::
 
     from dataclasses import dataclass
     from alignkit.measures import Measure, MeasureOptions, option, register_measure
@@ -241,8 +243,19 @@ class Measure:
 
 
 _MEASURES: dict[str, Measure] = {}
-_BUILTIN = ("alignkit.measures.ooo", "alignkit.measures.rsa")
+#: Built-in measures listed first, in this order; every other public module of this
+#: package is a measure too and is imported after them, by name.
+_FIRST = ("ooo", "rsa")
 _loaded = False
+
+
+def _builtin_modules() -> list[str]:
+    """The package's measure modules: ``_FIRST``, then the other public modules by name."""
+    import pkgutil
+
+    names = sorted(m.name for m in pkgutil.iter_modules(__path__)
+                   if not m.name.startswith("_") and m.name not in _FIRST)
+    return [f"{__name__}.{n}" for n in (*_FIRST, *names)]
 
 
 def _ensure_builtin() -> None:
@@ -252,7 +265,7 @@ def _ensure_builtin() -> None:
     _loaded = True
     import importlib
 
-    for module in _BUILTIN:
+    for module in _builtin_modules():
         importlib.import_module(module)
 
 
