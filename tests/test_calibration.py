@@ -257,3 +257,18 @@ def test_cli_score_calibration(store, synth, tmp_path):
                                    "--object-ids", str(ids), "--bins", "0"])
     assert bad.exit_code == 2
     assert "bins" in bad.output
+
+
+def test_report_has_a_reliability_diagram(store, synth, tmp_path):
+    from alignkit.report import write_report
+    from alignkit.results import ResultsTable, record_from_result
+
+    X, T = synth
+    res = calibration(X, T[:8000], similarity="dot", bootstrap=20, model="toy", layer="feat")
+    recs = tmp_path / "r.jsonl"
+    ResultsTable(recs).append(record_from_result("calibration", res))
+    files = write_report(recs, tmp_path / "rep")
+    md = files.markdown.read_text()
+    assert "Calibration of choice probabilities" in md
+    assert f"{res.temperature:.4f}" in md
+    assert any(p.name.startswith("reliability") and p.suffix == ".png" for p in files.figures)
