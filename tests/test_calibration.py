@@ -251,6 +251,15 @@ def test_cli_score_calibration(store, synth, tmp_path):
     assert table.shape == (20000, 10)
     np.testing.assert_allclose(table[:, 4:7].sum(axis=1), 1.0, atol=1e-12)
     assert int((table[:, 8] >= 0).sum()) == res["n_evaluated"]
+    npz = tmp_path / "pt.npz"
+    again = CliRunner().invoke(cli, ["score", "calibration", str(store), "--triplets", str(trip),
+                                     "--object-ids", str(ids), "--similarity", "dot",
+                                     "--bootstrap", "0", "--per-triplet", str(npz),
+                                     "--no-record"])
+    assert again.exit_code == 0, again.output
+    z = np.load(npz)
+    np.testing.assert_array_equal(z["toy/feat/probabilities"], table[:, 4:7])
+    np.testing.assert_array_equal(z["toy/feat/fold"], table[:, 8])
     rec = (store / "results.jsonl").read_text().splitlines()
     assert json.loads(rec[-1])["kind"] == "calibration"
     bad = CliRunner().invoke(cli, ["score", "calibration", str(store), "--triplets", str(trip),

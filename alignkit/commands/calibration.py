@@ -98,13 +98,14 @@ def write_per_triplet(path: str, triplets: Any, results: list[Any]) -> None:
             with open(tmp, "w", encoding="utf-8") as fh:
                 fh.write(sep.join(["model", "layer", "row", "i", "j", "k", "p_ij", "p_ik",
                                    "p_jk", "entropy", "fold", "temperature"]) + "\n")
+                rows = np.arange(1, len(T) + 1, dtype=np.int64)[:, None]
+                fmt = sep.join(["%d"] * 4 + ["%.17g"] * 4 + ["%d", "%.17g"])
                 for r in results:
-                    for t in range(len(T)):
-                        p = r.probabilities[t]
-                        fh.write(sep.join([
-                            str(r.model), str(r.layer), str(t + 1), *(str(int(v)) for v in T[t]),
-                            *(repr(float(v)) for v in p), repr(float(r.entropy[t])),
-                            str(int(r.fold[t])), repr(float(r.temperatures[t]))]) + "\n")
+                    block = np.hstack([rows, T, r.probabilities, r.entropy[:, None],
+                                       r.fold[:, None].astype(np.float64),
+                                       r.temperatures[:, None]])
+                    prefix = f"{r.model}{sep}{r.layer}{sep}".replace("%", "%%")
+                    np.savetxt(fh, block, fmt=prefix + fmt)
 
         atomic_write(path, write)
     else:
