@@ -281,3 +281,15 @@ def test_report_has_a_reliability_diagram(store, synth, tmp_path):
     assert "Calibration of choice probabilities" in md
     assert f"{res.temperature:.4f}" in md
     assert any(p.name.startswith("reliability") and p.suffix == ".png" for p in files.figures)
+
+
+def test_edge_temperatures():
+    from alignkit._kernels.calibration import fit_temperature
+
+    # no better than chance: T = 0 (uniform probabilities)
+    assert fit_temperature(np.array([[0.0, 1.0, 0.5], [0.0, 0.5, 1.0]])) == 0.0
+    # the human pair is always the most similar: the NLL decreases without end
+    s = np.array([[1.0, 0.0, 0.2], [0.9, 0.1, 0.3]])
+    sep = fit_temperature(s)
+    p = np.exp(sep * s - (sep * s).max(axis=1, keepdims=True))
+    assert np.isfinite(sep) and np.all(p[:, 0] / p.sum(axis=1) > 1 - 1e-12)

@@ -108,7 +108,9 @@ def fit_temperature(sims: np.ndarray, rows: np.ndarray | None = None, *,
     The NLL is convex in T, so its minimiser is the root of the (increasing) derivative:
     found by Newton steps kept inside a bracket that bisection shrinks. ``T = 0`` (uniform
     probabilities) when the derivative is not negative at 0 (the similarities predict the
-    human choice no better than chance).
+    human choice no better than chance). When the human pair is the most similar in every
+    triplet the NLL decreases without end; the T returned is then where its derivative is zero
+    in floating point (the probabilities of the human choices are 1 to machine precision).
     """
     sims, rows = _rows(sims, rows)
     if rows.size == 0:
@@ -117,13 +119,13 @@ def fit_temperature(sims: np.ndarray, rows: np.ndarray | None = None, *,
     if not g0 < 0:
         return 0.0
     lo, hi = 0.0, 1.0 / max(float(np.abs(sims[rows]).max()), 1e-300)
-    for _ in range(2000):  # expand until the derivative turns positive
+    for _ in range(64):  # expand until the derivative turns positive
         _, g, _ = _nll_grad_hess_kernel(sims, rows, hi)
         if g >= 0:
             break
         lo, hi = hi, hi * 2.0
     else:
-        return float(hi)  # separable: the NLL keeps decreasing; report the largest tried
+        return float(hi)  # (nearly) separable: the NLL keeps decreasing; the largest tried
     t = 0.5 * (lo + hi)
     for _ in range(max_iter):
         _, g, h = _nll_grad_hess_kernel(sims, rows, t)
