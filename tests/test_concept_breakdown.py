@@ -79,3 +79,18 @@ def test_cli_min_count_and_intervals(shared_data, tmp_path):
     big = [d for d in rows if d["triplets"] >= 500]
     assert big and all(d["ci_low"] <= d["accuracy"] <= d["ci_high"] for d in big)
     assert all(d["accuracy"] is None for d in rows if d["triplets"] < 500)
+
+
+def test_report_shows_the_records_bootstrap_intervals(tmp_path):
+    from alignkit.data import load_embedding, load_triplets
+    from alignkit.report import build_report
+    from alignkit.results import record_from_result
+
+    emb = load_embedding("spose-49d")
+    r = odd_one_out(emb.values, load_triplets("things-test20k"), similarity="dot",
+                    bootstrap=100, concepts="spose-49d", model="spose", layer="49d")
+    files = build_report([record_from_result("ooo", r)], tmp_path / "rep")
+    md = files.markdown.read_text()
+    big = max(r.per_concept.rows(), key=lambda d: d["triplets"])
+    assert f"[{big['ci_low']:.4f}, {big['ci_high']:.4f}]" in md
+    assert "0.95 bootstrap percentile intervals of the record (100 resamples" in md
