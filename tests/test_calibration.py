@@ -293,3 +293,25 @@ def test_edge_temperatures():
     sep = fit_temperature(s)
     p = np.exp(sep * s - (sep * s).max(axis=1, keepdims=True))
     assert np.isfinite(sep) and np.all(p[:, 0] / p.sum(axis=1) > 1 - 1e-12)
+
+
+def test_object_folds_are_the_probes_and_need_no_torch():
+    import subprocess
+    import sys
+
+    from alignkit.probe.cv import kfold_objects as probe_folds
+    from alignkit.score._folds import kfold_objects
+
+    for n, k, seed in ((10, 3, 42), (1854, 2, 7), (5, 5, 0)):
+        for a, b in zip(kfold_objects(n, k, seed), probe_folds(n, k, seed), strict=True):
+            np.testing.assert_array_equal(a, b)
+    code = ("import sys, numpy as np\n"
+            "from alignkit.score.calibration import calibration\n"
+            "from alignkit.measures.concept_ridge import concept_ridge\n"
+            "X = np.random.default_rng(0).normal(size=(12, 3))\n"
+            "T = np.array([[a, b, c] for a in range(12) for b in range(a + 1, 12)"
+            " for c in range(b + 1, 12)])\n"
+            "calibration(X, T, bootstrap=0); concept_ridge(X, X[:, :2], folds=2, bootstrap=0)\n"
+            "assert 'torch' not in sys.modules\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr

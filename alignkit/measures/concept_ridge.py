@@ -5,7 +5,7 @@ with one row per stimulus (the bundled SPoSE 49d embedding, VICE, any n x d file
 matched to the features by id:
 
 * outer folds over objects: ``KFold(folds, shuffle=True, random_state=seed)`` (scikit-learn's
-  rule, reproduced by :func:`alignkit.probe.cv.kfold_objects`);
+  rule, reproduced by :func:`alignkit.score._folds.kfold_objects`);
 * on each training fold, for each dimension, the penalty among ``alphas`` of least exact
   leave-one-out squared error (an intercept fitted, not penalised): the same fit as
   scikit-learn's ``RidgeCV(alphas=alphas, alpha_per_target=True)`` on that fold
@@ -151,9 +151,9 @@ def concept_ridge(features: Any, embedding: Any, options: Any = None, *, ids: An
     from alignkit._kernels.bootstrap import percentile_ci
     from alignkit.errors import DataError, MismatchError
     from alignkit.measures import get_measure
-    from alignkit.probe.cv import kfold_objects
     from alignkit.provenance import base_provenance, features_checksum, sha256_array
     from alignkit.score._common import as_features
+    from alignkit.score._folds import kfold_objects
 
     opts = get_measure("concept-ridge").options(options, **option_values)
     alphas = np.array(parse_alphas(opts.alphas))

@@ -8,7 +8,8 @@ neither the odd-one-out choice nor its accuracy, only how confident the probabil
 so it is fitted on held-out triplets and serves calibration and entropy only.
 
 Held-out by objects: the objects ``0..n-1`` are split into ``folds`` folds as
-``KFold(folds, shuffle=True, random_state=split_seed)`` (:func:`alignkit.probe.cv.kfold_objects`).
+``KFold(folds, shuffle=True, random_state=split_seed)`` (the probe's rule,
+:func:`alignkit.score._folds.kfold_objects`).
 For each fold, T is fitted on the triplets whose three objects lie outside the fold and the
 triplets whose three objects lie inside it are evaluated with that T; triplets mixing the two
 are neither (so no object of an evaluated triplet is in the triplets its T was fitted on).
@@ -247,7 +248,7 @@ def calibration(
     from alignkit._kernels.ooo import triplet_sims
     from alignkit._kernels.similarity import triplet_sims_auto
     from alignkit.measures import get_measure
-    from alignkit.probe.cv import kfold_objects, split_triplets
+    from alignkit.score._folds import kfold_objects, split_triplets
     from alignkit.score.ooo import _aligned
     from alignkit.score.presets import PRESETS
 
