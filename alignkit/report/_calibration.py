@@ -72,11 +72,10 @@ def r2_figure(bars: list[tuple[str, list[str], list[float | None]]], stem: Any,
 def calibration_sections(recs: list[dict[str, Any]], ctx: Any) -> list[Any]:
     from alignkit.report import Figure, Section, Table, _f, _res, _s, _slug, _sort_key
 
-    sec = Section(_slug("calibration", ctx.anchors), "Calibration of choice probabilities")
     rows = sorted((r for r in recs if r["kind"] == "calibration"), key=_sort_key)
-    if not rows:
-        sec.note = "No calibration results are recorded; this section is omitted."
-        return [sec]
+    if not rows:  # no such records: no section (a report names only what it holds)
+        return []
+    sec = Section(_slug("calibration", ctx.anchors), "Calibration of choice probabilities")
     sec.intro = (
         "Choice probabilities softmax(T [s_ij, s_ik, s_jk]); T is fitted on the triplets of "
         "other objects (object folds) and the figures are those of the held-out triplets. "
@@ -111,11 +110,10 @@ def calibration_sections(recs: list[dict[str, Any]], ctx: Any) -> list[Any]:
 def concept_ridge_sections(recs: list[dict[str, Any]], ctx: Any) -> list[Any]:
     from alignkit.report import Figure, Section, Table, _f, _res, _s, _slug, _sort_key
 
-    sec = Section(_slug("concept-ridge", ctx.anchors), "Concept dimensions from features")
     rows = sorted((r for r in recs if r["kind"] == "concept-ridge"), key=_sort_key)
-    if not rows:
-        sec.note = "No concept-ridge results are recorded; this section is omitted."
-        return [sec]
+    if not rows:  # no such records: no section (a report names only what it holds)
+        return []
+    sec = Section(_slug("concept-ridge", ctx.anchors), "Concept dimensions from features")
     sec.intro = ("Cross-validated ridge regression from features onto each dimension of a "
                  "human concept embedding (folds over objects); R² of the out-of-fold "
                  "predictions per dimension.")
