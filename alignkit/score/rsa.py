@@ -106,11 +106,13 @@ def check_rdm(rdm: Any, name: str = "RDM", atol: float = 1e-8) -> np.ndarray:
         raise DataError(f"{name} must be a square matrix, got shape {M.shape}")
     if M.shape[0] < 3:
         raise DataError(f"{name} needs at least 3 stimuli, got {M.shape[0]}")
-    if not np.isfinite(M).all():
+    from alignkit._kernels.checks import all_finite, worst_asymmetry
+
+    if not all_finite(M):
         raise DataError(f"{name} contains NaN or inf")
     scale = max(1.0, float(np.abs(M).max()))
-    if not np.allclose(M, M.T, rtol=0.0, atol=atol * scale):
-        i, j = np.unravel_index(int(np.argmax(np.abs(M - M.T))), M.shape)
+    worst, i, j = worst_asymmetry(M)
+    if worst > atol * scale:
         raise DataError(
             f"{name} is not symmetric: entry ({i + 1}, {j + 1}) = {M[i, j]!r} but "
             f"({j + 1}, {i + 1}) = {M[j, i]!r}"
