@@ -172,6 +172,11 @@ def thingsvision_run(name: str, root: Path, batch_size: int, device: str) -> flo
     """thingsvision's extractor, if installed; returns seconds or None."""
     if name not in PENULTIMATE:
         return None
+    import numpy as _np
+    import torchvision  # noqa: F401 - imported before thingsvision pulls in TensorFlow
+
+    if not hasattr(_np, "AxisError"):  # thingsvision 2.7 still names numpy 1's alias
+        setattr(_np, "AxisError", _np.exceptions.AxisError)  # noqa: B010
     try:
         from thingsvision import get_extractor
         from thingsvision.utils.data import DataLoader, ImageDataset
