@@ -115,7 +115,7 @@ def test_group_by_file_and_csv_column(levels, tmp_path):
     assert r.exit_code == 0, r.output
     want = _expected(levels["correct"], labels)
     for g, (n, c, acc) in want.items():
-        assert f"toy,fc,{g},{n},{c}," in r.output
+        assert f"toy,fc,{g},{n},{c},{acc!r}," in r.output
     table = tmp_path / "labels.csv"
     table.write_text("row,half\n" + "".join(f"{i},{'a' if i < 100 else 'b'}\n" for i in range(240)))
     r = run("score", "ooo", levels["store"], "--triplets", levels["path"], "--group-by",
