@@ -468,3 +468,9 @@ def generated_command(measure: Any) -> click.Command:
     doc = (f"{measure.summary}\n\nScores every entry of STORE ({measure.title}; one row per "
            f"model/layer).\n\n\b\nExample:\n  {example}")
     return click.command(measure.name, help=doc, short_help=measure.summary)(run)
+
+
+# --------------------------------------------------------------------------- across entries
+from alignkit.commands.failures import score_failures  # noqa: E402  (uses the helpers above)
+
+score.add_command(score_failures)
