@@ -280,12 +280,25 @@ def _random_control(feats: Any, trip: Any, cv_flags: dict[str, Any],
                          "reference features have no random counterpart)")
     seed = int(cv_flags["seed"])
     X = random_features(feats.shape[0], feats.shape[1], seed)
-    res = cross_validate(X, trip, options=_cv_options(**cv_flags),
-                         provenance={**prov, "features": "random control"})
-    return {"kind": "random", "features": RANDOM_CONTROL, "seed": seed,
-            "shape": [int(feats.shape[0]), int(feats.shape[1])],
-            "accuracy": res.probing_accuracy, "accuracy_sd": res.summaries[res.chosen].acc_sd,
-            "zero_shot_accuracy": res.zero_shot_accuracy,
+    out: dict[str, Any] = {"kind": "random", "features": RANDOM_CONTROL, "seed": seed,
+                           "shape": [int(feats.shape[0]), int(feats.shape[1])]}
+    try:
+        res = cross_validate(X, trip, options=_cv_options(**cv_flags),
+                             provenance={**prov, "features": "random control"})
+    except InputError as exc:
+        if "every configuration was discarded" not in str(exc):
+            raise
+        # nothing learnable: every fit stayed at chance (or diverged) and was discarded
+        # by the same rules as the probe's; the zero-shot accuracy is then over all triplets
+        from alignkit.score import odd_one_out
+
+        zero = odd_one_out(X, trip.array, similarity="dot", ties="first")
+        return {**out, "accuracy": None, "accuracy_sd": None,
+                "zero_shot_accuracy": zero.accuracy, "zero_shot_on": "all triplets (dot)",
+                "note": f"no probe: {exc}"}
+    return {**out, "accuracy": res.probing_accuracy,
+            "accuracy_sd": res.summaries[res.chosen].acc_sd,
+            "zero_shot_accuracy": res.zero_shot_accuracy, "zero_shot_on": "the same folds",
             "lambda": res.summaries[res.chosen].config.lam, "k": res.folds}
 
 
@@ -308,8 +321,9 @@ def _print_result(res: Any, fmt: str, saved: str | None,
         for r in rows:
             click.echo(",".join([r[0], *(f"{v:.6f}" for v in r[1:6]), r[6]]))
         if control is not None:
-            click.echo(f"control:random,{control['accuracy']:.6f},{control['accuracy_sd']:.6f},"
-                       f"{control['zero_shot_accuracy']:.6f},,,")
+            cells = [control.get(k) for k in ("accuracy", "accuracy_sd", "zero_shot_accuracy")]
+            click.echo("control:random," + ",".join(
+                "" if v is None else f"{v:.6f}" for v in cells) + ",,,")
         return
     click.echo(f"protocol: {res.protocol}  objective: {res.objective}  solver: {res.solver}  "
                f"folds: {','.join(map(str, res.folds_grid))}  accuracy rule: "
@@ -328,7 +342,10 @@ def _print_result(res: Any, fmt: str, saved: str | None,
     if control is not None:
         click.echo(f"random-features control ({control['shape'][0]} x {control['shape'][1]} "
                    f"standard normal, seed {control['seed']}): probing accuracy "
-                   f"{control['accuracy']:.4f}  zero-shot {control['zero_shot_accuracy']:.4f}")
+                   + ("none (every configuration stayed at chance or diverged)"
+                      if control["accuracy"] is None else f"{control['accuracy']:.4f}")
+                   + f"  zero-shot {control['zero_shot_accuracy']:.4f} "
+                   f"({control['zero_shot_on']})")
 
 
 def _resolve_transform(entry: Any, probe_name: str, mean: float | None,
@@ -619,13 +636,16 @@ def published_cmd(fmt: str) -> None:
               show_default=True, help="Inverse temperature of the simulated choices.")
 @click.option("--criterion", type=click.Choice(["nll", "accuracy"]), default="nll",
               show_default=True, help="What decides the winner on the held-out objects.")
+@click.option("--max-iter", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Most L-BFGS iterations per fit (each fit also stops early).")
 @click.option("--device", default="cpu", show_default=True, help="auto|cpu|cuda")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="0 to 4294967295.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True)
 def recover_cmd(store: str, model: str | None, layer: str | None, transform: str | None,
                 n_objects: int | None, n_triplets: int, repeats: int, lambdas: str,
-                temperature: float, criterion: str, device: str, seed: int, fmt: str) -> None:
+                temperature: float, criterion: str, max_iter: int, device: str, seed: int,
+                fmt: str) -> None:
     """Model recovery: can probes tell STORE's entries apart?
 
     Triplets are simulated from one candidate's features at a time; every
@@ -666,7 +686,8 @@ def recover_cmd(store: str, model: str | None, layer: str | None, transform: str
             tfs[name] = load_probe_transform(e, transform)
     res = model_recovery(feats, n_triplets=n_triplets, repeats=repeats,
                          lambdas=_floats(lambdas, "--lambdas"), temperature=temperature,
-                         criterion=criterion, transforms=tfs, seed=seed, device=device,
+                         criterion=criterion, transforms=tfs, max_iter=max_iter, seed=seed,
+                         device=device,
                          provenance={"store": str(store), "n_objects": len(common),
                                      "transform": transform})
     if fmt == "json":

@@ -23,7 +23,8 @@ same way on features that carry no information about the objects.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,7 +139,7 @@ def _nll_and_acc(Z: np.ndarray, T: np.ndarray) -> tuple[float, float]:
 
 
 def _fit(X: np.ndarray, train: np.ndarray, lambdas: Sequence[float], seed: int,
-         device: str) -> Any:
+         device: str, max_iter: int) -> Any:
     """The probe with the lowest validation NLL over ``lambdas`` (fast solver)."""
     from alignkit.probe.estimator import LinearProbe
 
@@ -149,12 +150,60 @@ def _fit(X: np.ndarray, train: np.ndarray, lambdas: Sequence[float], seed: int,
     best, best_nll = None, math.inf
     for lam in lambdas:
         probe = LinearProbe(lam=float(lam), solver="fast", seed=seed, device=device,
-                            val_fraction=0.0, dtype="float64")
+                            val_fraction=0.0, dtype="float64", max_iter=max_iter)
         probe.fit(X, fit_rows, val_triplets=val)
         nll, _ = _nll_and_acc(probe.transform(X), val)
         if nll < best_nll:
             best, best_nll = probe, nll
     return best
+
+
+@contextmanager
+def _few_threads(device: str, size: int) -> Iterator[None]:
+    """Tiny CPU fits run faster on one torch thread than on many (thread start-up cost)."""
+    import torch
+
+    if device not in ("cpu", "auto") or size > 200_000:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _simulations(feats: list[np.ndarray], gen: list[np.ndarray], n_obj: int, n_triplets: int,
+                 repeats: int, lambdas: Sequence[float], temperature: float, criterion: str,
+                 seed: int, device: str,
+                 max_iter: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The confusion counts and summed held-out accuracy and NLL of every simulation."""
+    K = len(feats)
+    confusion = np.zeros((K, K), dtype=np.int64)
+    acc_sum = np.zeros((K, K))
+    nll_sum = np.zeros((K, K))
+    for g in range(K):
+        for r in range(repeats):
+            ss = np.random.SeedSequence([seed, g, r])
+            s_split, s_train, s_test, s_fit, s_tie = (int(x) for x in ss.generate_state(5))
+            perm = np.random.default_rng(s_split).permutation(n_obj)
+            train_obj, test_obj = np.sort(perm[: n_obj // 2]), np.sort(perm[n_obj // 2:])
+            n_train = n_triplets // 2
+            train = _simulate(gen[g], train_obj, n_train, s_train, temperature)
+            test = _simulate(gen[g], test_obj, n_triplets - n_train, s_test, temperature)
+            scores = np.empty(K)
+            for c in range(K):
+                probe = _fit(feats[c], train, lambdas, s_fit % (2**32), device, max_iter)
+                nll, acc = _nll_and_acc(probe.transform(feats[c]), test)
+                acc_sum[g, c] += acc
+                nll_sum[g, c] += nll
+                scores[c] = nll if criterion == "nll" else -acc
+            best = np.flatnonzero(scores == scores.min())
+            win = int(best[0]) if len(best) == 1 else int(
+                np.random.default_rng(s_tie).choice(best))
+            confusion[g, win] += 1
+    return confusion, acc_sum, nll_sum
 
 
 def model_recovery(
@@ -166,6 +215,7 @@ def model_recovery(
     temperature: float = 1.0,
     criterion: str = "nll",
     transforms: Mapping[str, Any] | None = None,
+    max_iter: int = 200,
     seed: int = 0,
     device: str = "cpu",
     provenance: Mapping[str, Any] | None = None,
@@ -183,6 +233,8 @@ def model_recovery(
         criterion: ``nll`` (lowest held-out cross-entropy wins) or ``accuracy``.
         transforms: name -> a :class:`~alignkit.probe.transform.Transform` applied to that
             candidate's features before simulating from them (default: none).
+        max_iter: most L-BFGS iterations per fit (each also stops early on its validation
+            NLL).
         seed: seeds the object splits, the triplets, the fits and tie breaks.
         device: where the probes are fitted (``cpu``, ``cuda``, ``auto``).
 
@@ -216,8 +268,8 @@ def model_recovery(
         raise InputError(f"model recovery needs at least 12 objects, got {n_obj}")
     if criterion not in ("nll", "accuracy"):
         raise InputError(f"criterion must be nll or accuracy, got {criterion!r}")
-    if int(repeats) < 1 or int(n_triplets) < 20:
-        raise InputError("repeats must be >= 1 and n_triplets >= 20")
+    if int(repeats) < 1 or int(n_triplets) < 20 or int(max_iter) < 1:
+        raise InputError("repeats and max_iter must be >= 1 and n_triplets >= 20")
     if not lambdas:
         raise InputError("give at least one lambda")
     transforms = dict(transforms or {})
@@ -225,35 +277,17 @@ def model_recovery(
     if unknown:
         raise InputError(f"transforms for unknown candidates: {', '.join(unknown)}")
     gen = [_generator_features(X, transforms.get(n)) for n, X in zip(names, feats, strict=True)]
-    confusion = np.zeros((K, K), dtype=np.int64)
-    acc_sum = np.zeros((K, K))
-    nll_sum = np.zeros((K, K))
-    for g in range(K):
-        for r in range(int(repeats)):
-            ss = np.random.SeedSequence([int(seed), g, r])
-            s_split, s_train, s_test, s_fit, s_tie = (int(x) for x in ss.generate_state(5))
-            perm = np.random.default_rng(s_split).permutation(n_obj)
-            train_obj, test_obj = np.sort(perm[: n_obj // 2]), np.sort(perm[n_obj // 2:])
-            n_train = int(n_triplets) // 2
-            train = _simulate(gen[g], train_obj, n_train, s_train, temperature)
-            test = _simulate(gen[g], test_obj, int(n_triplets) - n_train, s_test, temperature)
-            scores = np.empty(K)
-            for c in range(K):
-                probe = _fit(feats[c], train, lambdas, s_fit % (2**32), device)
-                nll, acc = _nll_and_acc(probe.transform(feats[c]), test)
-                acc_sum[g, c] += acc
-                nll_sum[g, c] += nll
-                scores[c] = nll if criterion == "nll" else -acc
-            best = np.flatnonzero(scores == scores.min())
-            win = int(best[0]) if len(best) == 1 else int(
-                np.random.default_rng(s_tie).choice(best))
-            confusion[g, win] += 1
+    with _few_threads(device, n_obj * max(X.shape[1] for X in feats)):
+        confusion, acc_sum, nll_sum = _simulations(
+            feats, gen, n_obj, int(n_triplets), int(repeats), lambdas, temperature, criterion,
+            int(seed), device, int(max_iter))
     n_sim = K * int(repeats)
     hits = int(np.trace(confusion))
     lo, hi = _wilson(hits, n_sim)
     options = {"n_triplets": int(n_triplets), "repeats": int(repeats),
                "lambdas": [float(x) for x in lambdas], "temperature": float(temperature),
                "criterion": criterion, "seed": int(seed), "solver": "fast",
+               "max_iter": int(max_iter),
                "transforms": sorted(transforms)}
     prov = base_provenance(
         analysis="probe model recovery", seed=int(seed), options=options,

@@ -925,6 +925,7 @@ def _probe_table(st: _Set) -> Table:
                 _s(res.get(PROBE_FIELDS["folds"])),
                 _s(res.get(PROBE_FIELDS["lambda"])),
                 _f(_zero_shot_of_probe(r)),
+                _control_cell(res),
                 _record_cell(r, earlier),
             ]
         )
@@ -939,12 +940,21 @@ def _probe_table(st: _Set) -> Table:
             "folds",
             "lambda",
             "zero-shot (raw features, same folds)",
+            "random-features control: probed / zero-shot",
             "record",
         ],
         rows,
-        [False, False, False, True, True, True, True, True, True, False],
+        [False, False, False, True, True, True, True, True, True, True, False],
         caption=f"Linear probes, every measurement ({st.title}); accuracy is the mean over folds",
     )
+
+
+def _control_cell(res: Mapping[str, Any]) -> str:
+    """A probe record's random-features control (``probe --control random``), when it has one."""
+    c = res.get("control")
+    if not isinstance(c, Mapping):
+        return _DASH
+    return f"{_f(c.get('accuracy'))} / {_f(c.get('zero_shot_accuracy'))}"
 
 
 # --------------------------------------------------------------------------- sections
