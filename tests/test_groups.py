@@ -181,3 +181,20 @@ def test_covered_subset_keeps_labels_aligned():
         m = labels[keep] == row["group"]
         assert row["triplets"] == int(m.sum())
         assert row["correct"] == int(res.correct[m].sum())
+
+
+def test_group_by_as_measure_option_and_study_loader(levels):
+    """The study key path: the triplets loader reads a Levels file, and the ooo measure's
+    group_by option gives the same per-group counts as --group-by."""
+    from alignkit.measures import get_measure
+    from alignkit.measures._data import load_triplet_set
+
+    trip = load_triplet_set(levels["path"])
+    assert len(trip) == 240 and "level" in trip.row_info
+    names = np.asarray(_names())
+    pos = {n: i for i, n in enumerate(names)}
+    X = levels["X"][[pos[i] for i in trip.object_ids]]
+    res = get_measure("ooo").compute(X, trip, {"group_by": "level"})
+    want = _expected(levels["correct"], levels["level"])
+    got = {r["group"]: (r["triplets"], r["correct"]) for r in res.per_group.rows()}
+    assert got == {g: (n, c) for g, (n, c, _) in want.items()}

@@ -157,11 +157,6 @@ def score() -> None:
               help="Break accuracy down by the human concept dimension of each triplet.")
 @click.option("--concepts", default=None,
               help="Concept embedding for --per-concept (file or bundled name; default spose-49d).")
-@click.option("--group-by", "group_by", default=None, metavar="COLUMN|FILE[:COLUMN]",
-              help="Accuracy per group of triplets, with counts and (with --bootstrap) "
-                   "intervals: a per-judgment column of the triplets ('level' of the Levels "
-                   "data: coarse, fine, boundary) or a label file with one label per triplet "
-                   "(one a line, or a CSV/TSV column as FILE:COLUMN).")
 @click.option("--object-ids", default=None,
               help="Ids of the triplets' objects 0..n-1: a file, one id a line, or 'things' for "
                    "the 1854 THINGS concepts in canonical order. THINGS releases (bundled names, "
@@ -182,7 +177,7 @@ def score() -> None:
 @format_option
 def score_ooo(store: str, triplets_src: tuple[str, ...], model: str | None, layer: str | None,
               ceiling: str, per_triplet_out: str | None, per_concept: bool,
-              concepts: str | None, group_by: str | None, object_ids: str | None, by_position: bool, subset: str,
+              concepts: str | None, object_ids: str | None, by_position: bool, subset: str,
               transform: str | None, device: str, record: bool, fmt: str,
               **measure_kw: Any) -> None:
     """Zero-shot odd-one-out accuracy of every entry in STORE.
@@ -205,13 +200,13 @@ def score_ooo(store: str, triplets_src: tuple[str, ...], model: str | None, laye
     from alignkit.score import score_store_ooo
 
     trip = _triplet_union(triplets_src, object_ids)
-    groups = None
-    if group_by is not None:
-        from alignkit.score.groups import group_labels
-
-        groups = group_labels(group_by, trip)  # fails before any entry is scored
     want_concepts = per_concept or concepts is not None
     options = _take_options("ooo", {**measure_kw, "ceiling": _ceiling(ceiling)})
+    groups = None
+    if options.group_by is not None:
+        from alignkit.score.groups import group_labels
+
+        groups = group_labels(options.group_by, trip)  # fails before any entry is scored
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DeprecationWarning)
         results = score_store_ooo(

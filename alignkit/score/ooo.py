@@ -324,6 +324,8 @@ def odd_one_out(
         proto.options.ceiling, proto.base, proto.preset, _things_triplets(T, t_ids))
     concept_in = _concept_inputs(concepts) if concepts is not None else None  # fail fast
     group_in = None
+    if groups is None:
+        groups = proto.options.group_by
     if groups is not None:
         from alignkit.score.groups import group_labels
 
