@@ -135,6 +135,15 @@ def test_failures_record_and_gallery(things, tmp_path):
             "--format", "table")
     assert r.exit_code == 0, r.output
     assert "human_odd" in r.output
+    from alignkit.results import ResultsTable
+
+    (rec,) = ResultsTable.for_store(things["store"]).records("failures")
+    T = np.asarray(rec["result"]["failures"][0]["ids"])
+    assert T.shape == (3,) and rec["result"]["n_listed"] == 5
+    from alignkit.data import load_triplets
+
+    wrong = _expected(things, load_triplets("things-test20k").array.astype(np.int64))
+    assert rec["result"]["n_failures"] == int((wrong == 3).sum())
     r = run("report", things["store"], "--out", str(tmp_path / "rep"))
     assert r.exit_code == 0, r.output
     md = (tmp_path / "rep" / "report.md").read_text()

@@ -76,7 +76,8 @@ def score_failures(store: str, triplets_src: tuple[str, ...], object_ids: str | 
     res = consistent_failures(store, trip, None, min_fraction=min_fraction, model=model,
                               layer=layer, transform=transform, concepts=concepts,
                               device=device, top=top, **scoring)
-    click.echo(f"{len(res.failures)} triplet(s) of {res.n_triplets} wrong for at least "
+    listed = "" if len(res.failures) == res.n_matching else f" (first {len(res.failures)} listed)"
+    click.echo(f"{res.n_matching} triplet(s) of {res.n_triplets}{listed} wrong for at least "
                f"{min_fraction:.0%} of the {len(res.entries)} entries ({res.n_all_wrong} wrong "
                f"for all; "
                f"{res.similarity} similarity, {res.ties} ties)", err=True)

@@ -203,8 +203,10 @@ def failure_sections(recs: list[dict[str, Any]], ctx: Any) -> list[Section]:
         what = (f"{r.get('dataset')}: {res.get('n_entries')} entries, {res.get('similarity')} "
                 f"similarity, {res.get('ties')} ties, at least "
                 f"{_pct(res.get('min_fraction'))} of the entries wrong")
-        counts = (f"{res.get('n_failures')} of {res.get('n_triplets')} triplets listed, "
+        counts = (f"{res.get('n_failures')} of {res.get('n_triplets')} triplets, "
                   f"{res.get('n_all_wrong')} wrong for every entry")
+        if isinstance(res.get("n_listed"), int) and res.get("n_listed") != res.get("n_failures"):
+            counts += f"; the first {res.get('n_listed')} were kept in the record"
         body = [[str(f.get("rank")), str(f.get("row")), str(f.get("word_i")),
                  str(f.get("word_j")), str(f.get("word_k")), str(f.get("model_odd")),
                  _f(f.get("fraction_wrong")), f"{f.get('n_wrong')}/{f.get('n_entries')}"]

@@ -40,6 +40,8 @@ class FailureAnalysis:
         failures: one dict per listed triplet (keys :data:`FAILURE_COLUMNS`, plus ``ids``
             and ``choices``: per entry the position (0-2) of its odd one out, -1 a tie).
         n_all_wrong: triplets every entry gets wrong.
+        n_matching: triplets at least ``min_fraction`` of the entries get wrong (``failures``
+            holds the first ``top`` of them when ``top`` is given).
         similarity, ties: the scoring's similarity and tie rule (as ``score ooo``).
         words_source: where the object names came from.
         images: the entries' image set (``root`` and ``layout``) when the store records one.
@@ -54,6 +56,7 @@ class FailureAnalysis:
     ties: str
     words_source: str
     dataset: str | None = None
+    n_matching: int | None = None
     accuracy: dict[str, float] = field(default_factory=dict)
     images: dict[str, Any] | None = None
     provenance: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -68,7 +71,8 @@ class FailureAnalysis:
         return jsonable({
             "entries": self.entries, "n_entries": len(self.entries),
             "n_triplets": self.n_triplets, "min_fraction": self.min_fraction,
-            "n_failures": len(self.failures), "n_all_wrong": self.n_all_wrong,
+            "n_failures": self.n_matching if self.n_matching is not None else len(self.failures),
+            "n_listed": len(self.failures), "n_all_wrong": self.n_all_wrong,
             "similarity": self.similarity, "ties": self.ties, "dataset": self.dataset,
             "words_source": self.words_source, "accuracy": self.accuracy,
             "images": self.images, "failures": self.failures, "provenance": self.provenance,
@@ -196,6 +200,7 @@ def consistent_failures(
     Q = np.stack([r.choices for r in results])
     failures, n_all = failures_from_correct(C, Q, T, entries=entries, names=names,
                                             object_ids=ids, min_fraction=float(min_fraction))
+    n_matching = len(failures)
     if top is not None:
         failures = failures[: int(top)]
     first = results[0]
@@ -213,6 +218,6 @@ def consistent_failures(
     return FailureAnalysis(
         entries=entries, n_triplets=int(T.shape[0]), min_fraction=float(min_fraction),
         failures=failures, n_all_wrong=n_all, similarity=first.similarity, ties=first.ties,
-        words_source=words_source, dataset=dataset,
+        words_source=words_source, dataset=dataset, n_matching=n_matching,
         accuracy={f"{r.model}/{r.layer}": float(r.accuracy) for r in results},
         images=_images_of(entry_objs), provenance=prov)
