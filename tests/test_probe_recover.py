@@ -41,14 +41,14 @@ def test_clearly_different_candidates_are_recovered():
 
 
 def test_near_identical_candidates_are_at_chance():
-    res = model_recovery(_candidates("same"), n_triplets=1000, repeats=4, seed=3, max_iter=100)
+    res = model_recovery(_candidates("same"), n_triplets=1000, repeats=3, seed=3, max_iter=50)
     assert res.chance == pytest.approx(1 / 3)
-    # a 99% two-sided binomial band around chance for 12 simulations
-    lo, hi = binom.ppf([0.005, 0.995], 12, 1 / 3) / 12
+    # a 99% two-sided binomial band around chance for 9 simulations
+    lo, hi = binom.ppf([0.005, 0.995], 9, 1 / 3) / 9
     assert lo <= res.recovery_rate <= hi
     assert res.recovery_rate < 0.9
     # nobody wins everything: the winner is not a fixed column
-    assert (res.confusion.sum(axis=0) < 12).all()
+    assert (res.confusion.sum(axis=0) < 9).all()
 
 
 def test_recovery_is_seeded_and_validated():
