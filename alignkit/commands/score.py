@@ -193,6 +193,7 @@ def score_ooo(store: str, triplets_src: tuple[str, ...], model: str | None, laye
       alignkit score ooo feats.zarr --triplets train_90.npy --triplets test_10.npy --object-ids things
       alignkit score ooo feats.zarr --triplets mine.txt --object-ids mine_ids.txt --ceiling reps.txt
       alignkit score ooo feats.zarr --triplets things-test20k --per-concept --format json
+      alignkit score ooo feats.zarr --triplets levels/ --group-by level --bootstrap 1000
     """
     import warnings
 
@@ -201,12 +202,18 @@ def score_ooo(store: str, triplets_src: tuple[str, ...], model: str | None, laye
     trip = _triplet_union(triplets_src, object_ids)
     want_concepts = per_concept or concepts is not None
     options = _take_options("ooo", {**measure_kw, "ceiling": _ceiling(ceiling)})
+    groups = None
+    if options.group_by is not None:
+        from alignkit.score.groups import group_labels
+
+        groups = group_labels(options.group_by, trip)  # fails before any entry is scored
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DeprecationWarning)
         results = score_store_ooo(
             store, trip, options, model=model, layer=layer, by_position=by_position,
             subset=subset, transform=transform, per_triplet=per_triplet_out is not None,
             concepts=(concepts or "spose-49d") if want_concepts else None, device=device,
+            groups=groups,
         )
     for w in {str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)}:
         click.echo(f"warning: {w}", err=True)
@@ -236,6 +243,15 @@ def score_ooo(store: str, triplets_src: tuple[str, ...], model: str | None, laye
             if fmt == "table":
                 crow = [{k: v for k, v in c.items() if k not in ("model", "layer")} for c in crow]
             emit(crow, fmt)
+    if groups is not None:
+        for r in results:
+            if r.per_group is None:
+                continue
+            if fmt == "table":
+                click.echo(f"\nper group ({r.per_group.source}): {r.model}/{r.layer}")
+                emit(r.per_group.rows(), fmt)
+            else:
+                emit([{"model": r.model, "layer": r.layer, **g} for g in r.per_group.rows()], fmt)
 
 
 def record_results(store: str, kind: str, results: list[Any]) -> None:
@@ -400,10 +416,20 @@ def _load_data(kind: Any, kw: dict[str, Any]) -> Any:
 
 def _triplet_union(sources: tuple[str, ...], object_ids: str | None) -> Any:
     """The triplets of every ``--triplets`` source together, with ``--object-ids`` when given."""
-    from alignkit.data import concat_triplets, load_triplets
+    from alignkit.data import concat_triplets
 
-    kw = {"object_ids": object_ids} if object_ids else {}
-    return concat_triplets([load_triplets(src, **kw) for src in sources])
+    return concat_triplets([_load_triplets(src, object_ids) for src in sources])
+
+
+def _load_triplets(source: str, object_ids: str | None) -> Any:
+    """One ``--triplets`` source; a local Levels file or folder is read by its reader."""
+    from alignkit.data import load_triplets
+    from alignkit.data.formats import guess_format, read_format
+
+    if os.path.exists(source) and guess_format(source) == "levels":
+        t = read_format(source, "levels")
+        return t if object_ids is None else t.with_object_ids(object_ids)
+    return load_triplets(source, **({"object_ids": object_ids} if object_ids else {}))
 
 
 def generated_command(measure: Any) -> click.Command:
@@ -449,3 +475,9 @@ def generated_command(measure: Any) -> click.Command:
     doc = (f"{measure.summary}\n\nScores every entry of STORE ({measure.title}; one row per "
            f"model/layer).\n\n\b\nExample:\n  {example}")
     return click.command(measure.name, help=doc, short_help=measure.summary)(run)
+
+
+# --------------------------------------------------------------------------- across entries
+from alignkit.commands.failures import score_failures  # noqa: E402  (uses the helpers above)
+
+score.add_command(score_failures)
