@@ -57,6 +57,7 @@ __all__ = [
     "bootstrap_stimuli",
     "paired_bootstrap_stimuli",
     "kendall_counts",
+    "bootstrap_subjects",
 ]
 
 METHODS = (
@@ -585,3 +586,83 @@ def paired_bootstrap_stimuli(rdm_a: np.ndarray, rdm_b: np.ndarray, rdm_ref: np.n
     if n_boot == 0:
         return np.empty((0, 2))
     return _boot_multi(np.stack([a, b]), h, m, n_boot, as_seed(seed), code)
+
+
+#: Stream offset of the subject bootstrap: its resample ``r`` uses stream ``r + 2**62`` of the
+#: seed, apart from the stimulus resamples and the permutations (streams from 0).
+SUBJECT_STREAM = np.uint64(1) << np.uint64(62)
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _boot_subjects(models: np.ndarray, stack: np.ndarray, m: int, n_boot: int, seed: np.uint64,
+                   code: int) -> np.ndarray:
+    k_models = models.shape[0]
+    n_sub, L = stack.shape
+    out = np.empty((n_boot, k_models))
+    for r in prange(n_boot):
+        key = stream_key(seed, SUBJECT_STREAM + np.uint64(r))
+        pick = np.empty(n_sub, dtype=np.int64)
+        for t in range(n_sub):
+            pick[t] = bounded(draw(key, np.uint64(t)), np.uint64(n_sub))
+        mean = np.empty(L)
+        va = np.empty((k_models, L))
+        cnt = 0
+        for q in range(L):
+            acc = 0.0
+            c = 0
+            for t in range(n_sub):
+                v = stack[pick[t], q]
+                if not np.isnan(v):
+                    acc += v
+                    c += 1
+            mean[q] = acc / c if c else np.nan
+            if c:
+                for k in range(k_models):
+                    va[k, cnt] = models[k, q]
+                cnt += 1
+        if code == _WCOS or code == _WPEAR:
+            for k in range(k_models):
+                out[r, k] = _whitened_value(models[k], mean, m, code == _WPEAR) if cnt == L else np.nan
+            continue
+        vb = np.empty(cnt)
+        pos = 0
+        for q in range(L):
+            if not np.isnan(mean[q]):
+                vb[pos] = mean[q]
+                pos += 1
+        for k in range(k_models):
+            out[r, k] = _gathered_value(va[k], vb, cnt, code)
+    return out
+
+
+def bootstrap_subjects(models: np.ndarray, stack: np.ndarray, n_boot: int, seed: int = 0,
+                       method: str = "spearman") -> np.ndarray:
+    """Models' comparison with the mean RDM of subjects drawn with replacement.
+
+    Args:
+        models: ``(k, L)`` condensed model RDMs (``L = m (m - 1) / 2``).
+        stack: ``(s, L)`` condensed per-subject RDMs; NaN marks a pair a subject did not
+            judge (the mean is over the drawn subjects who did; a pair none of them judged is
+            dropped). The whitened methods need complete RDMs.
+        n_boot: number of resamples of the ``s`` subjects.
+
+    Returns:
+        float64 ``(n_boot, k)``; all models see the same resamples.
+    """
+    code = _code(method)
+    n_boot = int(n_boot)
+    if n_boot < 0:
+        raise ValueError(f"the number of resamples must be >= 0, got {n_boot}")
+    models = np.ascontiguousarray(np.atleast_2d(models), dtype=np.float64)
+    stack = np.ascontiguousarray(stack, dtype=np.float64)
+    if stack.ndim != 2 or stack.shape[1] != models.shape[1]:
+        raise ValueError(f"the subjects' stack {stack.shape} does not match the models "
+                         f"{models.shape}")
+    from alignkit._kernels.rsa import n_stimuli
+
+    m = n_stimuli(models.shape[1])
+    if code in (_WCOS, _WPEAR) and np.isnan(stack).any():
+        raise ValueError(f"{method} needs complete subject RDMs (the stack has missing pairs)")
+    if n_boot == 0:
+        return np.empty((0, models.shape[0]))
+    return _boot_subjects(models, stack, m, n_boot, as_seed(seed), code)
