@@ -83,7 +83,7 @@ def baseline(method: str) -> Callable[[np.ndarray, np.ndarray], float]:
         def tau_a(a: np.ndarray, b: np.ndarray) -> float:
             n0 = a.size * (a.size - 1) // 2
             tb = ss.kendalltau(a, b).statistic
-            return tb * np.sqrt((n0 - _tie_pairs(a)) * (n0 - _tie_pairs(b))) / n0
+            return tb * np.sqrt(float(n0 - _tie_pairs(a)) * float(n0 - _tie_pairs(b))) / n0
         return tau_a
     if method == "rho-a":
         def rho_a(a: np.ndarray, b: np.ndarray) -> float:
@@ -129,15 +129,15 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|")
         for method in METHODS:
             ours = kc.compare(a, b, method)
-            t_ours = _median_time(lambda: kc.compare(a, b, method), args.repeats)
+            t_ours = _median_time(lambda a=a, b=b, mt=method: kc.compare(a, b, mt), args.repeats)
             base = baseline(method)
             ref = base(a, b)
-            t_base = _median_time(lambda: base(a, b), args.repeats)
+            t_base = _median_time(lambda a=a, b=b, f=base: f(a, b), args.repeats)
             cells = [f"{t_ours * 1e3:.2f} ms", f"{t_base * 1e3:.2f} ms", f"{t_base / t_ours:.1f}x"]
             diff = abs(ours - ref)
             if rsa_compare is not None:
                 name = RSATOOLBOX[method]
-                t_rt = _median_time(lambda: rsa_compare(a[None], b[None], method=name),
+                t_rt = _median_time(lambda a=a, b=b, nm=name: rsa_compare(a[None], b[None], method=nm),
                                     args.repeats)
                 rt = float(rsa_compare(a[None], b[None], method=name)[0, 0])
                 diff = max(diff, abs(ours - rt))
@@ -152,9 +152,9 @@ def main() -> None:
     print("| method | permutations | bootstrap |")
     print("|---|---|---|")
     for method in METHODS:
-        t_p = _median_time(lambda: kc.permutation_null(a, b, args.permutations, 0, method),
+        t_p = _median_time(lambda mt=method: kc.permutation_null(a, b, args.permutations, 0, mt),
                            args.repeats)
-        t_b = _median_time(lambda: kc.bootstrap_stimuli(a, b, args.bootstrap, 0, method),
+        t_b = _median_time(lambda mt=method: kc.bootstrap_stimuli(a, b, args.bootstrap, 0, mt),
                            args.repeats)
         print(f"| {method} | {t_p * 1e3:.1f} ms | {t_b * 1e3:.1f} ms |")
 
