@@ -39,7 +39,7 @@ import numpy as np
 from numba import njit, prange
 
 from alignkit._kernels._rng import as_seed, bounded, draw, stream_key
-from alignkit._kernels.rank import _rank_into, pearson, spearman
+from alignkit._kernels.rank import _radix_argsort, _rank_into, float_keys, pearson, spearman
 from alignkit._kernels.rsa import (
     _RADIX_MIN,
     _cindex,
@@ -84,18 +84,24 @@ def _code(method: str) -> int:
 
 
 @njit(cache=True)
+def _argsort_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, sorted keys)`` of uint64 keys: radix sort when long, else a comparison sort."""
+    if keys.shape[0] >= _RADIX_MIN:
+        return _radix_argsort(keys)
+    order = np.argsort(keys, kind="mergesort").astype(np.uint64)
+    return order, keys[order]
+
+
+@njit(cache=True)
 def _dense_ranks(x: np.ndarray) -> np.ndarray:
     """0-based dense ranks (equal values share a rank) as int64."""
     n = x.shape[0]
-    order = np.argsort(x, kind="mergesort")
+    order, skeys = _argsort_keys(float_keys(x))
     out = np.empty(n, dtype=np.int64)
     r = -1
-    prev = 0.0
     for q in range(n):
-        v = x[order[q]]
-        if q == 0 or v != prev:
+        if q == 0 or skeys[q] != skeys[q - 1]:
             r += 1
-            prev = v
         out[order[q]] = r
     return out
 
@@ -123,15 +129,17 @@ def _discordant(ra: np.ndarray, rb: np.ndarray, nb: np.int64) -> tuple[np.int64,
     inversions are counted by a bottom-up merge sort.
     """
     n = ra.shape[0]
-    keys = ra * nb + rb
-    order = np.argsort(keys, kind="mergesort")
+    keys = np.empty(n, dtype=np.uint64)
+    for q in range(n):
+        keys[q] = np.uint64(ra[q] * nb + rb[q])
+    order, skeys = _argsort_keys(keys)
     seq = np.empty(n, dtype=np.int64)
     joint = np.int64(0)
     run = np.int64(1)
     for q in range(n):
         seq[q] = rb[order[q]]
         if q > 0:
-            if keys[order[q]] == keys[order[q - 1]]:
+            if skeys[q] == skeys[q - 1]:
                 run += 1
             else:
                 joint += run * (run - 1) // 2
