@@ -412,6 +412,14 @@ def _subjects(src: str | None, key: str | None, n_boot: int, human: Any) -> Any:
     return stack
 
 
+def _rsa_choices(name: str) -> tuple[str, ...]:
+    """The choices of an option of the ``rsa`` measure (its declaration is the one list)."""
+    from alignkit.measures import get_measure, option_specs
+
+    spec = next(s for n, s, _ in option_specs(get_measure("rsa").Options) if n == name)
+    return spec.allowed() or ()
+
+
 @click.command("rsa-compare",
                short_help="Paired RSA comparison of two store entries against one human RDM.")
 @click.argument("store", type=click.Path(exists=True))
@@ -424,14 +432,11 @@ def _subjects(src: str | None, key: str | None, n_boot: int, human: Any) -> Any:
               help="The first entry of STORE.")
 @click.option("--b", "entry_b", required=True, metavar="MODEL/LAYER",
               help="The second entry of STORE (the difference is a - b).")
-@click.option("--rdm-method", type=click.Choice(["correlation", "cosine", "euclidean",
-                                                 "sqeuclidean-mean", "dot"]),
+@click.option("--rdm-method", type=click.Choice(list(_rsa_choices("rdm_method"))),
               default="correlation", show_default=True,
               help="Model RDM (euclidean: the distance; sqeuclidean-mean: rsatoolbox's "
                    "euclidean, squared distance over the number of channels).")
-@click.option("--compare", type=click.Choice(["spearman", "pearson", "kendall-tau-b", "tau-a",
-                                              "rho-a", "cosine", "whitened-cosine",
-                                              "whitened-pearson"]),
+@click.option("--compare", type=click.Choice(list(_rsa_choices("compare"))),
               default="spearman", show_default=True, help="Comparison of the RDMs.")
 @click.option("--bootstrap", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Paired resamples (the same for both entries).")

@@ -164,10 +164,11 @@ def _heatmap(rec: Mapping[str, Any], ctx: Any, stem: Path) -> tuple[Any, str]:
         H, D, stem, title=f"{source}: human vs {label}, {res.get('rdm_method')} RDM",
         categories=cats, labels=(f"human ({source})", label))
     ctx.files.figures += [png, svg]
+    value = res.get("value")
+    value_text = f"{float(value):.4f}" if isinstance(value, (int, float)) else "not recorded"
     caption = (f"Human RDM ({source}) and the RDM of {label} ({res.get('rdm_method')}), "
                f"{len(ids)} stimuli, {how}; colour is the rank percentile of each pair's "
-               f"dissimilarity. Their {res.get('compare')} comparison is "
-               f"{float(res.get('value', float('nan'))):.4f}.")
+               f"dissimilarity. Their {res.get('compare')} comparison is {value_text}.")
     return Figure(png, svg, caption), ""
 
 
