@@ -429,7 +429,7 @@ def test_cli_writes_the_report_and_lists_the_files(cli, tmp_path):
     assert r.exit_code == 0, r.output
     listed = r.stdout.split()
     assert listed[:2] == [str(out / "report.html"), str(out / "report.md")]
-    assert all(Path(p).is_file() for p in listed) and len(listed) == 2 + 16
+    assert all(Path(p).is_file() for p in listed) and len(listed) == 2 + 20  # 10 figures x 2
     assert "CLI run" in (out / "report.html").read_text()
     r = cli("report", "--help")
     assert r.exit_code == 0 and "Example" in r.output
