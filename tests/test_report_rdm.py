@@ -44,7 +44,7 @@ def test_heatmap_and_scatter_are_drawn(scored_store, tmp_path):
     md = files.markdown.read_text()
     assert "Human RDM (rdm48) and the RDM of spose (49d)" in md
     assert "rows grouped by THINGS category" in md
-    assert "3 with both" in md
+    assert "3 entries have both" in md
 
 
 def test_heatmap_skipped_with_a_note_without_the_store(scored_store, tmp_path):

@@ -183,23 +183,38 @@ def _axis_label(kind: str) -> str:
     return f"{measure.title} ({measure.value_label})"
 
 
+def _condition(r: Mapping[str, Any]) -> tuple[str, ...]:
+    """What makes two records of one kind different measurements, as far as a scatter cares:
+    the data set and the comparison / RDM / similarity options."""
+    res = r.get("result") if isinstance(r.get("result"), Mapping) else {}
+    return tuple(str(v) for v in (r.get("dataset"), res.get("compare"), res.get("rdm_method"),
+                                  res.get("similarity")) if v is not None)
+
+
 def _scatter(recs: Sequence[Mapping[str, Any]], kind_x: str, kind_y: str, ctx: Any) -> Any:
+    """The scatter of two kinds, each taken in its most frequent condition (one record per
+    model, layer and transform)."""
+    from collections import Counter
+
     from alignkit.report import _slug, _value
     from alignkit.report.render import Figure
 
     def key(r: Mapping[str, Any]) -> tuple[str, str, str]:
         return (str(r.get("model")), str(r.get("layer")), str(r.get("transform")))
 
-    xs: dict[tuple[str, str, str], float] = {}
-    ys: dict[tuple[str, str, str], float] = {}
-    for r in recs:
-        v = _value(r)
-        if v is None:
-            continue
-        if r.get("kind") == kind_x:
-            xs.setdefault(key(r), v)
-        elif r.get("kind") == kind_y:
-            ys.setdefault(key(r), v)
+    values: dict[str, dict[tuple[str, str, str], float]] = {}
+    chosen: dict[str, tuple[str, ...]] = {}
+    for kind in (kind_x, kind_y):
+        rows = [r for r in recs if r.get("kind") == kind and _value(r) is not None]
+        if not rows:
+            return None
+        counts = Counter(_condition(r) for r in rows)
+        chosen[kind] = min(counts, key=lambda c: (-counts[c], c))
+        values[kind] = {}
+        for r in rows:
+            if _condition(r) == chosen[kind]:
+                values[kind].setdefault(key(r), _value(r))
+    xs, ys = values[kind_x], values[kind_y]
     common = sorted(set(xs) & set(ys))
     if len(common) < 2:
         return None
@@ -210,8 +225,9 @@ def _scatter(recs: Sequence[Mapping[str, Any]], kind_x: str, kind_y: str, ctx: A
                                       ylabel=_axis_label(kind_y),
                                       title=f"{kind_y} against {kind_x}")
     ctx.files.figures += [png, svg]
-    return Figure(png, svg, f"Each model/layer's {kind_y} value against its {kind_x} value "
-                            f"({len(points)} with both; the first record of each kind).")
+    return Figure(png, svg, f"Each model/layer's {kind_y} value ({', '.join(chosen[kind_y])}) "
+                            f"against its {kind_x} value ({', '.join(chosen[kind_x])}); "
+                            f"{len(points)} entries have both.")
 
 
 def rdm_figures(recs: Sequence[Mapping[str, Any]], ctx: Any, *,
