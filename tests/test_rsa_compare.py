@@ -170,9 +170,10 @@ def test_tau_a_and_rho_a_ignore_ties_in_the_denominator():
 
 def test_undefined_values_are_nan():
     c = np.ones(6)
-    for method in ("kendall-tau-b", "cosine", "pearson", "spearman"):
-        assert np.isnan(kc.compare(c * 0, np.arange(6.0), method)) or method == "kendall-tau-b"
+    for method in ("kendall-tau-b", "cosine", "pearson", "spearman", "whitened-cosine"):
+        assert np.isnan(kc.compare(c * 0, np.arange(6.0), method)), method
     assert np.isnan(kc.compare(c, np.arange(6.0), "kendall-tau-b"))
+    assert kc.compare(c, np.arange(6.0), "tau-a") == 0.0  # all pairs tied in one: no C, no D
     with pytest.raises(ValueError, match="unknown comparison method"):
         kc.compare(c, c, "kendall")
 
