@@ -1571,7 +1571,14 @@ def _ooo_measure_sections(recs: list[dict[str, Any]], ctx: _Context) -> list[Sec
 
 
 def _rsa_measure_sections(recs: list[dict[str, Any]], ctx: _Context) -> list[Section]:
-    return [_rsa_section(recs, ctx.figdir, ctx.files)]
+    sec = _rsa_section(recs, ctx.figdir, ctx.files)
+    if not sec.note:
+        from alignkit.report._rdm_figures import rdm_figures
+
+        figures, notes = rdm_figures(recs, ctx)
+        sec.figures += figures
+        sec.intro = " ".join([sec.intro, *notes])
+    return [sec]
 
 
 def _column_cell(rec: Mapping[str, Any], column: Any) -> str:
