@@ -138,3 +138,17 @@ def test_cli_score_concept_ridge(store, tmp_path):
     bad = CliRunner().invoke(cli, ["score", "concept-ridge", str(path), "--embedding",
                                    "spose-49d", "--alphas", "x"])
     assert bad.exit_code == 2 and "alphas" in bad.output
+
+
+@pytest.mark.parametrize("module", ["concept_ridge", "calibration"])
+def test_importing_the_module_first_keeps_the_registry_order(module):
+    import subprocess
+    import sys
+
+    code = (f"import alignkit.measures.{module}\n"
+            "from alignkit.measures import measure_names\n"
+            "names = measure_names()\n"
+            "assert names[:2] == ('ooo', 'rsa'), names\n"
+            "assert {'calibration', 'concept-ridge'} <= set(names), names\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr

@@ -11,7 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from alignkit.measures import Column, Measure, MeasureOptions, option, register_measure
+from alignkit.measures import (
+    Column,
+    Measure,
+    MeasureOptions,
+    _ensure_builtin,
+    option,
+    register_measure,
+)
 from alignkit.measures.ooo import _preset_help, _preset_names, _similarity_names
 
 __all__ = ["CalibrationOptions", "CalibrationMeasure"]
@@ -106,4 +113,6 @@ class CalibrationMeasure(Measure):
         return out
 
 
+# the built-in measures first (registry order), also when this module is imported first
+_ensure_builtin()
 register_measure(CalibrationMeasure())

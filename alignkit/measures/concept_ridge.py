@@ -21,7 +21,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from alignkit.measures import Column, Measure, MeasureOptions, option, register_measure
+from alignkit.measures import (
+    Column,
+    Measure,
+    MeasureOptions,
+    _ensure_builtin,
+    option,
+    register_measure,
+)
 
 __all__ = ["ConceptRidgeOptions", "ConceptRidgeMeasure", "ConceptRidgeResult", "concept_ridge",
            "DEFAULT_ALPHAS", "parse_alphas"]
@@ -274,4 +281,6 @@ class ConceptRidgeMeasure(Measure):
         return concept_ridge(features, data, self.options(options), **context)
 
 
+# the built-in measures first (registry order), also when this module is imported first
+_ensure_builtin()
 register_measure(ConceptRidgeMeasure())
