@@ -24,6 +24,7 @@ __all__ = [
     "ece_from_tally",
     "bootstrap_ece_nll",
     "bootstrap_float_means",
+    "bootstrap_cluster_bins",
     "PAPER_TEMPERATURES",
 ]
 
@@ -323,3 +324,44 @@ def bootstrap_float_means(values: np.ndarray, n_boot: int, seed: int = 0) -> np.
     else:
         out = _boot_means_kernel(v2, int(n_boot), as_seed(seed))
     return out[:, 0] if flat else out
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _boot_cluster_bins_kernel(hits: np.ndarray, counts: np.ndarray, bins: np.ndarray,
+                              n_bins: int, n_boot: int, seed: np.uint64) -> np.ndarray:
+    G = hits.shape[0]
+    n = np.uint64(G)
+    out = np.empty((n_boot, n_bins))
+    for b in prange(n_boot):
+        key = stream_key(seed, np.uint64(b))
+        hs = np.zeros(n_bins)
+        cs = np.zeros(n_bins)
+        for i in range(G):
+            idx = np.int64(bounded(draw(key, np.uint64(i)), n))
+            k = bins[idx]
+            hs[k] += hits[idx]
+            cs[k] += counts[idx]
+        for k in range(n_bins):
+            out[b, k] = hs[k] / cs[k] if cs[k] > 0 else np.nan
+    return out
+
+
+def bootstrap_cluster_bins(hits: np.ndarray, counts: np.ndarray, bins: np.ndarray, n_bins: int,
+                           n_boot: int, seed: int = 0) -> np.ndarray:
+    """Per-bin accuracy of each bootstrap resample of clusters (e.g. unique triples).
+
+    Cluster ``g`` holds ``counts[g]`` judgments of which ``hits[g]`` are correct and lies in
+    bin ``bins[g]``; a resample draws the clusters with replacement (resample ``b`` from
+    ``stream_key(seed, b)``) and a bin's accuracy is its drawn hits over its drawn judgments.
+
+    Returns:
+        float64 ``(n_boot, n_bins)``; ``nan`` where a resample drew no cluster of a bin.
+    """
+    bins = np.ascontiguousarray(bins, dtype=np.int64)
+    if bins.size == 0 or n_boot <= 0:
+        return np.full((max(int(n_boot), 0), int(n_bins)), np.nan)
+    if bins.min() < 0 or bins.max() >= n_bins:
+        raise ValueError("bin index out of range")
+    return _boot_cluster_bins_kernel(np.ascontiguousarray(hits, dtype=np.float64),
+                                     np.ascontiguousarray(counts, dtype=np.float64), bins,
+                                     int(n_bins), int(n_boot), as_seed(seed))

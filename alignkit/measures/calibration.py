@@ -36,6 +36,10 @@ class CalibrationOptions(MeasureOptions):
         folds: object folds (KFold, shuffled with ``split_seed``).
         bins: equal-width ECE bins over the maximum probability.
         min_repeats: fewest responses of a triple for the human distribution.
+        entropy_of: which choice entropy the entropy-binned accuracy bins by: ``human`` (the
+            entropy of a repeated triple's human odd-one-out distribution, the paper's
+            analysis) or ``model``; default: ``human`` when the triplets repeat triples,
+            else ``model``.
         bootstrap, ci_level, seed: the percentile bootstrap over evaluated triplets.
     """
 
@@ -56,6 +60,11 @@ class CalibrationOptions(MeasureOptions):
                            "paper's code).", minimum=1, maximum=1000)
     min_repeats: int = option(2, "Fewest responses of a triple for the human choice "
                                  "distribution (KL, JSD).", minimum=2)
+    entropy_of: str | None = option(
+        None, "Entropy the entropy-binned accuracy bins by: human (of each repeated triple's "
+              "human odd-one-out distribution, as the paper) or model (of the model's choice "
+              "probabilities); default: human when triples are answered at least "
+              "--min-repeats times, else model.", choices=("human", "model"), optional=True)
     bootstrap: int = option(1000, "Bootstrap resamples of the evaluated triplets (0: none).",
                             minimum=0, identity=False)
     ci_level: float = option(0.95, "Coverage of the bootstrap intervals.", minimum=0.0,

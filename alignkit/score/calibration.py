@@ -25,9 +25,15 @@ Figures (natural logarithms throughout, so NLL, entropy, KL and JSD are in nats)
 * NLL: ``mean(-log p_human)``.
 * accuracy: the odd-one-out accuracy of the evaluated triplets (most similar pair = human's,
   the first of a two-way tie, a three-way tie wrong: the ``paper`` tie rule).
-* entropy-binned accuracy: the model's choice entropy binned by the paper's edges
+* entropy-binned accuracy: judgments binned by a choice entropy with the paper's edges
   ``0, 0.1, ..., 1.1`` (``numpy.digitize(right=True)``: bins ``(e_b, e_{b+1}]``, the first
-  holding 0 too), the accuracy per bin.
+  holding 0 too), the accuracy per bin over judgments (correct judgments / judgments in the
+  bin, as ``utils/analyses/failures.py`` per test triplet). ``entropy_of="human"`` (the
+  default when triples repeat): every judgment of a triple answered at least
+  ``min_repeats`` times, binned by the entropy of that triple's empirical human odd-one-out
+  distribution (all such judgments, evaluated or not: neither the choice nor the entropy
+  depends on T), resampled by unique triple. ``entropy_of="model"``: the evaluated
+  triplets, binned by the model's choice entropy under their fold's T.
 * repeated triplets (a triplet set where the same unordered triple was answered several
   times, as the THINGS repeat set): per unique triple answered at least ``min_repeats``
   times the human distribution of the odd one out, and ``KL(human || model)`` and the
@@ -35,8 +41,9 @@ Figures (natural logarithms throughout, so NLL, entropy, KL and JSD are in nats)
   (nats; at most ln 2), averaged over the triples. ``scipy.spatial.distance.jensenshannon``
   returns the square root of this divergence.
 
-Intervals are percentile bootstraps over the evaluated triplets (ECE, NLL, accuracy, the
-entropy bins, with the same resamples) and over the repeated triples (KL, JSD).
+Intervals are percentile bootstraps over the evaluated triplets (ECE, NLL, accuracy and the
+model-entropy bins, with the same resamples), over the repeated triples (KL, JSD) and over
+the unique repeated triples (the human-entropy bins).
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from alignkit.provenance import base_provenance
 from alignkit.score._common import jsonable
 
 __all__ = ["CalibrationResult", "calibration", "entropy_bin_edges", "human_distributions",
+           "human_entropies",
            "ENTROPY_STEP", "PROTOCOL"]
 
 PROTOCOL = ("choice probabilities softmax(T * [s_ij, s_ik, s_jk]), T fitted on held-out "
@@ -77,7 +85,8 @@ class CalibrationResult:
         reliability: one row per ECE bin (``lo``, ``hi``, ``count``, ``confidence``,
             ``accuracy``).
         entropy_bins: one row per entropy bin (``lo``, ``hi``, ``count``, ``accuracy``,
-            ``ci_low``, ``ci_high``).
+            ``ci_low``, ``ci_high``); ``entropy_of`` says whose entropy was binned (``human``
+            or ``model``) and ``entropy_binning`` which judgments and how they were resampled.
         jsd, kl: mean Jensen-Shannon divergence and ``KL(human || model)`` over the repeated
             triples (nats; None without repeats); ``human`` has their counts and intervals.
         probabilities, entropy, fold, temperatures: per-triplet arrays (only when asked for):
@@ -102,6 +111,8 @@ class CalibrationResult:
     mean_entropy: float
     reliability: list[dict[str, Any]]
     entropy_bins: list[dict[str, Any]]
+    entropy_of: str = "model"
+    entropy_binning: dict[str, Any] | None = None
     jsd: float | None = None
     kl: float | None = None
     human: dict[str, Any] | None = None
@@ -182,6 +193,44 @@ def human_distributions(T: np.ndarray, min_repeats: int = 2) -> tuple[np.ndarray
     np.add.at(counts, (group, pos), 1)
     use = counts.sum(axis=1) >= min_repeats
     return uniq[use], counts[use], first[use].astype(np.int64)
+
+
+def human_entropies(T: np.ndarray, min_repeats: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the entropy (nats) of its unordered triple's human odd-one-out distribution.
+
+    Args:
+        T: ``(N, 3)`` triplets, odd one out last.
+        min_repeats: the fewest responses a triple needs.
+
+    Returns:
+        ``(entropy (N,), triple (N,))``: ``-sum_o h_o ln h_o`` with ``h_o`` the share of the
+        triple's responses choosing object ``o``, and the index ``0..G-1`` of the row's triple
+        among the G triples answered at least ``min_repeats`` times (in sorted order); ``nan``
+        and ``-1`` for the rows of the other triples.
+    """
+    T = np.asarray(T, dtype=np.int64)
+    if len(T) == 0:
+        return np.empty(0), np.empty(0, dtype=np.int64)
+    triple = np.sort(T, axis=1)
+    uniq, group = np.unique(triple, axis=0, return_inverse=True)
+    group = group.ravel()
+    pos = np.argmax(triple == T[:, 2:3], axis=1)
+    counts = np.zeros((len(uniq), 3), dtype=np.int64)
+    np.add.at(counts, (group, pos), 1)
+    n = counts.sum(axis=1)
+    share = counts / n[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        H = -np.where(share > 0, share * np.log(np.where(share > 0, share, 1.0)), 0.0).sum(axis=1)
+    use = n >= min_repeats
+    renum = np.full(len(uniq), -1, dtype=np.int64)
+    renum[use] = np.arange(int(use.sum()))
+    g = renum[group]
+    return np.where(g >= 0, H[group], np.nan), g
+
+
+def _entropy_bin(h: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The paper's bin of each entropy: ``digitize(right=True) - 1``, 0 in the first bin."""
+    return np.clip(np.digitize(h, edges, right=True) - 1, 0, len(edges) - 2).astype(np.int64)
 
 
 def _model_odd_probs(T: np.ndarray, probs: np.ndarray, objects: np.ndarray,
@@ -302,20 +351,64 @@ def calibration(
 
     edges = entropy_bin_edges()
     n_ebins = len(edges) - 1
-    ebin = np.maximum(np.digitize(ent[E], edges, right=True) - 1, 0).astype(np.int64)
-    ecount = np.bincount(ebin, minlength=n_ebins)
-    ehits = np.bincount(ebin, weights=correct.astype(np.float64), minlength=n_ebins)
-
     level, B = opts.ci_level, opts.bootstrap
     ci = nll_ci = acc_ci = None
-    e_ci = np.full((n_ebins, 2), np.nan)
     if B > 0:
         b_ece, b_nll, b_acc = kc.bootstrap_ece_nll(bins_of, conf, correct, nll[E], opts.bins,
                                                    B, opts.seed)
         ci = list(kboot.percentile_ci(b_ece, level))
         nll_ci = list(kboot.percentile_ci(b_nll, level))
         acc_ci = list(kboot.percentile_ci(b_acc, level))
-        per_bin = kboot.bootstrap_groups(correct.astype(np.uint8), ebin, n_ebins, B, opts.seed)
+
+    notes: list[str] = []
+    h_row, g_row = human_entropies(T, opts.min_repeats)
+    repeated = g_row >= 0
+    entropy_of = opts.entropy_of
+    if entropy_of is None:
+        entropy_of = "human" if repeated.any() else "model"
+        if entropy_of == "model":
+            notes.append(f"no triple answered at least {opts.min_repeats} times: the entropy "
+                         "bins are of the model's choice entropy, not the human's")
+    elif entropy_of == "human" and not repeated.any():
+        raise DataError(
+            f"--entropy-of human: triplets {tinfo.get('source')} have no triple answered at "
+            f"least --min-repeats {opts.min_repeats} times (no human choice entropy)")
+    e_ci = np.full((n_ebins, 2), np.nan)
+    if entropy_of == "human":
+        # every judgment of a repeated triple (nothing is fitted on them: the choice and its
+        # correctness do not depend on T), binned by its triple's human entropy; the
+        # resamples draw unique triples, whose judgments share the triple and the entropy
+        R = np.flatnonzero(repeated)
+        hit_all = (top == 0)
+        ebin = _entropy_bin(h_row[R], edges)
+        ecount = np.bincount(ebin, minlength=n_ebins)
+        ehits = np.bincount(ebin, weights=hit_all[R].astype(np.float64), minlength=n_ebins)
+        G = int(g_row.max()) + 1
+        g_n = np.bincount(g_row[R], minlength=G)
+        g_hits = np.bincount(g_row[R], weights=hit_all[R].astype(np.float64), minlength=G)
+        g_bin = np.zeros(G, dtype=np.int64)
+        g_bin[g_row[R]] = ebin
+        g_h = np.zeros(G)
+        g_h[g_row[R]] = h_row[R]
+        binning = {"of": "human", "unit": "judgment", "n_judgments": int(R.size),
+                   "n_triples": G, "min_repeats": opts.min_repeats,
+                   "rows": "every judgment of a triple answered at least min_repeats times",
+                   "accuracy": float(hit_all[R].mean()), "mean_entropy": float(g_h.mean()),
+                   "resampled": "unique triples"}
+        if B > 0:
+            per_bin = kc.bootstrap_cluster_bins(g_hits, g_n, g_bin, n_ebins, B, opts.seed)
+    else:
+        ebin = _entropy_bin(ent[E], edges)
+        ecount = np.bincount(ebin, minlength=n_ebins)
+        ehits = np.bincount(ebin, weights=correct.astype(np.float64), minlength=n_ebins)
+        binning = {"of": "model", "unit": "judgment", "n_judgments": int(E.size),
+                   "rows": "the evaluated triplets (the entropy depends on their fold's T)",
+                   "accuracy": acc, "mean_entropy": float(ent[E].mean()),
+                   "resampled": "evaluated triplets"}
+        if B > 0:
+            per_bin = kboot.bootstrap_groups(correct.astype(np.uint8), ebin, n_ebins, B,
+                                             opts.seed)
+    if B > 0:
         for b in range(n_ebins):
             vals = per_bin[:, b][np.isfinite(per_bin[:, b])]
             if ecount[b] and vals.size:
@@ -328,7 +421,6 @@ def calibration(
         for b in range(n_ebins)
     ]
 
-    notes: list[str] = []
     jsd = kl = None
     human = None
     objects, hcounts, rep = human_distributions(T, opts.min_repeats)
@@ -365,7 +457,8 @@ def calibration(
         n_triplets=N, n_evaluated=int(E.size), fit=opts.fit, folds=opts.folds,
         split_seed=opts.split_seed, bins=opts.bins, fold_temperatures=fold_t,
         fold_counts=fold_counts, nll_unscaled=float(nll1), mean_entropy=float(ent[E].mean()),
-        reliability=reliability, entropy_bins=entropy_bins, jsd=jsd, kl=kl, human=human,
+        reliability=reliability, entropy_bins=entropy_bins, entropy_of=entropy_of,
+        entropy_binning=binning, jsd=jsd, kl=kl, human=human,
         preset=opts.preset, ci_low=None if ci is None else ci[0],
         ci_high=None if ci is None else ci[1], nll_ci=nll_ci, accuracy_ci=acc_ci,
         ci_level=level, n_bootstrap=B, seed=opts.seed if B else None, notes=notes,
