@@ -115,7 +115,9 @@ def test_folds_are_object_folds_as_sklearn_kfold(synth):
 
 def test_ece_nll_accuracy_and_entropy_bins_match_numpy(synth):
     X, T = synth
-    r = calibration(X, T, similarity="dot", bootstrap=200, seed=3, per_triplet=True)
+    r = calibration(X, T, similarity="dot", bootstrap=200, seed=3, per_triplet=True,
+                    entropy_of="model")
+    assert r.entropy_of == "model" and r.entropy_binning["of"] == "model"
     P = _softmax(r.temperatures[:, None] * _sims(X, T))
     np.testing.assert_allclose(r.probabilities, P, rtol=1e-12, atol=1e-15)
     E = r.fold >= 0
@@ -144,8 +146,9 @@ def test_ece_nll_accuracy_and_entropy_bins_match_numpy(synth):
     assert r.ci_low < r.ci_high
     assert r.nll_ci[0] <= r.nll <= r.nll_ci[1]
     assert r.accuracy_ci[0] <= r.accuracy <= r.accuracy_ci[1]
-    again = calibration(X, T, similarity="dot", bootstrap=200, seed=3)
+    again = calibration(X, T, similarity="dot", bootstrap=200, seed=3, entropy_of="model")
     assert (again.ci_low, again.ci_high) == (r.ci_low, r.ci_high)
+    assert again.entropy_bins == r.entropy_bins
 
 
 def test_kl_and_jsd_on_repeated_triplets_match_scipy():
@@ -266,6 +269,17 @@ def test_cli_score_calibration(store, synth, tmp_path):
                                    "--object-ids", str(ids), "--bins", "0"])
     assert bad.exit_code == 2
     assert "bins" in bad.output
+    assert res["entropy_of"] == "human"  # 20,000 draws of 82,160 triples repeat some
+    model = CliRunner().invoke(cli, ["score", "calibration", str(store), "--triplets", str(trip),
+                                     "--object-ids", str(ids), "--similarity", "dot",
+                                     "--bootstrap", "0", "--entropy-of", "model", "--no-record",
+                                     "--format", "json"])
+    assert model.exit_code == 0, model.output
+    assert json.loads(model.stdout)[0]["entropy_binning"]["of"] == "model"
+    wrong = CliRunner().invoke(cli, ["score", "calibration", str(store), "--triplets", str(trip),
+                                     "--object-ids", str(ids), "--entropy-of", "vice"])
+    assert wrong.exit_code == 2
+    assert "entropy-of" in wrong.output
 
 
 def test_report_has_a_reliability_diagram(store, synth, tmp_path):
@@ -280,6 +294,10 @@ def test_report_has_a_reliability_diagram(store, synth, tmp_path):
     md = files.markdown.read_text()
     assert "Calibration of choice probabilities" in md
     assert f"{res.temperature:.4f}" in md
+    assert res.entropy_of == "human"
+    assert "entropy-binned accuracy" in md and "human (repeated triples' answers)" in md
+    first = next(b for b in res.entropy_bins if b["count"])
+    assert f"{first['accuracy']:.4f}" in md
     assert any(p.name.startswith("reliability") and p.suffix == ".png" for p in files.figures)
 
 
@@ -315,3 +333,171 @@ def test_object_folds_are_the_probes_and_need_no_torch():
             "assert 'torch' not in sys.modules\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+# --- entropy bins by the human choice entropy (the paper's analysis) --------------------------
+
+EDGES = np.arange(0, np.log(3) + 0.1, 0.1)  # the paper's edges 0, 0.1, ..., 1.1
+
+
+def _human_bins_reference(T: np.ndarray, correct: np.ndarray, min_repeats: int = 2):
+    """Per bin (judgments, correct judgments) and per unique triple (bin, judgments, hits).
+
+    Plain loops: a triple's human distribution is the share of its answers naming each of its
+    three objects as the odd one out, its entropy -sum h ln h; a judgment falls in bin b when
+    EDGES[b] < H <= EDGES[b + 1] (the first bin also holds 0).
+    """
+    key = [tuple(sorted(t)) for t in T.tolist()]
+    rows: dict[tuple, list[int]] = {}
+    for r, k in enumerate(key):
+        rows.setdefault(k, []).append(r)
+    n_bins = len(EDGES) - 1
+    count, hits, per_triple = np.zeros(n_bins, int), np.zeros(n_bins, int), []
+    for tri, rr in sorted(rows.items()):
+        if len(rr) < min_repeats:
+            continue
+        h = np.array([np.mean(T[rr, 2] == o) for o in tri])
+        H = -np.sum(h[h > 0] * np.log(h[h > 0]))
+        b = next(b for b in range(n_bins) if H <= EDGES[b + 1])
+        count[b] += len(rr)
+        hits[b] += int(correct[rr].sum())
+        per_triple.append((b, len(rr), int(correct[rr].sum()), H))
+    return count, hits, per_triple
+
+
+def _repeated_synthetic(seed: int = 5):
+    rng = np.random.default_rng(seed)
+    n = 50
+    X = rng.normal(size=(n, 5))
+    base = _random_triples(n, 300, rng)
+    reps = rng.integers(2, 25, size=len(base))
+    T = _sample(X, np.repeat(base, reps, axis=0), 0.8, rng)
+    # some triples unanimous (entropy 0), the objects of a triple in any order
+    T[: reps[0]] = T[0]
+    swap = rng.random(len(T)) < 0.5
+    T[swap, :2] = T[swap][:, [1, 0]]
+    single = _sample(X, _random_triples(n, 200, rng), 0.8, rng)
+    once = np.unique(np.sort(single, axis=1), axis=0, return_index=True)[1]
+    single = single[once]
+    known = {tuple(t) for t in np.sort(T, axis=1).tolist()}
+    single = single[[tuple(sorted(t)) not in known for t in single.tolist()]]
+    return X, rng.permutation(np.concatenate([T, single]))
+
+
+def test_human_entropy_bins_match_numpy_on_repeated_triples():
+    from scipy.stats import entropy
+
+    from alignkit.score.calibration import human_entropies
+
+    X, T = _repeated_synthetic()
+    r = calibration(X, T, similarity="dot", bootstrap=300, seed=4)
+    assert r.entropy_of == "human"  # the default when triples repeat
+    correct = _sims(X, T).argmax(axis=1) == 0
+    count, hits, per_triple = _human_bins_reference(T, correct)
+    assert sum(c for _, c, _, _ in per_triple) < len(T)  # the single answers are left out
+    assert r.entropy_binning["n_judgments"] == int(count.sum())
+    assert r.entropy_binning["n_triples"] == len(per_triple)
+    assert r.entropy_binning["accuracy"] == pytest.approx(hits.sum() / count.sum(), abs=1e-15)
+    assert count[0] > 0 and (count > 0).sum() >= 6
+    for b, row in enumerate(r.entropy_bins):
+        assert row["lo"] == pytest.approx(EDGES[b]) and row["hi"] == pytest.approx(EDGES[b + 1])
+        assert row["count"] == count[b]
+        if count[b]:
+            assert row["accuracy"] == pytest.approx(hits[b] / count[b], abs=1e-15)
+            assert row["ci_low"] <= row["accuracy"] <= row["ci_high"]
+        else:
+            assert row["accuracy"] is None and row["ci_low"] is None
+    # the per-row entropies against scipy, and the rows of single answers have none
+    H, g = human_entropies(T)
+    sortedT = np.sort(T, axis=1)
+    for t in range(0, len(T), 37):
+        rows = (sortedT == sortedT[t]).all(axis=1)
+        if rows.sum() < 2:
+            assert np.isnan(H[t]) and g[t] == -1
+        else:
+            c = [(T[rows, 2] == o).sum() for o in sortedT[t]]
+            assert H[t] == pytest.approx(entropy(c), abs=1e-12)
+    # reproducible, and the seed matters
+    again = calibration(X, T, similarity="dot", bootstrap=300, seed=4)
+    assert again.entropy_bins == r.entropy_bins
+    other = calibration(X, T, similarity="dot", bootstrap=300, seed=5)
+    assert other.entropy_bins != r.entropy_bins
+    assert [b["accuracy"] for b in other.entropy_bins] == [b["accuracy"] for b in r.entropy_bins]
+
+
+def test_cluster_bootstrap_draws_unique_triples():
+    from naive import bounded, draw
+
+    from alignkit._kernels.calibration import bootstrap_cluster_bins
+
+    rng = np.random.default_rng(2)
+    G, n_bins = 57, 4
+    counts = rng.integers(1, 30, size=G)
+    hits = rng.integers(0, counts + 1)
+    bins = rng.integers(0, n_bins, size=G)
+    out = bootstrap_cluster_bins(hits, counts, bins, n_bins, 5, seed=9)
+    for b in range(5):
+        idx = np.array([bounded(draw(9, b, i), G) for i in range(G)], dtype=np.int64)
+        for k in range(n_bins):
+            sel = idx[bins[idx] == k]
+            want = hits[sel].sum() / counts[sel].sum() if sel.size else np.nan
+            np.testing.assert_allclose(out[b, k], want, rtol=1e-15)
+
+
+def test_without_repeats_the_model_entropy_is_binned_and_said():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(30, 4))
+    T = np.array([[a, b, c] for a in range(30) for b in range(a + 1, 30)
+                  for c in range(b + 1, 30)])[::7]
+    T = _sample(X, T, 1.0, rng)
+    r = calibration(X, T, similarity="dot", bootstrap=0)
+    assert r.entropy_of == "model"
+    assert any("model's choice entropy" in n for n in r.notes)
+    with pytest.raises(DataError, match="entropy-of human"):
+        calibration(X, T, similarity="dot", bootstrap=0, entropy_of="human")
+    with pytest.raises(InputError, match="entropy_of"):
+        calibration(X, T, similarity="dot", bootstrap=0, entropy_of="vice")
+
+
+def test_human_entropy_bins_on_things_test20k():
+    """SPoSE 49d, dot products, on the THINGS repeat set: numbers from plain numpy."""
+    from pathlib import Path
+
+    from alignkit.data import load_embedding, load_triplets
+
+    data = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "things"
+    if not data.is_dir():
+        data = Path("/work/shared/data/things")
+    X = np.loadtxt(data / "spose_embedding_49d_sorted.txt")
+    T = np.loadtxt(data / "triplets_test20k_0based_oddlast.txt", dtype=np.int64)
+    emb = load_embedding("spose-49d")
+    np.testing.assert_allclose(emb.values, X, rtol=1e-6)
+    r = calibration(emb.values, load_triplets("things-test20k"), similarity="dot",
+                    bootstrap=1000, seed=0)
+    correct = _sims(X, T).argmax(axis=1) == 0
+    assert correct.mean() == pytest.approx(0.63475, abs=1e-12)  # the data README's figure
+    count, hits, per_triple = _human_bins_reference(T, correct)
+    assert r.entropy_of == "human"
+    assert r.entropy_binning["n_judgments"] == 20000 == count.sum()
+    assert r.entropy_binning["n_triples"] == 1000 == len(per_triple)
+    assert r.entropy_binning["accuracy"] == pytest.approx(0.63475, abs=1e-12)
+    assert r.entropy_binning["mean_entropy"] == pytest.approx(
+        np.mean([H for *_, H in per_triple]), rel=1e-12)
+    for b, row in enumerate(r.entropy_bins):
+        assert row["count"] == count[b]
+        assert row["accuracy"] == pytest.approx(hits[b] / count[b], abs=1e-15)
+    # the paper's pattern: accuracy falls as the humans disagree more
+    acc = [row["accuracy"] for row in r.entropy_bins]
+    assert acc[0] == 1.0 and acc[-1] < 0.45 and acc[0] > acc[5] > acc[-1]
+    # intervals resample unique triples: a numpy cluster bootstrap (its own generator) of the
+    # widest bins gives about the same percentile interval
+    per = np.array([(b, n, h) for b, n, h, _ in per_triple])
+    gen = np.random.default_rng(1)
+    draws = gen.integers(0, len(per), size=(2000, len(per)))
+    for b in (8, 9, 10):
+        inb = per[draws, 0] == b
+        boot = (per[draws, 2] * inb).sum(axis=1) / (per[draws, 1] * inb).sum(axis=1)
+        lo, hi = np.percentile(boot, [2.5, 97.5])
+        row = r.entropy_bins[b]
+        assert row["ci_low"] == pytest.approx(lo, abs=0.008)
+        assert row["ci_high"] == pytest.approx(hi, abs=0.008)

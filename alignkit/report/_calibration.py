@@ -1,8 +1,9 @@
 """Report sections of the ``calibration`` and ``concept-ridge`` measures.
 
-* calibration: a table (T, ECE with its interval, NLL, accuracy, JSD) and a reliability
-  diagram per triplet set: the accuracy of each ECE bin against its mean confidence, one line
-  per model/layer, the diagonal being perfect calibration.
+* calibration: a table (T, ECE with its interval, NLL, accuracy, JSD), a table of the
+  entropy-binned accuracy naming whose entropy was binned (human or model), and a
+  reliability diagram per triplet set: the accuracy of each ECE bin against its mean
+  confidence, one line per model/layer, the diagonal being perfect calibration.
 * concept-ridge: a table (mean R² per model/layer) and bars of R² per concept dimension.
 """
 
@@ -96,6 +97,28 @@ def calibration_sections(recs: list[dict[str, Any]], ctx: Any) -> list[Any]:
         ["model", "layer", "dataset", "similarity", "T", "ECE", "ECE CI", "NLL", "accuracy",
          "evaluated", "JSD"], table, [False] * 4 + [True] * 7,
         caption="calibration, every measurement"))
+    ebins = []
+    for r in rows:
+        res = _res(r)
+        of = res.get("entropy_of") or "model"
+        whose = ("human (repeated triples' answers)" if of == "human"
+                 else "model (choice probabilities)")
+        for b in res.get("entropy_bins") or []:
+            if not b.get("count"):
+                continue
+            ci = (f"[{_f(b.get('ci_low'))}, {_f(b.get('ci_high'))}]"
+                  if b.get("ci_low") is not None else "")
+            ebins.append([_s(r.get("model")), _s(r.get("layer")), _s(r.get("dataset")), whose,
+                          f"({b['lo']:.1f}, {b['hi']:.1f}]", _s(b.get("count")),
+                          _f(b.get("accuracy")), ci])
+    if ebins:
+        sec.tables.append(Table(
+            ["model", "layer", "dataset", "entropy of", "entropy bin (nats)", "judgments",
+             "accuracy", "CI"], ebins, [False] * 5 + [True] * 3,
+            caption="entropy-binned accuracy: correct judgments over the judgments of each "
+                    "bin (the first bin also holds 0); human: binned by the entropy of the "
+                    "triple's human odd-one-out distribution, intervals over unique triples; "
+                    "model: by the model's choice entropy on the evaluated triplets"))
     for name, curves in sorted(by_set.items()):
         stem = ctx.figdir / _slug(f"reliability-{name}", ctx.taken)
         png, svg = reliability_figure(curves, stem, f"reliability: {name}")
