@@ -485,6 +485,7 @@ def test_human_entropy_bins_on_things_test20k():
         np.mean([H for *_, H in per_triple]), rel=1e-12)
     for b, row in enumerate(r.entropy_bins):
         assert row["count"] == count[b]
+        assert row["triples"] == sum(1 for t in per_triple if t[0] == b)
         assert row["accuracy"] == pytest.approx(hits[b] / count[b], abs=1e-15)
     # the paper's pattern: accuracy falls as the humans disagree more
     acc = [row["accuracy"] for row in r.entropy_bins]

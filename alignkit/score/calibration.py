@@ -85,7 +85,8 @@ class CalibrationResult:
         reliability: one row per ECE bin (``lo``, ``hi``, ``count``, ``confidence``,
             ``accuracy``).
         entropy_bins: one row per entropy bin (``lo``, ``hi``, ``count``, ``accuracy``,
-            ``ci_low``, ``ci_high``); ``entropy_of`` says whose entropy was binned (``human``
+            ``ci_low``, ``ci_high``; binned by the human entropy also ``triples``, the unique
+            triples of the bin); ``entropy_of`` says whose entropy was binned (``human``
             or ``model``) and ``entropy_binning`` which judgments and how they were resampled.
         jsd, kl: mean Jensen-Shannon divergence and ``KL(human || model)`` over the repeated
             triples (nats; None without repeats); ``human`` has their counts and intervals.
@@ -390,6 +391,7 @@ def calibration(
         g_bin[g_row[R]] = ebin
         g_h = np.zeros(G)
         g_h[g_row[R]] = h_row[R]
+        etriples = np.bincount(g_bin, minlength=n_ebins)
         binning = {"of": "human", "unit": "judgment", "n_judgments": int(R.size),
                    "n_triples": G, "min_repeats": opts.min_repeats,
                    "rows": "every judgment of a triple answered at least min_repeats times",
@@ -398,6 +400,7 @@ def calibration(
         if B > 0:
             per_bin = kc.bootstrap_cluster_bins(g_hits, g_n, g_bin, n_ebins, B, opts.seed)
     else:
+        etriples = None
         ebin = _entropy_bin(ent[E], edges)
         ecount = np.bincount(ebin, minlength=n_ebins)
         ehits = np.bincount(ebin, weights=correct.astype(np.float64), minlength=n_ebins)
@@ -417,7 +420,8 @@ def calibration(
         {"lo": float(edges[b]), "hi": float(edges[b + 1]), "count": int(ecount[b]),
          "accuracy": float(ehits[b] / ecount[b]) if ecount[b] else None,
          "ci_low": None if not np.isfinite(e_ci[b, 0]) else float(e_ci[b, 0]),
-         "ci_high": None if not np.isfinite(e_ci[b, 1]) else float(e_ci[b, 1])}
+         "ci_high": None if not np.isfinite(e_ci[b, 1]) else float(e_ci[b, 1]),
+         **({} if etriples is None else {"triples": int(etriples[b])})}
         for b in range(n_ebins)
     ]
 
