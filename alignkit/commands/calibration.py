@@ -18,7 +18,7 @@ from alignkit.commands.score import _take_options, _triplet_union, measure_optio
 @click.option("--triplets", "triplets_src", required=True, multiple=True,
               help="Triplet file (.npy, .txt, .csv, validationset.csv, raw format) or a bundled "
                    "name such as things-test20k; repeat it to use the union. Repeated triples "
-                   "give the human choice distribution (KL, JSD).")
+                   "give the human choice distribution (KL, JSD, the human entropy bins).")
 @click.option("--object-ids", default=None,
               help="Ids of the triplets' objects 0..n-1: a file, one id a line, or 'things'.")
 @click.option("--model", default=None, help="Only this model (default: every model).")
@@ -47,8 +47,11 @@ def score_calibration(store: str, triplets_src: tuple[str, ...], object_ids: str
     """Calibration of every entry's odd-one-out choice probabilities.
 
     Probabilities are softmax(T * [s_ij, s_ik, s_jk]); T is fitted on the triplets of
-    other objects (object folds) and the ECE, NLL, accuracy and entropy-binned accuracy are
-    those of the held-out triplets. One row per model/layer.
+    other objects (object folds) and the ECE, NLL and accuracy are those of the held-out
+    triplets. The entropy-binned accuracy bins, by default, every judgment of a repeated
+    triple by the entropy of its human answers (--entropy-of human), else the
+    held-out triplets by the model's choice entropy (--entropy-of model). One row per
+    model/layer.
 
     \b
     Examples:

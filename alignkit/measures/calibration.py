@@ -62,9 +62,9 @@ class CalibrationOptions(MeasureOptions):
                                  "distribution (KL, JSD).", minimum=2)
     entropy_of: str | None = option(
         None, "Entropy the entropy-binned accuracy bins by: human (of each repeated triple's "
-              "human odd-one-out distribution, as the paper) or model (of the model's choice "
-              "probabilities); default: human when triples are answered at least "
-              "--min-repeats times, else model.", choices=("human", "model"), optional=True)
+              "empirical odd-one-out distribution; the paper bins by a human entropy that "
+              "VICE estimates) or model (of the model's choice probabilities); default: "
+              "human when triples are answered at least --min-repeats times, else model.", choices=("human", "model"), optional=True)
     bootstrap: int = option(1000, "Bootstrap resamples of the evaluated triplets (0: none).",
                             minimum=0, identity=False)
     ci_level: float = option(0.95, "Coverage of the bootstrap intervals.", minimum=0.0,
