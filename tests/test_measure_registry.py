@@ -211,3 +211,94 @@ def test_toy_measure_in_sweep_and_report(toy, tmp_path: Path) -> None:
     assert "Toy mean feature" in html and f"{rec['result']['value']:.4f}" in html
     assert "toy mean feature, every measurement" in html
     assert any("measure-toy-mean" in f.name for f in files.figures)
+
+
+# ------------------------------------------------------------- a measure on the embedding kind
+class ToyMatchMeasure(Measure):
+    """Mean over stimuli of <feature row, embedding row> (rows matched by id)."""
+
+    name, title, data, Options = "toy-match", "toy matched product", "embedding", ToyOptions
+    summary = "Mean inner product of matched feature and embedding rows (a toy)."
+    count = "n_stimuli"
+    columns = (Column("stimuli", "n_stimuli", "d"),)
+
+    def compute(self, features, data, options, **context):
+        from alignkit.data import align_by_ids
+
+        i, j = align_by_ids(context["ids"], data.ids, require_all=False)
+        prod = np.einsum("ij,ij->i", np.asarray(features, np.float64)[i], data.values[j])
+        return ToyMatchResult(value=options.scale * float(prod.mean()), n_stimuli=len(i),
+                              model=context["model"], layer=context["layer"])
+
+
+@dataclass
+class ToyMatchResult(MeasureResult):
+    n_stimuli: int = 0
+
+
+@pytest.fixture()
+def toy_match():
+    measure = register_measure(ToyMatchMeasure())
+    yield measure
+    unregister_measure("toy-match")
+
+
+def test_embedding_data_kind_command_and_study(toy_match, tmp_path: Path) -> None:
+    from alignkit.data import load_embedding
+    from alignkit.results import ResultsTable
+    from alignkit.store import EmbeddingStore
+    from alignkit.sweep import load_study
+
+    emb = load_embedding("spose-49d")
+    rows = np.arange(0, 1854, 7)[::-1]  # a subset, in another order: matched by id
+    store = tmp_path / "f.zarr"
+    feats = emb.values[rows].astype(np.float32) * 2
+    EmbeddingStore(store, mode="a").write("spose2", "dims", feats, emb.ids[rows])
+    runner = CliRunner()
+    sub = runner.invoke(cli, ["score", "toy-match", "--help"])
+    assert sub.exit_code == 0 and "--embedding" in sub.output and "spose-49d" in sub.output
+    out = runner.invoke(cli, ["score", "toy-match", str(store), "--embedding", "spose-49d"])
+    assert out.exit_code == 0, out.output
+    (rec,) = ResultsTable.for_store(store).records("toy-match")
+    want = float(np.mean(np.sum(feats.astype(np.float64) * emb.values[rows], axis=1)))
+    assert rec["result"]["value"] == pytest.approx(want, rel=1e-12)
+    assert rec["result"]["n_stimuli"] == rows.size
+
+    # the embedding's rows named by a file of ids
+    vals = tmp_path / "e.npy"
+    np.save(vals, emb.values[:20])
+    ids = tmp_path / "e_ids.txt"
+    ids.write_text("\n".join(emb.ids[:20]) + "\n")
+    out = runner.invoke(cli, ["score", "toy-match", str(store), "--embedding", str(vals),
+                              "--embedding-ids", str(ids), "--no-record", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    both = np.intersect1d(emb.ids[:20], emb.ids[rows])
+    assert f'"n_stimuli": {both.size}' in out.output
+
+    study = tmp_path / "study.toml"
+    study.write_text(f"""
+[sweep]
+store = "features.zarr"
+
+[[model]]
+name = "squeezenet1_0"
+weights = "none"
+layers = ["penultimate"]
+
+[[images]]
+name = "sample"
+path = "{IMAGES}"
+
+[[embedding]]
+name = "spose"
+source = "spose-49d"
+measures = ["toy-match"]
+scale = 0.5
+""")
+    st = load_study(study)
+    (e,) = st.embeddings
+    assert e.kind == "embedding" and e.measure_options("toy-match").scale == 0.5
+    from alignkit.sweep.tasks import expand
+
+    kinds = sorted(t.kind for t in expand(st))
+    assert kinds == ["extract", "toy-match"]

@@ -370,6 +370,16 @@ def _data_options(kind: Any) -> list[Callable[[Callable[..., Any]], Callable[...
                          help="Ids of the triplets' objects 0..n-1: a file, one id a line, or "
                               "'things' (THINGS releases carry them already)."),
         ]
+    if kind.name == "embedding":
+        return [
+            click.option("--embedding", "data_src", required=True, help=kind.help),
+            click.option("--embedding-ids", "data_ids", default=None,
+                         help="Ids of the embedding's rows, one a line, or 'things' (default: "
+                              "THINGS uniqueIDs for 1854 rows, else none to match by)."),
+            click.option("--embedding-labels", "data_labels",
+                         type=click.Path(exists=True, dir_okay=False), default=None,
+                         help="Labels of its dimensions, one a line."),
+        ]
     return [
         click.option("--rdm", "data_src", required=True, help=kind.help),
         click.option("--rdm-ids", "data_ids", type=click.Path(exists=True, dir_okay=False),
@@ -380,10 +390,12 @@ def _data_options(kind: Any) -> list[Callable[[Callable[..., Any]], Callable[...
 
 
 def _load_data(kind: Any, kw: dict[str, Any]) -> Any:
-    src, ids, key = kw.pop("data_src"), kw.pop("data_ids", None), kw.pop("data_key", None)
+    src, ids = kw.pop("data_src"), kw.pop("data_ids", None)
     if kind.name == "triplets":
         return _triplet_union(src, ids)
-    return kind.load(src, ids=ids, key=key)
+    if kind.name == "embedding":
+        return kind.load(src, ids=ids, labels=kw.pop("data_labels", None))
+    return kind.load(src, ids=ids, key=kw.pop("data_key", None))
 
 
 def _triplet_union(sources: tuple[str, ...], object_ids: str | None) -> Any:
@@ -432,8 +444,8 @@ def generated_command(measure: Any) -> click.Command:
     ]
     for deco in reversed(decorators):
         run = deco(run)
-    example = f"alignkit score {measure.name} feats.zarr {kind.option} " + (
-        "things-test20k" if kind.name == "triplets" else "rdm48")
+    example = f"alignkit score {measure.name} feats.zarr {kind.option} " + {
+        "triplets": "things-test20k", "embedding": "spose-49d"}.get(kind.name, "rdm48")
     doc = (f"{measure.summary}\n\nScores every entry of STORE ({measure.title}; one row per "
            f"model/layer).\n\n\b\nExample:\n  {example}")
     return click.command(measure.name, help=doc, short_help=measure.summary)(run)

@@ -97,6 +97,16 @@ DATA_KINDS: dict[str, DataKind] = {
         ("rsa",),
         "alignkit.measures._data:load_rdm_set",
     ),
+    "embedding": DataKind(
+        "embedding",
+        "--embedding",
+        "A representation to compare with, one row per stimulus (a human concept embedding "
+        "such as the bundled spose-49d, or any n x d .txt/.npy/.npz); rows are matched to the "
+        "features by id.",
+        {"ids": "path", "labels": "path"},
+        ("cka",),
+        "alignkit.measures._data:load_embedding_set",
+    ),
 }
 
 #: Record kinds that are not measures (a probe is fitted, not a comparison).

@@ -20,3 +20,11 @@ def load_rdm_set(source: str, *, ids: str | None = None, key: str | None = None)
     from alignkit.data import load_ids, load_rdm
 
     return load_rdm(source, key=key, ids=load_ids(ids) if ids else None)
+
+
+def load_embedding_set(source: str, *, ids: str | None = None, labels: str | None = None) -> Any:
+    """A representation (n x d, one row per stimulus) from a file or bundled name, with its
+    rows' ids from ``ids`` and its dimensions' labels from ``labels`` when given."""
+    from alignkit.data import load_embedding, load_ids
+
+    return load_embedding(source, labels=labels, ids=load_ids(ids) if ids else None)

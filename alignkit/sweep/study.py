@@ -40,6 +40,10 @@ Layout (see ``docs/sweep.md``)::
     name = "rdm48"
     source = "rdm48"
 
+    [[embedding]]                # a representation with one row per stimulus
+    name = "spose"
+    source = "spose-49d"
+
     [probe]
     triplets = ["things"]
 """
@@ -67,6 +71,7 @@ __all__ = [
     "DataSetSpec",
     "TripletSetSpec",
     "RDMSetSpec",
+    "EmbeddingSetSpec",
     "ProbeSpec",
     "load_study",
     "parse_study",
@@ -141,7 +146,7 @@ class ImageSetSpec:
 
 @dataclass(frozen=True)
 class DataSetSpec:
-    """One ``[[triplets]]`` or ``[[rdm]]`` table: human data and the measures run on it.
+    """One ``[[triplets]]``, ``[[rdm]]`` or ``[[embedding]]`` table: data and its measures.
 
     Attributes:
         name: the data set's name (records say it as their ``dataset``).
@@ -230,6 +235,18 @@ class RDMSetSpec(DataSetSpec):
 
 
 @dataclass(frozen=True)
+class EmbeddingSetSpec(DataSetSpec):
+    """One ``[[embedding]]``: a representation with one row per stimulus (a human concept
+    embedding such as ``spose-49d``) and the measures run on it."""
+
+    kind: ClassVar[str] = "embedding"
+
+    @property
+    def labels(self) -> str | None:
+        return self.keys.get("labels")
+
+
+@dataclass(frozen=True)
 class ProbeSpec:
     """The ``[probe]`` table: linear probes fitted on some triplet sets."""
 
@@ -248,7 +265,7 @@ class Study:
     Attributes:
         path: the study file (or ``<string>``).
         sweep: the ``[sweep]`` settings.
-        models, images, triplets, rdms: the tables, in file order.
+        models, images, triplets, rdms, embeddings: the tables, in file order.
         probe: the ``[probe]`` table, or None.
     """
 
@@ -260,6 +277,12 @@ class Study:
     rdms: tuple[RDMSetSpec, ...] = ()
     probe: ProbeSpec | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    embeddings: tuple[EmbeddingSetSpec, ...] = ()
+
+    @property
+    def data_sets(self) -> tuple[DataSetSpec, ...]:
+        """Every human data table, triplets first, then RDMs, then embeddings."""
+        return (*self.triplets, *self.rdms, *self.embeddings)
 
 
 # --------------------------------------------------------------------------- line lookup
@@ -602,7 +625,7 @@ class _Parser:
         )
 
     def study(self) -> Study:
-        known = ("sweep", "model", "images", "triplets", "rdm", "probe")
+        known = ("sweep", "model", "images", "triplets", "rdm", "embedding", "probe")
         for key in self.doc:
             if key not in known:
                 line = self.lines.top_key(key)
@@ -614,10 +637,13 @@ class _Parser:
         names = {s.name for s in images}
         triplets = self.data_sets(TripletSetSpec, names, sweep.seed)
         rdms = self.data_sets(RDMSetSpec, names, sweep.seed)
+        embeddings = self.data_sets(EmbeddingSetSpec, names, sweep.seed)
         probe = self.probe({s.name for s in triplets})
-        if not triplets and not rdms:
-            raise InputError(f"{self.where}: no [[triplets]] or [[rdm]] table; nothing to score")
-        return Study(self.where, sweep, models, images, triplets, rdms, probe)
+        if not triplets and not rdms and not embeddings:
+            raise InputError(f"{self.where}: no [[triplets]], [[rdm]] or [[embedding]] table; "
+                             "nothing to score")
+        return Study(self.where, sweep, models, images, triplets, rdms, probe,
+                     embeddings=embeddings)
 
 
 def _default_label(name: str) -> str:

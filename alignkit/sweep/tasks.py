@@ -165,7 +165,7 @@ def expand(study: Study) -> list[Task]:
     """
     sw = study.sweep
     img_sums = {s.name: images_checksum(s) for s in study.images}
-    data_sets = (*study.triplets, *study.rdms)
+    data_sets = study.data_sets
     data_sums = {(d.kind, d.name): (data_checksum(d.source), data_checksum(d.ids))
                  for d in data_sets}
     common = {"store": sw.store, "device": sw.device, "threads": sw.threads}
