@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import naive  # noqa: E402
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -16,8 +17,6 @@ from alignkit.cli import cli
 from alignkit.data import load_embedding
 from alignkit.errors import InputError, MismatchError
 from alignkit.score import cka_features, compare_models, shape_features, similarity_matrix
-
-import naive  # noqa: E402
 
 
 def cka_gram(X, Y):
