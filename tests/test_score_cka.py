@@ -235,3 +235,48 @@ def test_similarity_matrix(tmp_path: Path, emb):
     a = feats[keys[0]].astype(np.float32).astype(np.float64)
     b = feats[keys[2]].astype(np.float32).astype(np.float64)
     assert shp.values[0, 2] == pytest.approx(procrustes_ref(a, b), rel=1e-7)
+
+
+def test_cli_compare_pair_and_matrix(tmp_path: Path, emb):
+    rows = np.arange(0, 1854, 13)
+    path, feats = _store(tmp_path, emb, rows)
+    runner = CliRunner()
+    help_ = runner.invoke(cli, ["compare", "cka", "--help"])
+    assert help_.exit_code == 0 and "Example" in help_.output and "--a" in help_.output
+    out = runner.invoke(cli, ["compare", "cka", str(path), "--embedding", "spose-49d",
+                              "--a", "close", "--b", "random/b", "--bootstrap", "50",
+                              "--format", "json"])
+    assert out.exit_code == 0, out.output
+    res = json.loads(out.stdout)
+    Y = emb.values[rows]
+    a = cka_gram(feats[("close", "a")].astype(np.float32).astype(np.float64), Y)
+    b = cka_gram(feats[("random", "b")].astype(np.float32).astype(np.float64), Y)
+    assert res["difference"] == pytest.approx(a - b, rel=1e-8)
+    assert res["ci_low"] > 0 and res["p_value"] == pytest.approx(2 / 51)
+    same = runner.invoke(cli, ["compare", "shape", str(path), "--embedding", "spose-49d",
+                               "--a", "close", "--b", "close/a", "--no-centre", "--format", "json"])
+    assert same.exit_code == 0, same.output
+    res = json.loads(same.stdout)
+    assert res["difference"] == 0 and res["p_value"] == 1 and res["options"]["centre"] is False
+    bad = runner.invoke(cli, ["compare", "cka", str(path), "--embedding", "spose-49d",
+                              "--a", "nope", "--b", "close"])
+    assert bad.exit_code == 2
+    fig = tmp_path / "m.png"
+    out = runner.invoke(cli, ["compare", "matrix", str(path), "--figure", str(fig),
+                              "--format", "json"])
+    assert out.exit_code == 0, out.output
+    assert fig.stat().st_size > 1000
+    assert json.loads(out.stdout)["labels"] == ["close/a", "noisy/a", "random/b"]
+
+
+def test_report_has_model_by_model_matrix(tmp_path: Path, emb):
+    from alignkit.report import write_report
+
+    rows = np.arange(0, 1854, 17)
+    path, _ = _store(tmp_path, emb, rows)
+    out = CliRunner().invoke(cli, ["score", "cka", str(path), "--embedding", "spose-49d"])
+    assert out.exit_code == 0, out.output
+    files = write_report(path, tmp_path / "rep")
+    html = files.html.read_text()
+    assert "Model-by-model CKA" in html and "Linear CKA between the 3 entries" in html
+    assert any("cka-matrix" in f.name for f in files.figures)

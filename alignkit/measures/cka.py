@@ -52,6 +52,7 @@ class CKAMeasure(Measure):
         Column("stimuli", "n_stimuli", "d"),
         Column("p-value", "p_value", "p"),
     )
+    report = "alignkit.report._similarity:cka_sections"
 
     def compute(self, features: Any, data: Any, options: Any, **context: Any) -> Any:
         from alignkit.score.cka import cka_features
