@@ -280,3 +280,39 @@ def test_report_has_model_by_model_matrix(tmp_path: Path, emb):
     html = files.html.read_text()
     assert "Model-by-model CKA" in html and "Linear CKA between the 3 entries" in html
     assert any("cka-matrix" in f.name for f in files.figures)
+
+
+def test_study_embedding_table_runs_cka_by_default(tmp_path: Path, shared_data):
+    from alignkit.sweep import load_study
+    from alignkit.sweep.tasks import expand
+
+    images = shared_data / "images"
+    study = tmp_path / "study.toml"
+    body = f"""
+[sweep]
+store = "features.zarr"
+
+[[model]]
+name = "squeezenet1_0"
+weights = "none"
+layers = ["penultimate"]
+
+[[images]]
+name = "sample"
+path = "{images}"
+
+[[embedding]]
+name = "spose"
+source = "spose-49d"
+"""
+    study.write_text(body)
+    assert sorted(t.kind for t in expand(load_study(study))) == ["cka", "extract"]
+    study.write_text(body + 'measures = ["cka", "shape"]\nkernel = "rbf"\nmetric = "procrustes"\n')
+    st = load_study(study)
+    (e,) = st.embeddings
+    assert e.measure_options("cka").kernel == "rbf"
+    assert e.measure_options("shape").metric == "procrustes"
+    assert sorted(t.kind for t in expand(st)) == ["cka", "extract", "shape"]
+    study.write_text(body + 'kernel = "poly"\n')
+    with pytest.raises(InputError, match="kernel"):
+        load_study(study)
