@@ -258,3 +258,15 @@ def test_bad_arguments():
         kcka.linear_cka(X, np.zeros((4, 2)))
     with pytest.raises(ValueError, match="metric"):
         kcka.shape_distance(X + np.arange(5)[:, None], X, metric="cosine")
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_weighted_gram_cka_equals_repeated_rows(debiased):
+    X, Y = rand(12, 40, 60, 5)
+    idx = np.random.default_rng(2).integers(0, 40, 40)
+    w = np.bincount(idx, minlength=40)
+    Xe, Ye = X[idx], Y[idx]
+    ref = (cka_unbiased_ref if debiased else cka_gram)(Xe @ Xe.T, Ye @ Ye.T)
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    got = kcka.weighted_gram_cka(Xc @ Xc.T, Yc @ Yc.T, w, debiased=debiased)
+    assert got == pytest.approx(ref, rel=1e-9)

@@ -316,3 +316,20 @@ source = "spose-49d"
     study.write_text(body + 'kernel = "poly"\n')
     with pytest.raises(InputError, match="kernel"):
         load_study(study)
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_bootstrap_of_wide_features(emb, debiased):
+    """Features wider than the stimuli are many take the Gram route: same resamples."""
+    from alignkit._kernels import cka as kcka
+
+    rs = np.random.default_rng(4)
+    rows = np.arange(0, 1854, 31)  # 60 stimuli
+    X = emb.values[rows] @ rs.normal(size=(49, 200)) + rs.normal(size=(60, 200))
+    r = cka_features(X, emb.ids[rows], emb, bootstrap=4, seed=3, debiased=debiased)
+    Y = emb.values[rows]
+    for b in range(4):
+        i = resample_idx(60, b, 3)
+        want = (kcka.kernel_cka(X[i] @ X[i].T, Y[i] @ Y[i].T, debiased=True) if debiased
+                else cka_gram(X[i], Y[i]))
+        assert r.bootstrap_values[b] == pytest.approx(want, rel=1e-8)

@@ -38,6 +38,7 @@ __all__ = [
     "linear_cka",
     "linear_cka_from",
     "reduce_width",
+    "weighted_gram_cka",
     "median_sigma",
     "rbf_gram",
     "linear_gram",
@@ -238,6 +239,42 @@ def linear_cka_from(cp: CrossProducts) -> float:
     num = float(np.sum(cp.xy * cp.xy))
     den = float(np.linalg.norm(cp.xx) * np.linalg.norm(cp.yy))
     return num / den if den > 0 else float("nan")
+
+
+def weighted_gram_cka(K: np.ndarray, L: np.ndarray, w: np.ndarray | None = None, *,
+                      debiased: bool = False) -> float:
+    """CKA of two n x n kernel matrices over a weighted resample of their rows, in
+    ``O(n^2)``: equal to :func:`kernel_cka` of ``K[idx][:, idx]``, ``L[idx][:, idx]`` with
+    ``w = bincount(idx)``, without forming those."""
+    if w is None:
+        return kernel_cka(K, L, debiased=debiased)
+    w = np.asarray(w, dtype=np.float64)
+    keep = np.flatnonzero(w)
+    K, L, w = K[np.ix_(keep, keep)], L[np.ix_(keep, keep)], w[keep]
+    N = float(w.sum())
+    if not debiased:
+        def centre(A: np.ndarray) -> np.ndarray:
+            r = A @ w / N
+            return A - r[:, None] - r[None, :] + float(w @ r) / N
+
+        Kc, Lc = centre(K), centre(L)
+        Kw, Lw = Kc * w[None, :] * w[:, None], Lc
+        den = float(np.sum(Kw * Kc)) * float(np.sum(Lc * Lc * w[None, :] * w[:, None]))
+        return float(np.sum(Kw * Lw) / np.sqrt(den)) if den > 0 else float("nan")
+    if N < 4:
+        raise ValueError(f"debiased CKA needs at least 4 rows, got {N:g}")
+
+    def hu(A: np.ndarray, B: np.ndarray) -> float:
+        da, db = np.diag(A), np.diag(B)
+        tr = float(w @ (A * B) @ w) - float(w @ (da * db))
+        a1 = A @ w - da
+        b1 = B @ w - db
+        ka = float(w @ A @ w) - float(w @ da)
+        lb = float(w @ B @ w) - float(w @ db)
+        return tr + ka * lb / ((N - 1) * (N - 2)) - 2.0 * float(w @ (a1 * b1)) / (N - 2)
+
+    den = hu(K, K) * hu(L, L)
+    return float(hu(K, L) / np.sqrt(den)) if den > 0 else float("nan")
 
 
 def reduce_width(X: np.ndarray) -> np.ndarray:

@@ -43,6 +43,8 @@ KERNELS = ("linear", "rbf")
 SHAPE_METRICS = ("angular", "procrustes")
 #: Bandwidth of the RBF kernel as a fraction of the median distance (the paper's code: 1).
 RBF_FRACTION = 1.0
+#: Largest number of stimuli whose bootstrap uses n x n Gram matrices (features wider than n).
+_GRAM_BOOTSTRAP_MAX = 8000
 #: Permuted copies multiplied in one product.
 _PERM_BATCH = 16
 
@@ -244,12 +246,23 @@ class LinearCKA(Evaluator):
         from alignkit._kernels import cka as k
 
         self.k = k
-        self.X = k.reduce_width(X) if X.shape[1] > X.shape[0] else X
+        wide = X.shape[1] > X.shape[0]
+        self.X = k.reduce_width(X) if wide else X
         self.Y = k.reduce_width(Y) if Y.shape[1] > Y.shape[0] else np.asarray(Y, np.float64)
         self.debiased = debiased
         self._base: tuple | None = None
+        # features wider than the stimuli are many: reduce_width formed the n x n Gram
+        # already, and a resample costs O(n^2) from the (centred) Gram matrices instead of
+        # O(n p^2) from the cross-products
+        self._grams: tuple | None = None
+        if wide and X.shape[0] <= _GRAM_BOOTSTRAP_MAX:
+            Xc = self.X - self.X.mean(axis=0)
+            Yc = self.Y - self.Y.mean(axis=0)
+            self._grams = (Xc @ Xc.T, Yc @ Yc.T)
 
     def value(self, w: np.ndarray | None = None) -> float:
+        if w is not None and self._grams is not None:
+            return self.k.weighted_gram_cka(*self._grams, w, debiased=self.debiased)
         return self.k.linear_cka(self.X, self.Y, w, debiased=self.debiased)
 
     def _prepare(self) -> tuple:
