@@ -270,3 +270,49 @@ def test_weighted_gram_cka_equals_repeated_rows(debiased):
     Xc, Yc = X - X.mean(0), Y - Y.mean(0)
     got = kcka.weighted_gram_cka(Xc @ Xc.T, Yc @ Yc.T, w, debiased=debiased)
     assert got == pytest.approx(ref, rel=1e-9)
+
+
+def boot_ref(X, Y, idx, debiased):
+    """CKA of the rows ``idx`` (repeats allowed) without the pairs of a stimulus with a copy
+    of itself (the diagonal stays in the biased form, as it does without repeats; the
+    debiased form zeroes every pair of copies, its diagonal included)."""
+    Xe, Ye = X[idx], Y[idx]
+    K, L = Xe @ Xe.T, Ye @ Ye.T
+    n = len(idx)
+    same = idx[:, None] == idx[None, :]
+    if not debiased:
+        H = centring(n)
+        Kc, Lc = H @ K @ H, H @ L @ H
+        M = ~same | np.eye(n, dtype=bool)
+
+        def h(A, B):
+            return np.sum(M * A * B)
+        return h(Kc, Lc) / np.sqrt(h(Kc, Kc) * h(Lc, Lc))
+    # the copies' pairs dropped, the resample's features centred first (with copies dropped
+    # the estimate is no longer invariant to a shift of the features)
+    Xe, Ye = Xe - Xe.mean(0), Ye - Ye.mean(0)
+    K, L = Xe @ Xe.T, Ye @ Ye.T
+    Kt, Lt = np.where(same, 0.0, K), np.where(same, 0.0, L)
+    one = np.ones(n)
+
+    def hu(A, B):
+        return (np.trace(A @ B) + (one @ A @ one) * (one @ B @ one) / ((n - 1) * (n - 2))
+                - 2 / (n - 2) * one @ A @ B @ one)
+    return hu(Kt, Lt) / np.sqrt(hu(Kt, Kt) * hu(Lt, Lt))
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_drop_copies_leaves_out_pairs_of_a_stimulus_with_itself(debiased):
+    X, Y = rand(13, 50, 7, 4)
+    idx = np.random.default_rng(6).integers(0, 50, 50)
+    w = np.bincount(idx, minlength=50)
+    ref = boot_ref(X, Y, idx, debiased)
+    assert kcka.linear_cka(X, Y, w, debiased=debiased, drop_copies=True) == pytest.approx(
+        ref, rel=1e-9)
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    assert kcka.weighted_gram_cka(Xc @ Xc.T, Yc @ Yc.T, w, debiased=debiased,
+                                  drop_copies=True) == pytest.approx(ref, rel=1e-9)
+    # without repeats it is plain CKA
+    one = np.ones(50, np.int64)
+    assert kcka.linear_cka(X, Y, one, debiased=debiased, drop_copies=True) == pytest.approx(
+        kcka.linear_cka(X, Y, debiased=debiased), rel=1e-10)

@@ -44,6 +44,9 @@ def angular_ref(X, Y):
     return np.arccos(np.linalg.norm(Xc.T @ Yc, "nuc") / (np.linalg.norm(Xc) * np.linalg.norm(Yc)))
 
 
+from test_kernels_cka import boot_ref  # noqa: E402
+
+
 def resample_idx(n, b, seed):
     return np.array([naive.bounded(naive.draw(seed, b, i), n) for i in range(n)])
 
@@ -96,7 +99,7 @@ def test_bootstrap_and_permutations_follow_streams(emb, model):
     Xm, Y = X[np.argsort(rows)], emb.values[np.sort(rows)]
     seed = 11
     r = cka_features(X, ids, emb, bootstrap=5, permutations=6, seed=seed)
-    want = [cka_gram(Xm[i], Y[i]) for i in (resample_idx(400, b, seed) for b in range(5))]
+    want = [boot_ref(Xm, Y, resample_idx(400, b, seed), False) for b in range(5)]
     np.testing.assert_allclose(r.bootstrap_values, want, rtol=1e-9)
     lo, hi = np.percentile(want, [2.5, 97.5])
     assert (r.ci_low, r.ci_high) == pytest.approx((lo, hi), rel=1e-9)
@@ -156,8 +159,8 @@ def test_paired_comparison(emb, model):
     Xm, Y, Nm = X[np.argsort(rows)], emb.values[np.sort(rows)], noise[np.argsort(rows)]
     for b in range(3):
         i = resample_idx(400, b, 5)
-        assert better.differences[b] == pytest.approx(cka_gram(Xm[i], Y[i]) - cka_gram(Nm[i], Y[i]),
-                                                      rel=1e-9)
+        assert better.differences[b] == pytest.approx(
+            boot_ref(Xm, Y, i, False) - boot_ref(Nm, Y, i, False), rel=1e-9)
     shape = compare_models(noise, ids, X, ids, emb, measure="shape", bootstrap=30)
     assert shape.ci_low > 0  # the noise is farther away
     with pytest.raises(MismatchError, match="shared"):
@@ -320,16 +323,34 @@ source = "spose-49d"
 
 @pytest.mark.parametrize("debiased", [False, True])
 def test_bootstrap_of_wide_features(emb, debiased):
-    """Features wider than the stimuli are many take the Gram route: same resamples."""
+    """Features wider than the stimuli are many take the Gram route: same resamples and
+    permutations, and the bootstrap centred on the estimate."""
     from alignkit._kernels import cka as kcka
 
     rs = np.random.default_rng(4)
     rows = np.arange(0, 1854, 31)  # 60 stimuli
     X = emb.values[rows] @ rs.normal(size=(49, 200)) + rs.normal(size=(60, 200))
-    r = cka_features(X, emb.ids[rows], emb, bootstrap=4, seed=3, debiased=debiased)
+    r = cka_features(X, emb.ids[rows], emb, bootstrap=4, permutations=3, seed=3,
+                     debiased=debiased)
     Y = emb.values[rows]
+    assert r.value == pytest.approx(kcka.kernel_cka(X @ X.T, Y @ Y.T, debiased=debiased)
+                                    if debiased else cka_gram(X, Y), rel=1e-9)
     for b in range(4):
-        i = resample_idx(60, b, 3)
-        want = (kcka.kernel_cka(X[i] @ X[i].T, Y[i] @ Y[i].T, debiased=True) if debiased
-                else cka_gram(X[i], Y[i]))
-        assert r.bootstrap_values[b] == pytest.approx(want, rel=1e-8)
+        assert r.bootstrap_values[b] == pytest.approx(
+            boot_ref(X, Y, resample_idx(60, b, 3), debiased), rel=1e-8)
+    for p in range(3):
+        perm = fisher_yates(60, 2**31 + p, 3)
+        want = (kcka.kernel_cka(X @ X.T, Y[perm] @ Y[perm].T, debiased=True) if debiased
+                else cka_gram(X, Y[perm]))
+        assert r.null[p] == pytest.approx(want, rel=1e-8)
+
+
+def test_bootstrap_is_centred_on_the_estimate(emb):
+    """Leaving out a stimulus's pairs with its own copies keeps the resampled CKA of
+    high-dimensional noisy features around the full-sample value."""
+    rs = np.random.default_rng(8)
+    X = emb.values @ rs.normal(size=(49, 300)) + 3 * rs.normal(size=(1854, 300))
+    for debiased in (False, True):
+        r = cka_features(X, emb.ids, emb, bootstrap=30, debiased=debiased, seed=1)
+        assert r.ci_low < r.value < r.ci_high
+        assert abs(np.median(r.bootstrap_values) - r.value) < 0.25 * (r.ci_high - r.ci_low)

@@ -178,20 +178,21 @@ def cross_products(X: np.ndarray, Y: np.ndarray, w: np.ndarray | None = None, *,
 
 
 def _hsic_u_feature(S: np.ndarray, ra: np.ndarray, rb: np.ndarray, sa: np.ndarray,
-                    sb: np.ndarray, A_s: np.ndarray, B_s: np.ndarray, w: np.ndarray | None,
-                    n: float) -> float:
+                    sb: np.ndarray, A_s: np.ndarray, B_s: np.ndarray, w: np.ndarray,
+                    m: np.ndarray, n: float) -> float:
     """Unbiased HSIC (times n(n-3)) of linear kernels from feature-space pieces.
 
-    ``S`` = A^T W B, ``ra``/``rb`` the squared row norms, ``sa``/``sb`` the column sums
-    (weighted), ``A_s = A sb``-style row projections: ``A_s[i] = a_i . sa``.
+    ``S = A^T W B``, ``ra``/``rb`` the squared row norms (``K_ii``), ``sa``/``sb`` the
+    weighted column sums, ``A_s[i] = a_i . sa``. ``m``: how many entries of the expanded
+    kernel each row's ``K_ii`` is removed from, per copy (1: only the diagonal; ``w``: every
+    pair of a stimulus with a copy of itself as well).
     """
-    ww = np.ones_like(ra) if w is None else w
-    tr = float(np.sum(S * S)) - float(ww @ (ra * rb))  # tr(K~ L~)
-    ka = float(sa @ sa) - float(ww @ ra)  # 1^T K~ 1
-    lb = float(sb @ sb) - float(ww @ rb)
-    a = A_s - ra  # (K~ 1)_i
-    b = B_s - rb
-    kl = float(ww @ (a * b))  # 1^T K~ L~ 1
+    tr = float(np.sum(S * S)) - float(w @ (m * ra * rb))  # tr(K~ L~)
+    ka = float(sa @ sa) - float(w @ (m * ra))  # 1^T K~ 1
+    lb = float(sb @ sb) - float(w @ (m * rb))
+    a = A_s - m * ra  # (K~ 1)_i
+    b = B_s - m * rb
+    kl = float(w @ (a * b))  # 1^T K~ L~ 1
     return tr + ka * lb / ((n - 1) * (n - 2)) - 2.0 * kl / (n - 2)
 
 
@@ -203,22 +204,38 @@ def _rows_dot(X: np.ndarray, v: np.ndarray, mean: np.ndarray) -> np.ndarray:
 
 
 def linear_cka(X: np.ndarray, Y: np.ndarray, w: np.ndarray | None = None, *,
-               debiased: bool = False) -> float:
-    """Linear CKA of ``X`` (n, p) and ``Y`` (n, q), optionally of a weighted resample."""
-    if not debiased:
-        cp = cross_products(X, Y, w)
-        return linear_cka_from(cp)
+               debiased: bool = False, drop_copies: bool = False) -> float:
+    """Linear CKA of ``X`` (n, p) and ``Y`` (n, q), optionally of a weighted resample.
+
+    ``drop_copies`` (with ``w``): leave out the pairs of a stimulus with a copy of itself
+    (``False``: exactly the CKA of the rows repeated ``w`` times). The biased form keeps the
+    diagonal (a stimulus with itself, once per copy, as without repeats); the debiased form
+    zeroes every kernel entry between copies of one stimulus, its diagonal included, of the
+    features centred on the resample. Either way a resample's CKA stays centred on the
+    full-sample value, where plain repetition pulls it away (towards the kernel's diagonal).
+    """
     X, Y, w = _check_pair(X, Y, w)
     if w is not None:
         keep = np.flatnonzero(w)
-        X, Y, w = X[keep], Y[keep], w[keep]
-    cp = cross_products(X, Y, w, rows=True)
+        if keep.size < X.shape[0]:
+            X, Y, w = X[keep], Y[keep], w[keep]
+    drop = drop_copies and w is not None
+    cp = cross_products(X, Y, w, rows=debiased or drop)
+    if not debiased:
+        if not drop:
+            return linear_cka_from(cp)
+        extra = w * (w - 1.0)  # the copy pairs' diagonal terms, counted once each
+        num = float(np.sum(cp.xy * cp.xy)) - float(extra @ (cp.rx * cp.ry))
+        dx = float(np.sum(cp.xx * cp.xx)) - float(extra @ (cp.rx * cp.rx))
+        dy = float(np.sum(cp.yy * cp.yy)) - float(extra @ (cp.ry * cp.ry))
+        return num / np.sqrt(dx * dy) if dx > 0 and dy > 0 else float("nan")
     n = cp.n
     if n < 4:
         raise ValueError(f"debiased CKA needs at least 4 rows, got {n:g}")
     mx = _weighted_mean(X, w, n)
     my = _weighted_mean(Y, w, n)
     ww = np.ones(X.shape[0]) if w is None else w
+    m = ww if drop else np.ones_like(ww)
     # column sums of the centred rows are zero; kept for exactness under rounding
     sx = np.zeros(X.shape[1])
     sy = np.zeros(Y.shape[1])
@@ -227,9 +244,9 @@ def linear_cka(X: np.ndarray, Y: np.ndarray, w: np.ndarray | None = None, *,
         sy += ww[s:s + BLOCK_ROWS] @ (np.asarray(Y[s:s + BLOCK_ROWS], dtype=np.float64) - my)
     xs = _rows_dot(X, sx, mx)
     ys = _rows_dot(Y, sy, my)
-    hxy = _hsic_u_feature(cp.xy, cp.rx, cp.ry, sx, sy, xs, ys, w, n)
-    hxx = _hsic_u_feature(cp.xx, cp.rx, cp.rx, sx, sx, xs, xs, w, n)
-    hyy = _hsic_u_feature(cp.yy, cp.ry, cp.ry, sy, sy, ys, ys, w, n)
+    hxy = _hsic_u_feature(cp.xy, cp.rx, cp.ry, sx, sy, xs, ys, ww, m, n)
+    hxx = _hsic_u_feature(cp.xx, cp.rx, cp.rx, sx, sx, xs, xs, ww, m, n)
+    hyy = _hsic_u_feature(cp.yy, cp.ry, cp.ry, sy, sy, ys, ys, ww, m, n)
     den = hxx * hyy
     return float(hxy / np.sqrt(den)) if den > 0 else float("nan")
 
@@ -241,36 +258,46 @@ def linear_cka_from(cp: CrossProducts) -> float:
     return num / den if den > 0 else float("nan")
 
 
+def _centre_weighted(A: np.ndarray, w: np.ndarray, N: float) -> np.ndarray:
+    """The kernel of the features centred by their ``w``-weighted mean."""
+    r = A @ w / N
+    return A - r[:, None] - r[None, :] + float(w @ r) / N
+
+
 def weighted_gram_cka(K: np.ndarray, L: np.ndarray, w: np.ndarray | None = None, *,
-                      debiased: bool = False) -> float:
+                      debiased: bool = False, drop_copies: bool = False) -> float:
     """CKA of two n x n kernel matrices over a weighted resample of their rows, in
     ``O(n^2)``: equal to :func:`kernel_cka` of ``K[idx][:, idx]``, ``L[idx][:, idx]`` with
-    ``w = bincount(idx)``, without forming those."""
+    ``w = bincount(idx)``, without forming those (``drop_copies``: as in
+    :func:`linear_cka`)."""
     if w is None:
         return kernel_cka(K, L, debiased=debiased)
     w = np.asarray(w, dtype=np.float64)
     keep = np.flatnonzero(w)
     K, L, w = K[np.ix_(keep, keep)], L[np.ix_(keep, keep)], w[keep]
     N = float(w.sum())
+    m = w if drop_copies else np.ones_like(w)
     if not debiased:
-        def centre(A: np.ndarray) -> np.ndarray:
-            r = A @ w / N
-            return A - r[:, None] - r[None, :] + float(w @ r) / N
+        Kc, Lc = _centre_weighted(K, w, N), _centre_weighted(L, w, N)
+        extra = w * (m - 1.0)
 
-        Kc, Lc = centre(K), centre(L)
-        Kw, Lw = Kc * w[None, :] * w[:, None], Lc
-        den = float(np.sum(Kw * Kc)) * float(np.sum(Lc * Lc * w[None, :] * w[:, None]))
-        return float(np.sum(Kw * Lw) / np.sqrt(den)) if den > 0 else float("nan")
+        def h(A: np.ndarray, B: np.ndarray) -> float:
+            return float(w @ (A * B) @ w) - float(extra @ (np.diag(A) * np.diag(B)))
+
+        den = h(Kc, Kc) * h(Lc, Lc)
+        return float(h(Kc, Lc) / np.sqrt(den)) if den > 0 else float("nan")
     if N < 4:
         raise ValueError(f"debiased CKA needs at least 4 rows, got {N:g}")
+    if drop_copies:  # centred on the resample, as the feature-space form is
+        K, L = _centre_weighted(K, w, N), _centre_weighted(L, w, N)
 
     def hu(A: np.ndarray, B: np.ndarray) -> float:
         da, db = np.diag(A), np.diag(B)
-        tr = float(w @ (A * B) @ w) - float(w @ (da * db))
-        a1 = A @ w - da
-        b1 = B @ w - db
-        ka = float(w @ A @ w) - float(w @ da)
-        lb = float(w @ B @ w) - float(w @ db)
+        tr = float(w @ (A * B) @ w) - float(w @ (m * da * db))
+        a1 = A @ w - m * da
+        b1 = B @ w - m * db
+        ka = float(w @ A @ w) - float(w @ (m * da))
+        lb = float(w @ B @ w) - float(w @ (m * db))
         return tr + ka * lb / ((N - 1) * (N - 2)) - 2.0 * float(w @ (a1 * b1)) / (N - 2)
 
     den = hu(K, K) * hu(L, L)

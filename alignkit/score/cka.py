@@ -241,29 +241,45 @@ def _xt_blocks(X: np.ndarray, B: np.ndarray) -> np.ndarray:
     return out
 
 
+class GramCKA(Evaluator):
+    """CKA from two n x n kernel matrices (the RBF kernel, or linear Gram matrices when
+    the features are wider than the stimuli are many)."""
+
+    def __init__(self, K: np.ndarray, L: np.ndarray, debiased: bool) -> None:
+        from alignkit._kernels import cka as k
+
+        self.k = k
+        self.K, self.L = K, L
+        self.debiased = debiased
+        self._h = k.hsic_unbiased if debiased else k.hsic_biased
+        self._den: float | None = None
+
+    def value(self, w: np.ndarray | None = None) -> float:
+        return self.k.weighted_gram_cka(self.K, self.L, w, debiased=self.debiased,
+                                        drop_copies=True)
+
+    def value_perm(self, perm: np.ndarray) -> float:
+        if self._den is None:
+            self._den = self._h(self.K, self.K) * self._h(self.L, self.L)
+        Lp = self.L[np.ix_(perm, perm)]
+        return float(self._h(self.K, Lp) / np.sqrt(self._den)) if self._den > 0 else np.nan
+
+
 class LinearCKA(Evaluator):
+    """Linear CKA from feature-space cross-products; resamples leave out the pairs of a
+    stimulus with its own copy."""
+
     def __init__(self, X: np.ndarray, Y: np.ndarray, debiased: bool = False) -> None:
         from alignkit._kernels import cka as k
 
         self.k = k
-        wide = X.shape[1] > X.shape[0]
-        self.X = k.reduce_width(X) if wide else X
+        self.X = k.reduce_width(X) if X.shape[1] > X.shape[0] else X
         self.Y = k.reduce_width(Y) if Y.shape[1] > Y.shape[0] else np.asarray(Y, np.float64)
         self.debiased = debiased
         self._base: tuple | None = None
-        # features wider than the stimuli are many: reduce_width formed the n x n Gram
-        # already, and a resample costs O(n^2) from the (centred) Gram matrices instead of
-        # O(n p^2) from the cross-products
-        self._grams: tuple | None = None
-        if wide and X.shape[0] <= _GRAM_BOOTSTRAP_MAX:
-            Xc = self.X - self.X.mean(axis=0)
-            Yc = self.Y - self.Y.mean(axis=0)
-            self._grams = (Xc @ Xc.T, Yc @ Yc.T)
 
     def value(self, w: np.ndarray | None = None) -> float:
-        if w is not None and self._grams is not None:
-            return self.k.weighted_gram_cka(*self._grams, w, debiased=self.debiased)
-        return self.k.linear_cka(self.X, self.Y, w, debiased=self.debiased)
+        return self.k.linear_cka(self.X, self.Y, w, debiased=self.debiased, drop_copies=True)
 
     def _prepare(self) -> tuple:
         if self._base is None:
@@ -306,7 +322,19 @@ class LinearCKA(Evaluator):
         return np.asarray(out)
 
 
-class KernelCKA(Evaluator):
+def _centred_gram(X: np.ndarray, block: int = 2048) -> np.ndarray:
+    """``Xc Xc^T`` (n x n, float64) by blocks of columns (X may be float32 and wide)."""
+    mean = np.asarray(X, dtype=np.float64).mean(axis=0) if X.shape[1] <= block else \
+        np.concatenate([np.asarray(X[:, s:s + block], np.float64).mean(axis=0)
+                        for s in range(0, X.shape[1], block)])
+    G = np.zeros((X.shape[0], X.shape[0]))
+    for s in range(0, X.shape[1], block):
+        B = np.asarray(X[:, s:s + block], dtype=np.float64) - mean[s:s + block]
+        G += B @ B.T
+    return G
+
+
+class KernelCKA(GramCKA):
     def __init__(self, X: np.ndarray, Y: np.ndarray, fraction: float, debiased: bool) -> None:
         from alignkit._kernels import cka as k
 
@@ -314,27 +342,9 @@ class KernelCKA(Evaluator):
         if n > 20000:
             raise InputError(f"the RBF kernel needs n x n matrices; {n} stimuli are too many "
                              "(use kernel = linear, or fewer stimuli)")
-        self.k = k
         self.sigma_x = k.median_sigma(X, fraction)
         self.sigma_y = k.median_sigma(Y, fraction)
-        self.K = k.rbf_gram(X, self.sigma_x)
-        self.L = k.rbf_gram(Y, self.sigma_y)
-        self.debiased = debiased
-        self._h = k.hsic_unbiased if debiased else k.hsic_biased
-        self._den: float | None = None
-
-    def value(self, w: np.ndarray | None = None) -> float:
-        if w is None:
-            return self.k.kernel_cka(self.K, self.L, debiased=self.debiased)
-        idx = np.repeat(np.arange(w.size), np.asarray(w, np.int64))
-        return self.k.kernel_cka(self.K[np.ix_(idx, idx)], self.L[np.ix_(idx, idx)],
-                                 debiased=self.debiased)
-
-    def value_perm(self, perm: np.ndarray) -> float:
-        if self._den is None:
-            self._den = self._h(self.K, self.K) * self._h(self.L, self.L)
-        Lp = self.L[np.ix_(perm, perm)]
-        return float(self._h(self.K, Lp) / np.sqrt(self._den)) if self._den > 0 else np.nan
+        super().__init__(k.rbf_gram(X, self.sigma_x), k.rbf_gram(Y, self.sigma_y), debiased)
 
 
 class Shape(Evaluator):
@@ -382,6 +392,10 @@ def evaluator(measure: str, X: np.ndarray, Y: np.ndarray, options: Any) -> Evalu
     """The :class:`Evaluator` of ``measure`` (``cka`` or ``shape``) with its options."""
     if measure == "cka":
         if options.kernel == "linear":
+            if X.shape[1] > X.shape[0] and X.shape[0] <= _GRAM_BOOTSTRAP_MAX:
+                # wider than the stimuli are many: the n x n Gram matrices are the smaller
+                # problem, and a resample costs O(n^2) instead of O(n p^2)
+                return GramCKA(_centred_gram(X), _centred_gram(Y), options.debiased)
             return LinearCKA(X, Y, options.debiased)
         return KernelCKA(X, Y, options.rbf_fraction, options.debiased)
     if measure == "shape":
