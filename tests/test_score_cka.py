@@ -349,8 +349,9 @@ def test_bootstrap_is_centred_on_the_estimate(emb):
     """Leaving out a stimulus's pairs with its own copies keeps the resampled CKA of
     high-dimensional noisy features around the full-sample value."""
     rs = np.random.default_rng(8)
-    X = emb.values @ rs.normal(size=(49, 300)) + 3 * rs.normal(size=(1854, 300))
+    rows = np.arange(0, 1854, 3)
+    X = emb.values[rows] @ rs.normal(size=(49, 300)) + 3 * rs.normal(size=(rows.size, 300))
     for debiased in (False, True):
-        r = cka_features(X, emb.ids, emb, bootstrap=30, debiased=debiased, seed=1)
+        r = cka_features(X, emb.ids[rows], emb, bootstrap=20, debiased=debiased, seed=1)
         assert r.ci_low < r.value < r.ci_high
         assert abs(np.median(r.bootstrap_values) - r.value) < 0.25 * (r.ci_high - r.ci_low)

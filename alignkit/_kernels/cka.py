@@ -96,21 +96,12 @@ class CrossProducts:
             setattr(self, k, kw.get(k))
 
 
-def _syrk_acc(C: np.ndarray | None, B: np.ndarray) -> np.ndarray:
-    """``C + B^T B`` (upper triangle only when scipy's dsyrk is used)."""
-    try:
-        from scipy.linalg.blas import dsyrk
-    except ImportError:  # pragma: no cover - scipy is a dependency
-        G = B.T @ B
-        return G if C is None else C + G
+def _gram_acc(C: np.ndarray | None, B: np.ndarray) -> np.ndarray:
+    """``C + B^T B`` (numpy hands ``B.T @ B`` of one buffer to BLAS ``syrk``)."""
+    G = B.T @ B
     if C is None:
-        return dsyrk(1.0, B.T, trans=0, lower=0)
-    return dsyrk(1.0, B.T, beta=1.0, c=C, trans=0, lower=0, overwrite_c=1)
-
-
-def _symmetrise_upper(C: np.ndarray) -> np.ndarray:
-    iu = np.tril_indices(C.shape[0], -1)
-    C[iu] = C.T[iu]
+        return G
+    C += G
     return C
 
 
@@ -166,13 +157,9 @@ def cross_products(X: np.ndarray, Y: np.ndarray, w: np.ndarray | None = None, *,
             ty += ws @ rb
         Sxy += Aw.T @ Bw
         if xx:
-            Sxx = _syrk_acc(Sxx, np.asfortranarray(Aw))
+            Sxx = _gram_acc(Sxx, Aw)
         if yy:
-            Syy = _syrk_acc(Syy, np.asfortranarray(Bw))
-    if Sxx is not None:
-        Sxx = _symmetrise_upper(Sxx)
-    if Syy is not None:
-        Syy = _symmetrise_upper(Syy)
+            Syy = _gram_acc(Syy, Bw)
     return CrossProducts(n=n, xy=Sxy, xx=Sxx, yy=Syy, tx=float(tx), ty=float(ty),
                          rx=rx, ry=ry, w=w)
 
