@@ -56,6 +56,7 @@ class ShapeMeasure(Measure):
         Column("stimuli", "n_stimuli", "d"),
         Column("p-value", "p_value", "p"),
     )
+    report = "alignkit.report._similarity:shape_sections"
 
     def compute(self, features: Any, data: Any, options: Any, **context: Any) -> Any:
         from alignkit.score.cka import shape_features

@@ -1,4 +1,5 @@
-"""The CKA report sections: the measure's table and figure, and the model-by-model matrix.
+"""The CKA and shape report sections: the measures' tables and figures, and the
+model-by-model CKA matrix (nothing at all for a measure without records).
 
 The matrix is computed from the store the CKA records name in their provenance (linear
 CKA between every pair of the entries those records scored, rows matched by id); a store
@@ -66,8 +67,10 @@ def cka_sections(records: list[dict[str, Any]], ctx: Any) -> list[Any]:
     from alignkit.report import _generic_section, _slug
     from alignkit.report.render import Figure, Section
 
-    out = [_generic_section(get_measure("cka"), records, ctx)]
     rows = [r for r in records if r.get("kind") == "cka"]
+    if not rows:  # a report without CKA records says nothing about CKA
+        return []
+    out = [_generic_section(get_measure("cka"), records, ctx)]
     stores: dict[str, set[tuple[str, str]]] = {}
     for r in rows:
         store = (r.get("provenance") or {}).get("store")
@@ -104,6 +107,16 @@ def cka_sections(records: list[dict[str, Any]], ctx: Any) -> list[Any]:
         sec.note = "No model-by-model matrix: " + "; ".join(notes)
     out.append(sec)
     return out
+
+
+def shape_sections(records: list[dict[str, Any]], ctx: Any) -> list[Any]:
+    """The generic shape-distance section, only when there are shape records."""
+    from alignkit.measures import get_measure
+    from alignkit.report import _generic_section
+
+    if not any(r.get("kind") == "shape" for r in records):
+        return []
+    return [_generic_section(get_measure("shape"), records, ctx)]
 
 
 def _store_matrix(store: str, wanted: set[tuple[str, str]]) -> Any:
