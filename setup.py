@@ -48,6 +48,7 @@ setup(
             "timm>=0.9",
             "open_clip_torch>=2.20",
             "transformers>=4.40",
+            "rsatoolbox>=0.3",
         ],
         "dask": ["dask[distributed]>=2024.1"],
         "timm": ["timm>=0.9"],

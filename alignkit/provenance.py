@@ -7,6 +7,7 @@ number can be traced back to the exact inputs and code that produced it.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import math
 import os
@@ -57,7 +58,10 @@ def features_checksum(features: np.ndarray) -> str:
     return "sha256:" + h.hexdigest()
 
 
+@functools.cache
 def _version_of(dist: str) -> str | None:
+    """The installed version of a distribution (looked up once per process: reading the
+    metadata costs milliseconds, and every result's provenance asks)."""
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:

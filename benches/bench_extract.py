@@ -7,9 +7,11 @@ For each model, in the same run and on the same images:
   (no workers), ``torch.no_grad()``, a forward hook on the penultimate layer
   collecting ``.cpu().numpy()`` rows;
 * **alignkit**: :func:`alignkit.extract.extract_features` with its defaults
-  (decoding in data-loader workers, uint8 batches, inference mode, early exit
-  after the last requested layer) writing into a Zarr store; on CPU also with
-  ``--channels-last`` (**alignkit-cl**);
+  (uint8 batches scaled and normalised in one step, inference mode, channels-last
+  for convolutional networks, early exit after the last requested layer) writing
+  into a Zarr store; also with ``--exact`` (**alignkit-exact**: the contiguous
+  layout, features equal to the plain loop's bit for bit). Two default runs must
+  give identical features (determinism is checked);
 * **thingsvision**: its ``get_extractor(...).extract_features`` when the
   package is importable (skipped otherwise; torchvision models only);
 * **decode**: the plain loop's data loading alone (files opened, decoded and
@@ -147,7 +149,7 @@ def plain_loop(name: str, root: Path, batch_size: int, device: str) -> tuple[flo
 
 
 def alignkit_run(name: str, root: Path, batch_size: int, device: str, workers: int | None,
-                 store: Path, channels_last: bool | None = None) -> tuple[float, np.ndarray]:
+                 store: Path, exact: bool = False) -> tuple[float, np.ndarray]:
     """alignkit's extraction into a fresh store; returns (seconds, features)."""
     from alignkit.extract import extract_features
     from alignkit.store import EmbeddingStore
@@ -161,7 +163,7 @@ def alignkit_run(name: str, root: Path, batch_size: int, device: str, workers: i
     t0 = time.perf_counter()
     res = extract_features(model, root, [layer], store=store, model_name=name.replace(":", "_"),
                            batch_size=batch_size, device=device, num_workers=workers,
-                           channels_last=channels_last, progress=False, **kw)
+                           exact=exact, progress=False, **kw)
     seconds = time.perf_counter() - t0
     return seconds, EmbeddingStore(store).entry(name.replace(":", "_"), res.layers[0]).features()
 
@@ -170,6 +172,11 @@ def thingsvision_run(name: str, root: Path, batch_size: int, device: str) -> flo
     """thingsvision's extractor, if installed; returns seconds or None."""
     if name not in PENULTIMATE:
         return None
+    import numpy as _np
+    import torchvision  # noqa: F401 - imported before thingsvision pulls in TensorFlow
+
+    if not hasattr(_np, "AxisError"):  # thingsvision 2.7 still names numpy 1's alias
+        setattr(_np, "AxisError", _np.exceptions.AxisError)  # noqa: B010
     try:
         from thingsvision import get_extractor
         from thingsvision.utils.data import DataLoader, ImageDataset
@@ -195,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", nargs="+", default=["mobilenet_v2", "resnet50"])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workers", type=int, default=None, help="alignkit's loader workers")
-    ap.add_argument("--repeat", type=int, default=1, help="best of this many runs")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per method (median and best)")
     args = ap.parse_args(argv)
     if not SAMPLES.is_dir():
         print(f"sample images not found at {SAMPLES}", file=sys.stderr)
@@ -209,34 +216,50 @@ def main(argv: list[str] | None = None) -> int:
         n = args.n_images
         print(f"# {n} JPEGs 400-800 px, batch {args.batch_size}, device {args.device}, "
               f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-              f"{os.cpu_count()} cores")
+              f"{os.cpu_count()} cores, load average at start "
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; rates are medians of "
+              f"{args.repeat} runs")
         for name in args.models:
             # warm-up (allocator, oneDNN/cuDNN kernels, page cache)
             plain_loop(name, make_images(tmp / "warm", args.batch_size, seed=1), args.batch_size,
                        args.device)
-            plain_s, plain_x = min((plain_loop(name, root, args.batch_size, args.device)
-                                    for _ in range(args.repeat)), key=lambda r: r[0])
-            ours_s, ours_x = min((alignkit_run(name, root, args.batch_size, args.device,
-                                               args.workers, tmp / "s.zarr")
-                                  for _ in range(args.repeat)), key=lambda r: r[0])
+            plain = [plain_loop(name, root, args.batch_size, args.device)
+                     for _ in range(args.repeat)]
+            ours = [alignkit_run(name, root, args.batch_size, args.device, args.workers,
+                                 tmp / "s.zarr") for _ in range(max(2, args.repeat))]
+            plain_x, ours_x = plain[0][1], ours[0][1]
             if plain_x.shape != ours_x.shape:
                 raise SystemExit(f"{name}: shapes differ {plain_x.shape} vs {ours_x.shape}")
+            if not np.array_equal(ours[0][1], ours[1][1]):
+                raise SystemExit(f"{name}: two default runs gave different features")
+            exact = [alignkit_run(name, root, args.batch_size, args.device, args.workers,
+                                  tmp / "s.zarr", exact=True) for _ in range(args.repeat)]
+            dev = float(np.abs(ours_x - plain_x).max() / max(np.abs(plain_x).max(), 1e-30))
+            dev_exact = float(np.abs(exact[0][1] - plain_x).max())
             dec_s = decode_only(name, root, args.batch_size, args.workers or 0)
-            print(f"{name:14s} decode       {n / dec_s:8.1f} img/s  (data loading alone, "
+            med = {k: float(np.median([r[0] for r in v]))
+                   for k, v in (("plain", plain), ("ours", ours), ("exact", exact))}
+            low = {k: min(r[0] for r in v)
+                   for k, v in (("plain", plain), ("ours", ours), ("exact", exact))}
+            print(f"{name:14s} decode         {n / dec_s:8.1f} img/s  (data loading alone, "
                   f"{args.workers or 0} workers)")
-            print(f"{name:14s} plain        {n / plain_s:8.1f} img/s")
-            print(f"{name:14s} alignkit     {n / ours_s:8.1f} img/s  x{plain_s / ours_s:.2f}")
-            if not args.device.startswith("cuda"):  # channels-last is the default on CUDA
-                cl_s = min(alignkit_run(name, root, args.batch_size, args.device, args.workers,
-                                        tmp / "s.zarr", channels_last=True)[0]
-                           for _ in range(args.repeat))
-                print(f"{name:14s} alignkit-cl  {n / cl_s:8.1f} img/s  x{plain_s / cl_s:.2f}"
-                      "  (--channels-last)")
-            tv = thingsvision_run(name, root, args.batch_size, args.device)
-            if tv is None:
-                print(f"{name:14s} thingsvision      n/a (not installed or not a torchvision model)")
+            print(f"{name:14s} plain          {n / med['plain']:8.1f} img/s  (best "
+                  f"{n / low['plain']:.1f})")
+            print(f"{name:14s} alignkit       {n / med['ours']:8.1f} img/s  x{med['plain'] / med['ours']:.2f}"
+                  f"  (best {n / low['ours']:.1f}; max deviation from plain {dev:.1e} of the "
+                  f"largest feature; deterministic)")
+            print(f"{name:14s} alignkit-exact {n / med['exact']:8.1f} img/s  "
+                  f"x{med['plain'] / med['exact']:.2f}  (--exact; max |difference| from plain "
+                  f"{dev_exact:.1e})")
+            tv = [thingsvision_run(name, root, args.batch_size, args.device)
+                  for _ in range(args.repeat)]
+            if tv[0] is None:
+                print(f"{name:14s} thingsvision        n/a (not installed or not a torchvision "
+                      "model)")
             else:
-                print(f"{name:14s} thingsvision {n / tv:8.1f} img/s  alignkit x{tv / ours_s:.2f}")
+                tv_s = float(np.median(tv))
+                print(f"{name:14s} thingsvision   {n / tv_s:8.1f} img/s  alignkit "
+                      f"x{tv_s / med['ours']:.2f}  (best {n / min(tv):.1f})")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -50,6 +50,7 @@ SCALES: dict[str, dict[str, int]] = {
         "perm_stimuli": 118,
         "n_perm": 10_000,
         "perm_subset": 300,
+        "n_images": 26_107,
     },
     "small": {
         "n_triplets": 200_000,
@@ -63,6 +64,7 @@ SCALES: dict[str, dict[str, int]] = {
         "perm_stimuli": 118,
         "n_perm": 1000,
         "perm_subset": 100,
+        "n_images": 26_107,
     },
 }
 
@@ -132,6 +134,108 @@ def scipy_permutations(A: np.ndarray, B: np.ndarray, n_perm: int, seed: int) -> 
     return out
 
 
+def numpy_f32_counts(X: np.ndarray, T: np.ndarray) -> tuple[int, int, int]:
+    """:func:`numpy_ooo_accuracy` in float32 throughout (ties then differ from float64)."""
+    X = X.astype(np.float32)
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    Xn = np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)
+    return numpy_counts(Xn @ Xn.T, T)
+
+
+def torch_counts(X: np.ndarray, T: np.ndarray) -> tuple[int, int, int]:
+    """The same in torch on the CPU, float32 (its fastest form: the baseline a torch user
+    writes)."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    x = torch.nn.functional.normalize(x, dim=1)
+    S = x @ x.T
+    t = torch.from_numpy(np.ascontiguousarray(T, dtype=np.int64))
+    i, j, k = t[:, 0], t[:, 1], t[:, 2]
+    sims = torch.stack([S[i, j], S[i, k], S[j, k]], dim=1)
+    top = sims.max(dim=1, keepdim=True).values
+    n_max = (sims == top).sum(dim=1)
+    correct = (sims[:, 0] == top[:, 0]) & (n_max < 3)
+    return int(correct.sum()), int((n_max == 2).sum()), int((n_max == 3).sum())
+
+
+def distinct_triplets(rng: np.random.Generator, n: int, N: int) -> np.ndarray:
+    """``N`` uniformly random triplets of three different objects among ``n``."""
+    T = rng.integers(0, n, size=(N, 3)).astype(np.int32)
+    while True:
+        bad = (T[:, 0] == T[:, 1]) | (T[:, 0] == T[:, 2]) | (T[:, 1] == T[:, 2])
+        if not bad.any():
+            return T
+        T[bad] = rng.integers(0, n, size=(int(bad.sum()), 3))
+
+
+def ooo_end_to_end(cfg: dict[str, int], seed: int, repeat: int) -> None:
+    """Odd-one-out through the public API against numpy, torch and the machine's limit;
+    then all 26,107 THINGS images as objects (the direct path)."""
+    import torch
+    from _limits import (
+        blas_gflops,
+        load_average,
+        random_reads_per_s,
+        stream_gbs,
+        timings,
+    )
+
+    from alignkit.data import Triplets, synthetic_triplets
+    from alignkit.score import odd_one_out
+
+    rng = np.random.default_rng(seed)
+    N, n, p = cfg["n_triplets"], cfg["n_objects"], cfg["p"]
+    trip = synthetic_triplets(n=N, seed=seed)
+    T = trip.array
+    X = rng.normal(size=(n, p)).astype(np.float32)
+    print(f"\n## odd-one-out end to end: {N:,} triplets, {n} x {p} float32 features, cosine; "
+          f"load average at start {load_average()}; torch {torch.__version__} with "
+          f"{torch.get_num_threads()} threads; each case: median and min of {repeat}")
+    gf, bw = blas_gflops(), stream_gbs()
+    rr = random_reads_per_s(n, 3 * N)
+    t_gram = n * n * p / (gf * 1e9)  # the Gram matrix as a syrk: n^2 p multiply-adds
+    t_trip = T.nbytes / (bw * 1e9)
+    t_reads = 3 * N / rr
+    limit = t_gram + t_trip + t_reads
+    print(f"limits: BLAS {gf:.1f} GFLOP/s, memory {bw:.1f} GB/s, random float64 reads from "
+          f"the {n} x {n} matrix {rr / 1e6:.0f} M/s -> Gram {t_gram:.3f} s + triplets "
+          f"{t_trip:.3f} s + 3N random reads {t_reads:.3f} s = limit {limit:.3f} s")
+
+    def api():
+        r = odd_one_out(X, trip, similarity="cosine", ties="paper")
+        return r.n_correct, r.n_ties2, r.n_ties3
+
+    med, best, res = timings(api, repeat)
+    rows = [("alignkit.score.odd_one_out", med, best, res)]
+    for name, fn in (("numpy float64", lambda: numpy_ooo_accuracy(X, T)),
+                     ("numpy float32", lambda: numpy_f32_counts(X, T)),
+                     ("torch CPU float32", lambda: torch_counts(X, T))):
+        m, b, r = timings(fn, max(3, repeat // 2))
+        rows.append((name, m, b, r))
+    if rows[1][3] != res:
+        raise SystemExit(f"mismatch: alignkit {res} vs numpy float64 {rows[1][3]}")
+    print(f"{'':<28} {'median s':>9} {'min s':>8} {'/alignkit':>10}  counts (correct, ties2, ties3)")
+    for name, m, b, r in rows:
+        print(f"{name:<28} {m:>9.3f} {b:>8.3f} {m / med:>9.2f}x  {r}")
+    print(f"alignkit / limit: {med / limit:.2f} (median), {best / limit:.2f} (min); target <= 1.5")
+
+    # all THINGS images as objects: the n x n matrix (5.5 GB) exceeds the 2 GiB budget
+    nb = cfg["n_images"]
+    Xb = rng.normal(size=(nb, p)).astype(np.float32)
+    Tb = Triplets.from_array(distinct_triplets(rng, nb, N), n_objects=nb)
+    tracemalloc.start()
+    rb = odd_one_out(Xb, Tb, similarity="dot")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    m, b, _ = timings(lambda: odd_one_out(Xb, Tb, similarity="dot"), max(3, repeat // 2),
+                      warm=False)
+    print(f"{nb:,} objects x {p} (the n x n matrix would take {8 * nb * nb / 2**30:.1f} GiB; "
+          f"method {rb.method}): median {m:.3f} s, min {b:.3f} s (target < 1 s); numpy "
+          f"allocations peak {peak / 2**20:.0f} MiB (features {Xb.nbytes / 2**20:.0f} MiB, "
+          f"per-triplet similarities {24 * N / 2**20:.0f} MiB)")
+
+
 # ----------------------------------------------------------------------------- main
 def rdm_from(X: np.ndarray) -> np.ndarray:
     from alignkit._kernels import similarity as ksim
@@ -143,9 +247,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default="full")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=7, help="Timed calls per case.")
+    parser.add_argument("--only", choices=["ooo", "rest"], default=None,
+                        help="Only the end-to-end odd-one-out section, or only the others.")
     args = parser.parse_args(argv)
     cfg = SCALES[args.scale]
     os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/alignkit-numba-cache")
+    if args.only != "rest":
+        ooo_end_to_end(cfg, args.seed, args.repeat)
+        if args.only == "ooo":
+            return 0
 
     import numba
     import scipy

@@ -96,7 +96,7 @@ def test_real_mobilenet_v2_through_the_cli_matches_torchvision(tmp_path: Path) -
     res = CliRunner().invoke(cli, [
         "extract", "mobilenet_v2", str(images), "--store", str(store), "--weights", str(weights),
         "-l", "logits", "-l", "penultimate", "-b", "4", "--device", "cpu", "--workers", "1",
-        "--format", "json",
+        "--format", "json", "--exact",
     ])
     assert res.exit_code == 0, res.output
     rows = json.loads(res.stdout)
@@ -649,12 +649,13 @@ def test_csv_paths_outside_the_image_root_are_refused(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
 
 
-def test_channels_last_default_is_for_convnets_on_cuda() -> None:
-    """Convolution stacks go channels-last on CUDA; a ViT's one patch convolution does not count."""
+def test_channels_last_default_is_for_convnets() -> None:
+    """Convolution stacks go channels-last on any device unless exact; a ViT's one patch
+    convolution does not count."""
     import torch
     import torchvision
 
-    from alignkit.extract.runner import default_channels_last, is_convnet
+    from alignkit.extract.runner import ExtractOptions, default_channels_last, is_convnet
 
     resnet = torchvision.models.resnet18(weights=None)
     vit = torchvision.models.VisionTransformer(image_size=32, patch_size=16, num_layers=1,
@@ -663,4 +664,34 @@ def test_channels_last_default_is_for_convnets_on_cuda() -> None:
     assert not is_convnet(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2)))
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     assert default_channels_last(cuda, resnet) and not default_channels_last(cuda, vit)
-    assert not default_channels_last(cpu, resnet)
+    assert default_channels_last(cpu, resnet) and not default_channels_last(cpu, vit)
+    assert not default_channels_last(cpu, resnet, exact=True)
+    with pytest.raises(InputError, match="--exact .* drop --channels-last"):
+        ExtractOptions(exact=True, channels_last=True)
+    with pytest.raises(InputError, match="drop --bf16"):
+        ExtractOptions(exact=True, bf16=True)
+
+
+@pytest.mark.slow
+def test_default_channels_last_deviation_is_small_and_exact_is_bit_identical(tmp_path) -> None:
+    """Real MobileNetV2: ``exact`` equals a plain torchvision loop over the same batches bit
+    for bit; the channels-last default differs by rounding only (bound stated in the docs)."""
+    weights = _mobilenet_file()
+    paths = sorted(_sample_images().iterdir())
+    meta = torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1
+    model = torchvision.models.mobilenet_v2()
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.eval()
+    tf = meta.transforms()
+    with torch.no_grad():
+        plain = torch.cat([model(torch.stack([tf(Image.open(p).convert("RGB")) for p in
+                                              paths[s:s + 4]])) for s in range(0, len(paths), 4)])
+    plain = plain.numpy()
+    exact = extract_features(model, _sample_images(), ["logits"], batch_size=4, device="cpu",
+                             num_workers=0, exact=True, transform=tf)
+    np.testing.assert_array_equal(exact.features["classifier.1"], plain)
+    default = extract_features(model, _sample_images(), ["logits"], batch_size=4, device="cpu",
+                               num_workers=0, transform=tf)
+    dev = np.abs(default.features["classifier.1"] - plain).max() / np.abs(plain).max()
+    print(f"channels-last default: max deviation {dev:.2e} of the largest logit")
+    assert 0 < dev < 1e-5

@@ -330,3 +330,94 @@ def test_gram_of_16000_objects_does_not_crash(tmp_path):
                          timeout=600, env=env)
     assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
     assert int(out.stdout.strip()) > 0
+
+
+# ----------------------------------------------------------------------------- two precisions
+@st.composite
+def near_tie_cases(draw):
+    """Symmetric S whose entries differ by a few float64 ulps (equal once rounded to
+    float32) or are exactly equal, with triplets and a tie rule."""
+    n = draw(st.integers(3, 12))
+    N = draw(st.integers(1, 200))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    base = rng.integers(-2, 3, size=(n, n)).astype(np.float64) * 0.1
+    ulps = rng.integers(-3, 4, size=(n, n))
+    A = base + ulps * np.spacing(np.maximum(np.abs(base), 0.1))
+    S = np.triu(A) + np.triu(A, 1).T
+    return S, random_triplets(rng, n, N, draw(st.sampled_from(INT_TYPES))), draw(st.sampled_from(TIES))
+
+
+@FAST
+@given(near_tie_cases())
+def test_two_precision_tally_equals_float64_on_near_ties(case):
+    S, T, ties = case
+    S32 = ooo.rounded32(S)
+    np.testing.assert_array_equal(S32, S.astype(np.float32))
+    expected = ref_choices(ref_sims(S, T), ties)
+    counts = (int(np.count_nonzero(expected == 2)), *ref_tie_counts(ref_sims(S, T)))
+    for s32 in (None, S32):
+        n_c, n2, n3, cor, ch = ooo.ooo_tally(S, T, ties, correct=True, choices=True, S32=s32)
+        assert (n_c, n2, n3) == counts
+        np.testing.assert_array_equal(ch, expected)
+        np.testing.assert_array_equal(cor, (expected == 2).astype(np.uint8))
+        n_c, n2, n3, cor, ch = ooo.ooo_tally(S, T, ties, correct=True, S32=s32)
+        assert (n_c, n2, n3) == counts and ch is None
+        np.testing.assert_array_equal(cor, (expected == 2).astype(np.uint8))
+
+
+def test_two_precision_keeps_ties_of_real_features():
+    """Duplicated feature rows tie exactly; the float32 copy must not change any count."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(1200, 16))
+    X[600:] = X[:600]  # every object has an exact twin: many two- and three-way ties
+    X = X * 1e-3  # small values: many float32 collisions
+    T = random_triplets(rng, 1200, 400_000 // 1000)
+    T = np.concatenate([T, np.array([[0, 600, 1], [1, 601, 602], [2, 602, 3]])])
+    for sim in ("dot", "cosine", "euclidean"):
+        S = ksim.gram(X, sim)
+        for ties in TIES:
+            a = ooo.ooo_tally(S, T, ties, correct=True, S32=ooo.rounded32(S))
+            b = ooo.ooo_tally(S, T, ties, correct=True)
+            assert a[:3] == b[:3] and a[2] >= 0
+            np.testing.assert_array_equal(a[3], b[3])
+    assert ooo.use_two_precision(1854, 4_700_000) and not ooo.use_two_precision(1854, 20_000)
+    assert not ooo.use_two_precision(100, 10**7)
+
+
+def test_scoring_reads_the_float32_copy_and_counts_as_float64():
+    """At >= 1024 objects and many triplets the CPU backend takes the two-precision path;
+    on integer features (exact ties everywhere) its counts equal the float64 kernel's."""
+    from alignkit._kernels.backends import backend
+
+    rng = np.random.default_rng(3)
+    X = rng.integers(-2, 3, size=(1100, 4)).astype(np.float32)
+    T = rng.integers(0, 1100, size=(310_000, 3)).astype(np.int32)
+    assert ooo.use_two_precision(1100, len(T))
+    for ties in TIES:
+        want = ooo.ooo_counts(ksim.gram(X, "dot"), T, ties)
+        n_c, n2, n3, ch, cor = backend("odd_one_out", "cpu")(
+            X, T, "dot", ties, use_gram=True, per_triplet=True, need_correct=True)
+        assert (n_c, n2, n3) == want and n2 > 0 and n3 > 0
+        np.testing.assert_array_equal(ch, ooo.ooo_choices(ksim.gram(X, "dot"), T, ties))
+
+
+def test_blocked_direct_path_equals_the_plain_kernel_bit_for_bit(monkeypatch):
+    """Grouping triplets by row blocks, reading float32 rows and fusing the three dot
+    products change neither a value nor its rounding (float32 rows for dot, cosine and
+    euclidean; float64 centred rows for correlation)."""
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(500, 43)).astype(np.float32)  # 43: a remainder after the 8-wide loop
+    X[250:] = X[:250]  # twins: exact ties and zero distances
+    T = rng.integers(0, 500, size=(3000, 3)).astype(np.int32)
+    monkeypatch.setattr(ksim, "DIRECT_CACHE_BYTES", 3 * 43 * 8 * 40)  # blocks of 40 rows
+    monkeypatch.setattr(ksim, "DIRECT_BLOCKED_MIN_TRIPLETS", 100)
+    for sim in SIMS:
+        Y, f = ksim.prepare_rows(X, sim)
+        plain = ksim._direct_kernel(ksim.SIMILARITIES[sim].pair)(Y, f, T)
+        np.testing.assert_array_equal(ksim.triplet_sims_direct(X, T, sim), plain)
+    order, starts = ksim._bucket_order(T, 40)
+    assert sorted(order.tolist()) == list(range(len(T)))
+    blocks = np.sort(T[order] // 40, axis=1)
+    keys = (blocks[:, 0] * 13 + blocks[:, 1]) * 13 + blocks[:, 2]
+    assert np.all(np.diff(keys) >= 0) and starts[-1] == len(T)

@@ -65,7 +65,8 @@ def test_builtin_measures_and_their_options() -> None:
     assert measure_names()[:2] == ("ooo", "rsa")
     ooo = get_measure("ooo")
     names = [n for n, _, _ in option_specs(ooo.Options)]
-    assert names == ["preset", "similarity", "ties", "ceiling", "bootstrap", "ci_level", "seed"]
+    assert names == ["preset", "similarity", "ties", "ceiling", "bootstrap", "ci_level", "seed",
+                     "group_by"]
     # choices come from the registries they name
     from alignkit._kernels.similarity import SIMILARITIES
     from alignkit._kernels.ties import DEPRECATED_TIE_RULES, TIE_RULES

@@ -301,6 +301,8 @@ def test_every_section_has_its_figure_as_png_and_svg(report):
         "attribute-n_params-ooo-things-test20k-cosine-any-tie-wrong",
         "attribute-imagenet_top1-probe-things-train-paper-paper",
         "attribute-n_params-probe-things-train-paper-paper",
+        "scatter-ooo-rsa",  # RSA against each other measure of the same entries
+        "scatter-probe-rsa",
     ):
         check_png(figures / f"{stem}.png")
         check_svg(figures / f"{stem}.svg")
@@ -310,7 +312,7 @@ def test_every_section_has_its_figure_as_png_and_svg(report):
 def test_html_parses_and_every_image_exists(report):
     files, _ = report
     page = parse_page(files.html)
-    assert len(page.images) == 8 == len([f for f in files.figures if f.suffix == ".png"])
+    assert len(page.images) == 10 == len([f for f in files.figures if f.suffix == ".png"])
     for src in page.images:
         assert not src.startswith(("/", "http", "data:")), src  # relative files next to the page
         check_png(files.html.parent / src)
@@ -427,7 +429,7 @@ def test_cli_writes_the_report_and_lists_the_files(cli, tmp_path):
     assert r.exit_code == 0, r.output
     listed = r.stdout.split()
     assert listed[:2] == [str(out / "report.html"), str(out / "report.md")]
-    assert all(Path(p).is_file() for p in listed) and len(listed) == 2 + 16
+    assert all(Path(p).is_file() for p in listed) and len(listed) == 2 + 20  # 10 figures x 2
     assert "CLI run" in (out / "report.html").read_text()
     r = cli("report", "--help")
     assert r.exit_code == 0 and "Example" in r.output

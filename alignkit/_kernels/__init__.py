@@ -8,6 +8,8 @@ Modules (each imported on first access; importing this package loads nothing hea
 * :mod:`~alignkit._kernels.bootstrap`: in-kernel bootstrap of accuracy, percentile CIs.
 * :mod:`~alignkit._kernels.rank`: average ranks (radix sort), Spearman, Pearson, condensed RDMs.
 * :mod:`~alignkit._kernels.rsa`: stimulus permutation test and stimulus bootstrap for RSA.
+* :mod:`~alignkit._kernels.compare`: every RDM comparison method (rsatoolbox's), its
+  permutation null, stimulus and subject bootstraps, and the paired bootstrap of two models.
 * :mod:`~alignkit._kernels.synthetic`: synthetic odd-one-out triplets from an embedding.
 * :mod:`~alignkit._kernels.backends`: per operation, the function that runs it on each device.
 
@@ -23,9 +25,9 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["bootstrap", "ooo", "rank", "rsa", "similarity", "synthetic"]
+__all__ = ["bootstrap", "compare", "ooo", "rank", "rsa", "similarity", "synthetic"]
 
-_MODULES = {"_rng", "backends", "bootstrap", "ooo", "rank", "rsa", "similarity", "synthetic", "cuda", "device"}
+_MODULES = {"_rng", "backends", "bootstrap", "compare", "ooo", "rank", "rsa", "similarity", "synthetic", "cuda", "device"}
 
 
 def __getattr__(name: str) -> ModuleType:

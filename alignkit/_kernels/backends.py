@@ -59,14 +59,19 @@ def _ooo_cpu(
     from alignkit._kernels import similarity as ksim
 
     choices = correct = None
-    src = ksim.gram(X, similarity) if use_gram else ksim.triplet_sims_direct(X, T, similarity)
-    tri = T if use_gram else None
+    if use_gram:
+        S = ksim.gram(X, similarity)
+        S32 = kooo.rounded32(S) if kooo.use_two_precision(S.shape[0], T.shape[0]) else None
+        n_correct, n2, n3, correct, choices = kooo.ooo_tally(
+            S, T, ties, correct=need_correct or per_triplet, choices=per_triplet, S32=S32)
+        return n_correct, n2, n3, choices, correct
+    src = ksim.triplet_sims_direct(X, T, similarity)
     if per_triplet:
-        choices = kooo.ooo_choices(src, tri, ties)
+        choices = kooo.ooo_choices(src, None, ties)
         correct = (choices == 2).astype(np.uint8)
     elif need_correct:
-        correct = kooo.ooo_correct(src, tri, ties)
-    n_correct, n2, n3 = kooo.ooo_counts(src, tri, ties)
+        correct = kooo.ooo_correct(src, None, ties)
+    n_correct, n2, n3 = kooo.ooo_counts(src, None, ties)
     return n_correct, n2, n3, choices, correct
 
 

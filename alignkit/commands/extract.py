@@ -159,8 +159,11 @@ class _ExtractCommand(click.Command):
               show_default=True, help="Pooling of token sequences (N, T, D).")
 @click.option("--bf16", is_flag=True, help="Run the model under bfloat16 autocast (GPU).")
 @click.option("--channels-last/--no-channels-last", default=None,
-              help="Channels-last memory format (default: on for CUDA; on CPU faster "
-              "convolutions, float32 rounding differs by ~1e-6).")
+              help="Channels-last memory format (default: on for convolutional networks: "
+              "faster convolutions, float32 rounding differs by ~1e-6 relative).")
+@click.option("--exact", is_flag=True,
+              help="Features equal to a plain torchvision forward pass bit for bit "
+              "(contiguous memory format; slower on convolutional networks).")
 @click.option("--resize", type=click.IntRange(min=1), help="Override: shorter side after resizing.")
 @click.option("--crop", type=click.IntRange(min=1), help="Override: centre-crop size.")
 @click.option("--interpolation",
@@ -180,7 +183,8 @@ def extract(
     model: str, images: str | None, store: str | None, layers: tuple[str, ...], list_layers: bool,
     weights: str, model_name: str | None, layout: str, batch_size: int, device: str,
     workers: int | None, dtype: str, pool_maps: str, pool_tokens: str, bf16: bool,
-    channels_last: bool | None, resize: int | None, crop: int | None, interpolation: str | None,
+    channels_last: bool | None, exact: bool, resize: int | None, crop: int | None,
+    interpolation: str | None,
     mean: str | None, std: str | None, skip_bad: bool, overwrite: bool, offline: bool,
     progress: bool | None, fmt: str, seed: int, trust_code: bool, allow_outside_root: bool,
 ) -> None:
@@ -211,7 +215,8 @@ def extract(
         lm, images, list(layers) or ["penultimate"], transform=transform, store=store,
         model_name=model_name, batch_size=batch_size, device=device, num_workers=workers,
         dtype=dtype, pool_maps=pool_maps, pool_tokens=pool_tokens, bf16=bf16,
-        channels_last=channels_last, skip_bad=skip_bad, overwrite=overwrite, offline=offline,
+        channels_last=channels_last, exact=exact, skip_bad=skip_bad, overwrite=overwrite,
+        offline=offline,
         layout=layout, progress=progress, allow_outside_root=allow_outside_root,
     )
     for s in res.skipped:

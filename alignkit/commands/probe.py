@@ -101,6 +101,7 @@ class _FitJob:
     fmt: str
     progress: bool | None
     record: bool
+    control: str
 
 
 def _cv_options(*, folds: str | None, lambdas: str, lrs: str, alphas: str, taus: str,
@@ -193,6 +194,12 @@ def _cv_options(*, folds: str | None, lambdas: str, lrs: str, alphas: str, taus:
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr.")
 @click.option("--record/--no-record", default=True, show_default=True,
               help="Append the result, with provenance, to the store's results table.")
+@click.option("--control", type=click.Choice(["none", "random"]), default="none",
+              show_default=True,
+              help="random: also cross-validate the same probe on seeded standard-normal "
+                   "features of the same shape, and report their zero-shot and probed accuracy "
+                   "beside the probe's (recorded with it), so that the probe's gain can be "
+                   "judged.")
 def fit_cmd(**params: Any) -> None:
     """Cross-validate a probe over objects and save the chosen transform.
 
@@ -242,6 +249,9 @@ def _fit(job: _FitJob, cv_flags: dict[str, Any]) -> None:
     res = cross_validate(feats, trip, options=_cv_options(**cv_flags), reference=reference,
                          progress=tick, provenance=prov)
     bar.close()
+    control = None
+    if job.control == "random":
+        control = _random_control(feats, trip, cv_flags, prov)
     if job.save:
         res.transform.save(entry, name, overwrite=job.overwrite)
     if job.record:
@@ -251,16 +261,53 @@ def _fit(job: _FitJob, cv_flags: dict[str, Any]) -> None:
         # the same held-out folds, with the same similarity and accuracy rule
         summary = res.summary(model=job.model, layer=job.layer, dataset=trip.source,
                               probe=name if job.save else None)
+        if control is not None:
+            summary["control"] = control
         table = ResultsTable.for_store(job.store)
         table.append(record_from_result("probe", summary, store=str(job.store)))
         click.echo(f"result recorded in {table.path}", err=True)
-    _print_result(res, job.fmt, name if job.save else None)
+    _print_result(res, job.fmt, name if job.save else None, control)
 
 
-def _print_result(res: Any, fmt: str, saved: str | None) -> None:
+def _random_control(feats: Any, trip: Any, cv_flags: dict[str, Any],
+                    prov: dict[str, Any]) -> dict[str, Any]:
+    """The same cross-validation on seeded random Gaussian features of the same shape."""
+    from alignkit.probe.cv import cross_validate
+    from alignkit.probe.recover import RANDOM_CONTROL, random_features
+
+    if cv_flags["objective"] == "glocal":
+        raise InputError("--control random applies to the paper objective only (gLocal's "
+                         "reference features have no random counterpart)")
+    seed = int(cv_flags["seed"])
+    X = random_features(feats.shape[0], feats.shape[1], seed)
+    out: dict[str, Any] = {"kind": "random", "features": RANDOM_CONTROL, "seed": seed,
+                           "shape": [int(feats.shape[0]), int(feats.shape[1])]}
+    try:
+        res = cross_validate(X, trip, options=_cv_options(**cv_flags),
+                             provenance={**prov, "features": "random control"})
+    except InputError as exc:
+        if "every configuration was discarded" not in str(exc):
+            raise
+        # nothing learnable: every fit stayed at chance (or diverged) and was discarded
+        # by the same rules as the probe's; the zero-shot accuracy is then over all triplets
+        from alignkit.score import odd_one_out
+
+        zero = odd_one_out(X, trip.array, similarity="dot", ties="first")
+        return {**out, "accuracy": None, "accuracy_sd": None,
+                "zero_shot_accuracy": zero.accuracy, "zero_shot_on": "all triplets (dot)",
+                "note": f"no probe: {exc}"}
+    return {**out, "accuracy": res.probing_accuracy,
+            "accuracy_sd": res.summaries[res.chosen].acc_sd,
+            "zero_shot_accuracy": res.zero_shot_accuracy, "zero_shot_on": "the same folds",
+            "lambda": res.summaries[res.chosen].config.lam, "k": res.folds}
+
+
+def _print_result(res: Any, fmt: str, saved: str | None,
+                  control: dict[str, Any] | None = None) -> None:
     if fmt == "json":
         d = res.to_dict()
         d["saved_as"] = saved
+        d["control"] = control
         from alignkit.provenance import jsonable
 
         click.echo(json.dumps(jsonable(d, unknown="keep"), indent=2, allow_nan=False))
@@ -273,6 +320,10 @@ def _print_result(res: Any, fmt: str, saved: str | None) -> None:
         click.echo(",".join(header))
         for r in rows:
             click.echo(",".join([r[0], *(f"{v:.6f}" for v in r[1:6]), r[6]]))
+        if control is not None:
+            cells = [control.get(k) for k in ("accuracy", "accuracy_sd", "zero_shot_accuracy")]
+            click.echo("control:random," + ",".join(
+                "" if v is None else f"{v:.6f}" for v in cells) + ",,,")
         return
     click.echo(f"protocol: {res.protocol}  objective: {res.objective}  solver: {res.solver}  "
                f"folds: {','.join(map(str, res.folds_grid))}  accuracy rule: "
@@ -288,6 +339,13 @@ def _print_result(res: Any, fmt: str, saved: str | None) -> None:
                + (f"  discarded: {n_disc} (" + ", ".join(
                    f"{v} {k}" for k, v in sorted(res.discarded.items())) + ")" if n_disc else "")
                + (f"  saved as probe {saved!r}" if saved else ""))
+    if control is not None:
+        click.echo(f"random-features control ({control['shape'][0]} x {control['shape'][1]} "
+                   f"standard normal, seed {control['seed']}): probing accuracy "
+                   + ("none (every configuration stayed at chance or diverged)"
+                      if control["accuracy"] is None else f"{control['accuracy']:.4f}")
+                   + f"  zero-shot {control['zero_shot_accuracy']:.4f} "
+                   f"({control['zero_shot_on']})")
 
 
 def _resolve_transform(entry: Any, probe_name: str, mean: float | None,
@@ -557,3 +615,86 @@ def published_cmd(fmt: str) -> None:
       alignkit probe published
     """
     _list_published(fmt)
+
+
+@probe.command("recover")
+@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@click.option("--model", default=None, help="Only this model's entries as candidates.")
+@click.option("--layer", default=None, help="Only this layer's entries as candidates.")
+@click.option("--transform", default=None,
+              help="Simulate from each candidate's features after its stored probe of this "
+                   "name (default: the features themselves).")
+@click.option("--objects", "n_objects", type=click.IntRange(min=12), default=None,
+              help="Use only the first N objects the candidates share (default: all).")
+@click.option("--triplets", "n_triplets", type=click.IntRange(min=20), default=4000,
+              show_default=True, help="Simulated triplets per simulation.")
+@click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Simulations per generating candidate.")
+@click.option("--lambdas", default="1e-3", show_default=True,
+              help="Comma-separated regularisation strengths (chosen per fit by validation NLL).")
+@click.option("--temperature", type=click.FloatRange(0.0, min_open=True), default=1.0,
+              show_default=True, help="Inverse temperature of the simulated choices.")
+@click.option("--criterion", type=click.Choice(["nll", "accuracy"]), default="nll",
+              show_default=True, help="What decides the winner on the held-out objects.")
+@click.option("--max-iter", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Most L-BFGS iterations per fit (each fit also stops early).")
+@click.option("--device", default="cpu", show_default=True, help="auto|cpu|cuda")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="0 to 4294967295.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True)
+def recover_cmd(store: str, model: str | None, layer: str | None, transform: str | None,
+                n_objects: int | None, n_triplets: int, repeats: int, lambdas: str,
+                temperature: float, criterion: str, max_iter: int, device: str, seed: int,
+                fmt: str) -> None:
+    """Model recovery: can probes tell STORE's entries apart?
+
+    Triplets are simulated from one candidate's features at a time; every
+    candidate's probe is fitted on the training objects' triplets (fast
+    solver) and the one that best predicts the held-out objects' triplets
+    wins. Prints the confusion matrix (rows: generating candidate) and the
+    recovery rate (chance: 1 / number of candidates).
+
+    \b
+    Example:
+      alignkit probe recover s.zarr --objects 300 --repeats 5
+    """
+    from alignkit.commands._output import emit
+    from alignkit.probe.recover import model_recovery
+    from alignkit.score.stores import iter_entries, load_probe_transform
+    from alignkit.store import EmbeddingStore
+
+    st = EmbeddingStore(store, mode="r")
+    entries = list(iter_entries(st, model, layer))
+    if len(entries) < 2:
+        raise InputError(f"store {store}: model recovery needs at least two entries, "
+                         f"{len(entries)} match")
+    common = [str(i) for i in entries[0].ids]
+    for e in entries[1:]:
+        have = {str(i) for i in e.ids}
+        common = [i for i in common if i in have]
+    if n_objects is not None:
+        common = common[:n_objects]
+    if len(common) < 12:
+        raise InputError(f"store {store}: the entries share {len(common)} objects; model "
+                         "recovery needs at least 12")
+    feats, tfs = {}, {}
+    for e in entries:
+        row = {str(i): k for k, i in enumerate(e.ids)}
+        name = f"{e.model}/{e.layer}"
+        feats[name] = e.features()[[row[i] for i in common]]
+        if transform is not None:
+            tfs[name] = load_probe_transform(e, transform)
+    res = model_recovery(feats, n_triplets=n_triplets, repeats=repeats,
+                         lambdas=_floats(lambdas, "--lambdas"), temperature=temperature,
+                         criterion=criterion, transforms=tfs, max_iter=max_iter, seed=seed,
+                         device=device,
+                         provenance={"store": str(store), "n_objects": len(common),
+                                     "transform": transform})
+    if fmt == "json":
+        click.echo(json.dumps(res.to_dict(), indent=2, allow_nan=False))
+        return
+    emit(res.rows(), fmt)
+    if fmt == "table":
+        click.echo(f"recovery rate: {res.recovery_rate:.4f} [{res.ci_low:.4f}, {res.ci_high:.4f}] "
+                   f"(95% Wilson; {res.n_simulations} simulations, chance {res.chance:.4f}, "
+                   f"{len(common)} objects, criterion {criterion})")

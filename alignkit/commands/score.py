@@ -196,6 +196,7 @@ def score_ooo(store: str, triplets_src: tuple[str, ...], model: str | None, laye
       alignkit score ooo feats.zarr --triplets train_90.npy --triplets test_10.npy --object-ids things
       alignkit score ooo feats.zarr --triplets mine.txt --object-ids mine_ids.txt --ceiling reps.txt
       alignkit score ooo feats.zarr --triplets things-test20k --per-concept --format json
+      alignkit score ooo feats.zarr --triplets levels/ --group-by level --bootstrap 1000
     """
     import warnings
 
@@ -204,12 +205,18 @@ def score_ooo(store: str, triplets_src: tuple[str, ...], model: str | None, laye
     trip = _triplet_union(triplets_src, object_ids)
     want_concepts = per_concept or concepts is not None
     options = _take_options("ooo", {**measure_kw, "ceiling": _ceiling(ceiling)})
+    groups = None
+    if options.group_by is not None:
+        from alignkit.score.groups import group_labels
+
+        groups = group_labels(options.group_by, trip)  # fails before any entry is scored
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DeprecationWarning)
         results = score_store_ooo(
             store, trip, options, model=model, layer=layer, by_position=by_position,
             subset=subset, transform=transform, per_triplet=per_triplet_out is not None,
             concepts=(concepts or "spose-49d") if want_concepts else None, device=device,
+            groups=groups,
         )
     for w in {str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)}:
         click.echo(f"warning: {w}", err=True)
@@ -239,6 +246,15 @@ def score_ooo(store: str, triplets_src: tuple[str, ...], model: str | None, laye
             if fmt == "table":
                 crow = [{k: v for k, v in c.items() if k not in ("model", "layer")} for c in crow]
             emit(crow, fmt)
+    if groups is not None:
+        for r in results:
+            if r.per_group is None:
+                continue
+            if fmt == "table":
+                click.echo(f"\nper group ({r.per_group.source}): {r.model}/{r.layer}")
+                emit(r.per_group.rows(), fmt)
+            else:
+                emit([{"model": r.model, "layer": r.layer, **g} for g in r.per_group.rows()], fmt)
 
 
 def record_results(store: str, kind: str, results: list[Any]) -> None:
@@ -309,6 +325,14 @@ def _write_per_triplet(path: str, triplets: Any, results: list[Any]) -> None:
               help="Ids of SOURCE's rows when SOURCE is an RDM file without ids.")
 @click.option("--model", default=None, help="Only this model of the store.")
 @click.option("--layer", default=None, help="Only this layer of the store.")
+@click.option("--subjects", "subjects_src", type=click.Path(exists=True, dir_okay=False),
+              default=None,
+              help="Per-subject RDMs whose mean is --rdm (.npy subjects x n x n or subjects x "
+                   "n(n-1)/2 in --rdm's row order, or a .mat: a Meadows export, or the stack "
+                   "under --subjects-key), for --subject-bootstrap.")
+@click.option("--subjects-key", default=None, help="Variable of the --subjects .mat file.")
+@click.option("--subject-bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Bootstrap resamples of the subjects (needs --subjects) for a second interval.")
 @measure_options("rsa")
 @click.option("--transform", default=None,
               help="Apply a probe transform (name stored under the entry, or a .npz) first.")
@@ -320,8 +344,9 @@ def _write_per_triplet(path: str, triplets: Any, results: list[Any]) -> None:
 @format_option
 def score_rsa(source: str, rdm_src: str, rdm_ids: str | None, rdm_key: str | None,
               rdm_kind: str | None, source_ids: str | None, model: str | None,
-              layer: str | None, transform: str | None, device: str, record: bool, fmt: str,
-              **measure_kw: Any) -> None:
+              layer: str | None, subjects_src: str | None, subjects_key: str | None,
+              subject_bootstrap: int, transform: str | None, device: str, record: bool,
+              fmt: str, **measure_kw: Any) -> None:
     """RSA between SOURCE and a human RDM, matched by stimulus id.
 
     SOURCE is an embedding store (every entry, or --model/--layer) or another
@@ -333,6 +358,12 @@ def score_rsa(source: str, rdm_src: str, rdm_ids: str | None, rdm_key: str | Non
       alignkit score rsa feats.zarr --rdm peterson_animals.mat --rdm-ids animals.txt \\
           --transform things-probe --bootstrap 1000
       alignkit score rsa model_rdm.npy --source-ids ids.txt --rdm human.npy --rdm-ids ids.txt
+      alignkit score rsa feats.zarr --rdm meadows.mat --subjects meadows.mat \
+          --subject-bootstrap 1000 --compare whitened-pearson
+
+    --compare takes rsatoolbox's comparison methods; --rdm-method euclidean is
+    the Euclidean distance, sqeuclidean-mean rsatoolbox's "euclidean" (squared
+    distance over the number of channels).
     """
     from alignkit.data import align_by_ids, load_ids, load_rdm
     from alignkit.score import rsa, score_store_rsa
@@ -342,6 +373,9 @@ def score_rsa(source: str, rdm_src: str, rdm_ids: str | None, rdm_key: str | Non
     options = _take_options("rsa", measure_kw).to_dict()
     rdm_method = options.pop("rdm_method")
     common = dict(options, device=device)
+    subjects = _subjects(subjects_src, subjects_key, subject_bootstrap, human)
+    if subjects is not None:
+        common.update(subjects=subjects, subject_bootstrap=subject_bootstrap)
     if _is_store(source):
         results = score_store_rsa(source, human, model=model, layer=layer, transform=transform,
                                   rdm_method=rdm_method, **common)
@@ -354,12 +388,129 @@ def score_rsa(source: str, rdm_src: str, rdm_ids: str | None, rdm_key: str | Non
             raise InputError("--transform, --model and --layer apply only when SOURCE is a store")
         other = load_rdm(source, ids=load_ids(source_ids) if source_ids else None)
         ia, ib = align_by_ids(other.ids, human.ids)
+        if subjects is not None:
+            subjects = subjects[:, ib][:, :, ib]
+            common["subjects"] = subjects
         results = [rsa(other.matrix[ia][:, ia], human.matrix[ib][:, ib],
                        reference=str(rdm_src), model=os.path.basename(source),
                        provenance={"source": other.source, "source_checksum": other.checksum,
                                    "reference_checksum": human.checksum}, **common)]
     rows = [r.row() for r in results]
     emit(rows, fmt, payload=[r.to_dict() for r in results] if fmt == "json" else None)
+
+
+def _subjects(src: str | None, key: str | None, n_boot: int, human: Any) -> Any:
+    """The per-subject RDMs as a square stack in the human RDM's row order (None: none)."""
+    from alignkit.errors import InputError
+
+    if src is None:
+        if n_boot:
+            raise InputError("--subject-bootstrap needs --subjects (the per-subject RDMs)")
+        return None
+    if not n_boot:
+        raise InputError("--subjects is used by --subject-bootstrap N: give N > 0")
+    import numpy as np
+
+    from alignkit.data.rdm import load_subject_rdms
+    from alignkit.errors import MismatchError
+
+    stack, where = load_subject_rdms(src, key=key)
+    n = human.n
+    if stack.ndim == 2:
+        if stack.shape[1] != n * (n - 1) // 2:
+            raise MismatchError(f"--subjects {where}: {stack.shape[1]} pairs per subject, the "
+                                f"human RDM has {n} stimuli ({n * (n - 1) // 2} pairs)")
+        full = np.zeros((stack.shape[0], n, n))
+        iu = np.triu_indices(n, 1)
+        full[:, iu[0], iu[1]] = stack
+        full[:, iu[1], iu[0]] = stack
+        stack = full
+    if stack.shape[1:] != (n, n):
+        raise MismatchError(f"--subjects {where}: {stack.shape[1]} x {stack.shape[2]} RDMs, the "
+                            f"human RDM is {n} x {n}")
+    return stack
+
+
+def _rsa_choices(name: str) -> tuple[str, ...]:
+    """The choices of an option of the ``rsa`` measure (its declaration is the one list)."""
+    from alignkit.measures import get_measure, option_specs
+
+    spec = next(s for n, s, _ in option_specs(get_measure("rsa").Options) if n == name)
+    return spec.allowed() or ()
+
+
+@click.command("rsa-compare",
+               short_help="Paired RSA comparison of two store entries against one human RDM.")
+@click.argument("store", type=click.Path(exists=True))
+@click.option("--rdm", "rdm_src", required=True,
+              help="Human RDM (as for 'alignkit score rsa': a file or a bundled name).")
+@click.option("--rdm-ids", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Stimulus ids of the human RDM's rows, one a line (when the file has none).")
+@click.option("--rdm-key", default=None, help="Variable name inside a .mat file.")
+@click.option("--a", "entry_a", required=True, metavar="MODEL/LAYER",
+              help="The first entry of STORE.")
+@click.option("--b", "entry_b", required=True, metavar="MODEL/LAYER",
+              help="The second entry of STORE (the difference is a - b).")
+@click.option("--rdm-method", type=click.Choice(list(_rsa_choices("rdm_method"))),
+              default="correlation", show_default=True,
+              help="Model RDM (euclidean: the distance; sqeuclidean-mean: rsatoolbox's "
+                   "euclidean, squared distance over the number of channels).")
+@click.option("--compare", type=click.Choice(list(_rsa_choices("compare"))),
+              default="spearman", show_default=True, help="Comparison of the RDMs.")
+@click.option("--bootstrap", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Paired resamples (the same for both entries).")
+@click.option("--subjects", "subjects_src", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="Per-subject RDMs (as for 'score rsa'): resample subjects "
+                                 "instead of stimuli.")
+@click.option("--subjects-key", default=None, help="Variable of the --subjects .mat file.")
+@click.option("--ci-level", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+              default=0.95, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@format_option
+def score_rsa_compare(store: str, rdm_src: str, rdm_ids: str | None, rdm_key: str | None,
+                      entry_a: str, entry_b: str, rdm_method: str, compare: str, bootstrap: int,
+                      subjects_src: str | None, subjects_key: str | None, ci_level: float,
+                      seed: int, fmt: str) -> None:
+    """Is entry A closer to the human RDM than entry B? A paired bootstrap.
+
+    Both entries' RDMs are compared with the human RDM on the same resamples
+    of the stimuli (or of the subjects, with --subjects); prints both values,
+    their difference a - b, its interval and a two-sided p-value.
+
+    \b
+    Example:
+      alignkit score rsa-compare feats.zarr --rdm rdm48 --a spose/49d --b vit/blocks.11 \\
+          --rdm-method dot --compare kendall-tau-b --bootstrap 2000
+    """
+    from alignkit.data import load_ids, load_rdm
+    from alignkit.score import compare_models_rsa
+    from alignkit.score.stores import _open, _weights_of
+
+    human = load_rdm(rdm_src, key=rdm_key, ids=load_ids(rdm_ids) if rdm_ids else None)
+    st = _open(store)
+    entries = [st.entry(*_split_entry(e, opt)) for e, opt in ((entry_a, "--a"), (entry_b, "--b"))]
+    subjects = _subjects(subjects_src, subjects_key, 1 if subjects_src else 0, human)
+    result = compare_models_rsa(
+        entries[0].features(), entries[1].features(), entries[0].ids, human,
+        ids_b=entries[1].ids, rdm_method=rdm_method, compare=compare, bootstrap=bootstrap,
+        seed=seed, ci_level=ci_level, subjects=subjects, model_a=entry_a, model_b=entry_b,
+        provenance={"store": str(st.path),
+                    "entries": [{"entry": f"{e.model}/{e.layer}", "checksum": e.checksum,
+                                 "weights": _weights_of(e)} for e in entries]},
+    )
+    emit([result.row()], fmt, payload=[result.to_dict()] if fmt == "json" else None)
+
+
+def _split_entry(text: str, opt: str) -> tuple[str, str]:
+    from alignkit.errors import InputError
+
+    model, sep, layer = text.rpartition("/")
+    if not sep or not model or not layer:
+        raise InputError(f"{opt} {text!r}: give MODEL/LAYER, e.g. spose/49d")
+    return model, layer
+
+
+score.add_command(score_rsa_compare)
 
 
 # --------------------------------------------------------------------------- generated commands
@@ -403,10 +554,20 @@ def _load_data(kind: Any, kw: dict[str, Any]) -> Any:
 
 def _triplet_union(sources: tuple[str, ...], object_ids: str | None) -> Any:
     """The triplets of every ``--triplets`` source together, with ``--object-ids`` when given."""
-    from alignkit.data import concat_triplets, load_triplets
+    from alignkit.data import concat_triplets
 
-    kw = {"object_ids": object_ids} if object_ids else {}
-    return concat_triplets([load_triplets(src, **kw) for src in sources])
+    return concat_triplets([_load_triplets(src, object_ids) for src in sources])
+
+
+def _load_triplets(source: str, object_ids: str | None) -> Any:
+    """One ``--triplets`` source; a local Levels file or folder is read by its reader."""
+    from alignkit.data import load_triplets
+    from alignkit.data.formats import guess_format, read_format
+
+    if os.path.exists(source) and guess_format(source) == "levels":
+        t = read_format(source, "levels")
+        return t if object_ids is None else t.with_object_ids(object_ids)
+    return load_triplets(source, **({"object_ids": object_ids} if object_ids else {}))
 
 
 def generated_command(measure: Any) -> click.Command:
@@ -452,3 +613,9 @@ def generated_command(measure: Any) -> click.Command:
     doc = (f"{measure.summary}\n\nScores every entry of STORE ({measure.title}; one row per "
            f"model/layer).\n\n\b\nExample:\n  {example}")
     return click.command(measure.name, help=doc, short_help=measure.summary)(run)
+
+
+# --------------------------------------------------------------------------- across entries
+from alignkit.commands.failures import score_failures  # noqa: E402  (uses the helpers above)
+
+score.add_command(score_failures)

@@ -142,7 +142,9 @@ def guess_format(source: Any) -> str | None:
 
     ``.npz`` files: ``filenames`` -> ``alignet-npz``, ``pruned_loc``/``loc`` -> ``vice-npz``,
     ``weights`` and ``mean`` -> ``glocal-npz``; a text file whose header names ``image1``,
-    ``image2``, ``image3`` and ``choice`` -> ``things-2023-raw``. Anything else (plain triplet
+    ``image2``, ``image3`` and ``choice`` -> ``things-2023-raw``; jsPsych records (JSON, JSON
+    lines or CSV, or a folder of them) naming ``image1Path`` and ``selected_image`` ->
+    ``levels``. Anything else (plain triplet
     tables, RDMs, embeddings) is left to the generic readers.
     """
     import os
@@ -153,9 +155,16 @@ def guess_format(source: Any) -> str | None:
     if not isinstance(source, (str, os.PathLike)):
         return None
     path = Path(source)
+    if path.is_dir():
+        first = next((p for p in sorted(path.rglob("*"))
+                      if p.is_file() and p.suffix.lower() in (".json", ".jsonl", ".csv", ".tsv")),
+                     None)
+        return "levels" if first is not None and _levels_records(first) else None
     if not path.is_file():
         return None
     ext = path.suffix.lower()
+    if ext in (".json", ".jsonl", ".csv", ".tsv") and _levels_records(path):
+        return "levels"
     if ext == ".npz":
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -179,3 +188,13 @@ def guess_format(source: Any) -> str | None:
         if {"image1", "image2", "image3", "choice"} <= cols:
             return "things-2023-raw"
     return None
+
+
+def _levels_records(path: Any) -> bool:
+    """Whether a file's head names the Levels records' ``image1Path`` and ``selected_image``."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
+            head = fh.read(1 << 16)
+    except OSError:
+        return False
+    return "image1Path" in head and "selected_image" in head

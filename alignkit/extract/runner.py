@@ -134,10 +134,13 @@ class ExtractOptions:
         pool_maps: 4-D maps: ``flatten``, ``avg`` or ``max``.
         pool_tokens: token sequences: ``cls``, ``mean`` or ``flatten``.
         bf16: run the model under bfloat16 autocast.
-        channels_last: channels-last memory format (default: on for
-            convolutional networks on CUDA, :func:`is_convnet`; off for vision
-            transformers and on CPU, where it makes convolutions 1.4-2x faster but changes float32
-            rounding, about 1e-6 relative, against a contiguous forward pass).
+        channels_last: channels-last memory format (default: on for convolutional
+            networks, :func:`is_convnet`, unless ``exact``; off for vision transformers). It
+            makes CPU convolutions 1.2-1.9x faster; float32 results then differ from a
+            contiguous forward pass by rounding (about 1e-6 relative, see docs/extract.md).
+        exact: features equal to a plain torchvision forward pass bit for bit: the
+            contiguous memory format, no autocast (``channels_last=True`` or ``bf16`` with
+            it is refused).
         skip_bad: leave out unreadable images (found before extraction) and
             record them, instead of stopping at the first one.
         overwrite: redo entries that are already complete (or unresumable).
@@ -170,6 +173,7 @@ class ExtractOptions:
     pool_tokens: str = "cls"
     bf16: bool = False
     channels_last: bool | None = None
+    exact: bool = False
     skip_bad: bool = False
     overwrite: bool = False
     offline: bool = False
@@ -190,6 +194,9 @@ class ExtractOptions:
         if self.pool_tokens not in TOKEN_POOLS:
             raise InputError(f"--pool-tokens {self.pool_tokens!r}: expected one of "
                              f"{', '.join(TOKEN_POOLS)}")
+        if self.exact and (self.channels_last or self.bf16):
+            raise InputError("--exact runs the plain contiguous float32 forward pass: drop "
+                             + ("--channels-last" if self.channels_last else "--bf16"))
         if self.num_workers is not None and self.num_workers < 0:
             raise InputError(f"--workers {self.num_workers}: expected 0 or more")
 
@@ -417,9 +424,10 @@ def is_convnet(module: nn.Module) -> bool:
     return False
 
 
-def default_channels_last(dev: torch.device, module: nn.Module) -> bool:
-    """The ``channels_last`` default: convolutional networks on CUDA."""
-    return dev.type == "cuda" and is_convnet(module)
+def default_channels_last(dev: torch.device, module: nn.Module, exact: bool = False) -> bool:
+    """The ``channels_last`` default: convolutional networks, on any device, unless ``exact``
+    (features equal to a plain contiguous forward pass, bit for bit)."""
+    return not exact and is_convnet(module)
 
 
 @dataclass
@@ -436,8 +444,8 @@ class _Forward:
 
     @classmethod
     def build(cls, lm: LoadedModel, tf: Any, dev: torch.device, opts: ExtractOptions) -> _Forward:
-        use_cl = default_channels_last(dev, lm.module) if opts.channels_last is None \
-            else opts.channels_last
+        use_cl = default_channels_last(dev, lm.module, opts.exact) \
+            if opts.channels_last is None else opts.channels_last
         module = lm.module.eval().to(dev)
         if use_cl and not isinstance(module, torch.jit.ScriptModule):
             module = module.to(memory_format=torch.channels_last)
@@ -521,6 +529,7 @@ def _plan_layers(fwd: _Forward, lm: LoadedModel, layers: list[str], src: _Source
         "device": str(fwd.dev),
         "batch_size": opts.batch_size,
         "channels_last": fwd.channels_last,
+        "exact": bool(opts.exact),
         "versions": versions(("torch", "torchvision", "pillow")),
     }
     jobs = {ln: dict(base, layer=ln, requested_layer=req_of[ln], p=p_of[ln]) for ln in names}

@@ -109,8 +109,9 @@ DATA_KINDS: dict[str, DataKind] = {
     ),
 }
 
-#: Record kinds that are not measures (a probe is fitted, not a comparison).
-OTHER_KINDS = ("probe",)
+#: Record kinds that are not measures (a probe is fitted, not a comparison; a failure
+#: analysis spans the entries of a store).
+OTHER_KINDS = ("probe", "failures")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 
 

@@ -7,8 +7,15 @@ from typing import Any
 
 def load_triplet_set(source: str, *, ids: str | None = None, format: str | None = None) -> Any:
     """Triplets from a file or bundled name, with their objects' ids from ``ids`` when given."""
-    from alignkit.data import load_ids, load_triplets
+    import os
 
+    from alignkit.data import load_ids, load_triplets
+    from alignkit.data.formats import guess_format, read_format
+
+    if format == "levels" or (format in (None, "auto") and os.path.exists(source)
+                              and guess_format(source) == "levels"):
+        t = read_format(source, "levels")  # jsPsych records, with a 'level' per judgment
+        return t.with_object_ids(load_ids(ids)) if ids else t
     kw: dict[str, Any] = {"format": format or "auto"}
     if ids:
         kw["object_ids"] = load_ids(ids)

@@ -91,6 +91,9 @@ class OddOneOutOptions(MeasureOptions):
         bootstrap: resamples of the triplets for a percentile interval (0: none).
         ci_level: the interval's coverage.
         seed: seed of the bootstrap's counter-based generator.
+        group_by: a grouping for the per-group breakdown (``per_group``): a column the
+            triplets carry (``level``) or a label file; the study key of the same name.
+            ``odd_one_out(groups=...)`` given explicitly takes precedence.
     """
 
     preset: str | None = option(None, _preset_help, choices=_preset_names, optional=True)
@@ -106,6 +109,11 @@ class OddOneOutOptions(MeasureOptions):
                              maximum=1.0, open=True, identity=False)
     seed: int = option(0, "Seed of the bootstrap (0 to 4294967295).", kind="seed",
                        identity=False, sweep="seed")
+    group_by: str | None = option(
+        None, "Accuracy per group of triplets, with counts and (with --bootstrap) intervals: a "
+        "per-judgment column of the triplets ('level' of the Levels data: coarse, fine, "
+        "boundary) or a label file with one label per triplet (one a line, or a CSV/TSV "
+        "column as FILE:COLUMN).", optional=True, identity=False)
 
 
 class OddOneOutMeasure(Measure):

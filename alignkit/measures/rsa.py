@@ -33,11 +33,16 @@ class RSAOptions(MeasureOptions):
     rdm_method: str = option(
         "correlation",
         "Model RDM: 1 - Pearson r (clipped, the paper's figures), 1 - cosine, euclidean "
-        "distance, or negative dot product.",
+        "(the Euclidean distance), sqeuclidean-mean (rsatoolbox's euclidean: squared "
+        "distance / channels), or negative dot product.",
         choices=_rdm_methods,
     )
-    compare: str = option("spearman", "Correlation of the two RDMs' upper triangles.",
-                          choices=_compares)
+    compare: str = option(
+        "spearman",
+        "Comparison of the two RDMs' upper triangles, as rsatoolbox defines it: spearman, "
+        "pearson, kendall-tau-b, tau-a and rho-a (no tie correction), cosine, "
+        "whitened-cosine and whitened-pearson (i.i.d. pattern noise).",
+        choices=_compares)
     permutations: int = option(0, "Stimulus permutations for a one-sided p-value.",
                                minimum=0, identity=False)
     bootstrap: int = option(0, "Bootstrap resamples of the stimuli for a confidence interval.",

@@ -71,6 +71,7 @@ _DASH = "–"
 #: Options that make two probe records different measurements (a measure's come from its
 #: options class: those declared with ``identity``).
 _PROBE_KEYS = ("objective", "protocol")
+_OTHER_KEYS = {"probe": _PROBE_KEYS, "failures": ("similarity", "ties", "min_fraction")}
 
 
 def _measure_of(kind: Any) -> Any:
@@ -89,7 +90,7 @@ def _option_keys(kind: Any) -> tuple[str, ...]:
     """The result fields that make two records of one kind different measurements."""
     measure = _measure_of(kind)
     if measure is None:
-        return (*(_PROBE_KEYS if kind == "probe" else ()), "in_sample")
+        return (*_OTHER_KEYS.get(str(kind), ()), "in_sample")
     from alignkit.measures import option_specs
 
     names = tuple(n for n, spec, _ in option_specs(measure.Options) if spec.identity)
@@ -924,6 +925,7 @@ def _probe_table(st: _Set) -> Table:
                 _s(res.get(PROBE_FIELDS["folds"])),
                 _s(res.get(PROBE_FIELDS["lambda"])),
                 _f(_zero_shot_of_probe(r)),
+                _control_cell(res),
                 _record_cell(r, earlier),
             ]
         )
@@ -938,12 +940,21 @@ def _probe_table(st: _Set) -> Table:
             "folds",
             "lambda",
             "zero-shot (raw features, same folds)",
+            "random-features control: probed / zero-shot",
             "record",
         ],
         rows,
-        [False, False, False, True, True, True, True, True, True, False],
+        [False, False, False, True, True, True, True, True, True, True, False],
         caption=f"Linear probes, every measurement ({st.title}); accuracy is the mean over folds",
     )
+
+
+def _control_cell(res: Mapping[str, Any]) -> str:
+    """A probe record's random-features control (``probe --control random``), when it has one."""
+    c = res.get("control")
+    if not isinstance(c, Mapping):
+        return _DASH
+    return f"{_f(c.get('accuracy'))} / {_f(c.get('zero_shot_accuracy'))}"
 
 
 # --------------------------------------------------------------------------- sections
@@ -1553,11 +1564,21 @@ def _measure_sections(recs: list[dict[str, Any]], ctx: _Context) -> list[Section
 
 
 def _ooo_measure_sections(recs: list[dict[str, Any]], ctx: _Context) -> list[Section]:
-    return _ooo_sections(ctx.ooo_sets, ctx.figdir, ctx.files, ctx.taken)
+    from alignkit.report._groups import failure_sections, group_sections
+
+    return [*_ooo_sections(ctx.ooo_sets, ctx.figdir, ctx.files, ctx.taken),
+            *group_sections(recs, ctx), *failure_sections(recs, ctx)]
 
 
 def _rsa_measure_sections(recs: list[dict[str, Any]], ctx: _Context) -> list[Section]:
-    return [_rsa_section(recs, ctx.figdir, ctx.files)]
+    sec = _rsa_section(recs, ctx.figdir, ctx.files)
+    if not sec.note:
+        from alignkit.report._rdm_figures import rdm_figures
+
+        figures, notes = rdm_figures(recs, ctx)
+        sec.figures += figures
+        sec.intro = " ".join([sec.intro, *notes])
+    return [sec]
 
 
 def _column_cell(rec: Mapping[str, Any], column: Any) -> str:

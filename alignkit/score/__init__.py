@@ -30,7 +30,15 @@ from alignkit.score.ooo import (
     concept_breakdown,
     odd_one_out,
 )
-from alignkit.score.rsa import RSAResult, check_rdm, model_rdm, rsa, rsa_features
+from alignkit.score.rsa import (
+    PairedRSAResult,
+    RSAResult,
+    check_rdm,
+    compare_models_rsa,
+    model_rdm,
+    rsa,
+    rsa_features,
+)
 from alignkit.score.stores import score_store_ooo, score_store_rsa, triplet_rows_for_entry
 
 __all__ = [
@@ -55,6 +63,8 @@ __all__ = [
     "model_rdm",
     "rsa",
     "rsa_features",
+    "compare_models_rsa",
+    "PairedRSAResult",
     "score_store_ooo",
     "score_store_rsa",
     "triplet_rows_for_entry",

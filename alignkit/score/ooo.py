@@ -133,6 +133,7 @@ class OddOneOutResult:
     model: str | None = None
     layer: str | None = None
     per_concept: ConceptBreakdown | None = None
+    per_group: Any = None
     choices: np.ndarray | None = field(default=None, repr=False)
     correct: np.ndarray | None = field(default=None, repr=False)
     provenance: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -140,9 +141,11 @@ class OddOneOutResult:
     def to_dict(self, include_arrays: bool = False) -> dict[str, Any]:
         """A JSON-able dict; per-triplet arrays only with ``include_arrays``."""
         out = jsonable(
-            {k: v for k, v in self.__dict__.items() if k not in ("choices", "correct", "per_concept")}
+            {k: v for k, v in self.__dict__.items()
+             if k not in ("choices", "correct", "per_concept", "per_group")}
         )
         out["per_concept"] = self.per_concept.to_dict() if self.per_concept is not None else None
+        out["per_group"] = self.per_group.to_dict() if self.per_group is not None else None
         if include_arrays:
             out["choices"] = None if self.choices is None else self.choices.tolist()
             out["correct"] = None if self.correct is None else self.correct.tolist()
@@ -265,6 +268,7 @@ def odd_one_out(
     subset: str = "all",
     per_triplet: bool = False,
     concepts: Any = None,
+    groups: Any = None,
     device: str = "auto",
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     model: str | None = None,
@@ -292,6 +296,11 @@ def odd_one_out(
         per_triplet: keep per-triplet choices and correctness in the result.
         concepts: a concept embedding (a name such as ``"spose-49d"``, a ``ConceptEmbedding``
             or an (n, d) array) for the per-dimension breakdown.
+        groups: a per-triplet grouping for the per-group breakdown (``per_group``): the name
+            of a column the triplets carry (``"level"`` of the Levels data), a label file
+            (``FILE`` or ``FILE:COLUMN``) or one label per triplet (see
+            :func:`alignkit.score.groups.group_labels`); groups of triplets left out by
+            ``subset="covered"`` lose those triplets too.
         device: ``auto``, ``cpu`` or ``cuda``.
         memory_budget: bytes allowed for the n x n similarity matrix (above: per triplet).
         features_checksum: the features' checksum when the caller knows it (a store
@@ -314,14 +323,25 @@ def odd_one_out(
     ceiling, ceiling_source, notes = _resolve_ceiling(
         proto.options.ceiling, proto.base, proto.preset, _things_triplets(T, t_ids))
     concept_in = _concept_inputs(concepts) if concepts is not None else None  # fail fast
+    group_in = None
+    if groups is None:
+        groups = proto.options.group_by
+    if groups is not None:
+        from alignkit.score.groups import group_labels
+
+        gl = group_labels(groups, triplets)
+        group_in = (gl.labels if al.keep is None else gl.labels[al.keep], gl.source)
     dev, opts, N = resolve_device(device), proto.options, len(T)
-    c = _counted(X, T, proto, dev, memory_budget, per_triplet, concept_in)
+    c = _counted(X, T, proto, dev, memory_budget, per_triplet, concept_in, group_in)
     accuracy = c.n_correct / N if N else float("nan")
     notes += _count_notes(c.n2, c.n3, proto.ties, al)
     seed = opts.seed if opts.bootstrap else None
     prov = base_provenance(**proto.provenance(), features_checksum=checksum, triplets=tinfo,
                            seed=seed, ceiling=ceiling, ceiling_source=ceiling_source,
                            device=dev, method=c.method, **al.info)
+    if group_in is not None:
+        prov["groups"] = {"source": group_in[1], "labels_checksum": sha256_array(
+            np.asarray(group_in[0]).astype("U"))}
     return OddOneOutResult(
         accuracy=accuracy, n_triplets=N, n_correct=c.n_correct, n_ties=c.n2 + c.n3,
         n_ties2=c.n2, n_ties3=c.n3, similarity=proto.similarity, ties=proto.ties,
@@ -331,7 +351,7 @@ def odd_one_out(
                                                  clip=proto.base.clip_normalised),
         notes=notes, ci_low=c.ci_low, ci_high=c.ci_high, ci_level=opts.ci_level,
         n_bootstrap=opts.bootstrap, seed=seed, device=dev, method=c.method, model=model,
-        layer=layer, per_concept=c.breakdown, choices=c.choices if per_triplet else None,
+        layer=layer, per_concept=c.breakdown, per_group=c.groups, choices=c.choices if per_triplet else None,
         correct=c.correct if per_triplet else None, provenance={**prov, **(provenance or {})},
     )
 
@@ -349,14 +369,17 @@ class _Counted:
     ci_low: float | None = None
     ci_high: float | None = None
     breakdown: ConceptBreakdown | None = None
+    groups: Any = None
 
 
 def _counted(X: np.ndarray, T: np.ndarray, proto: _Protocol, dev: str, memory_budget: int,
-             per_triplet: bool, concept_in: tuple[Any, Any, str] | None) -> _Counted:
+             per_triplet: bool, concept_in: tuple[Any, Any, str] | None,
+             group_in: tuple[np.ndarray, str] | None = None) -> _Counted:
     """Score, then the bootstrap interval and the per-concept breakdown when asked for."""
     opts = proto.options
     c = _Counted(*_score(X, T, proto.similarity, proto.ties, dev, memory_budget,
-                         per_triplet, opts.bootstrap > 0 or concept_in is not None))
+                         per_triplet, opts.bootstrap > 0 or concept_in is not None
+                         or group_in is not None))
     if opts.bootstrap > 0 and len(T) > 0:
         c.ci_low, c.ci_high = _bootstrap_ci(c.correct, opts.bootstrap, opts.seed,
                                             opts.ci_level, dev)
@@ -364,6 +387,13 @@ def _counted(X: np.ndarray, T: np.ndarray, proto: _Protocol, dev: str, memory_bu
         assert c.correct is not None
         E, labels, source = concept_in
         c.breakdown = concept_breakdown(T, c.correct, E, labels, source=source)
+    if group_in is not None:
+        from alignkit.score.groups import group_breakdown
+
+        assert c.correct is not None
+        c.groups = group_breakdown(c.correct, group_in[0], source=group_in[1],
+                                   n_bootstrap=opts.bootstrap, seed=opts.seed,
+                                   ci_level=opts.ci_level)
     return c
 
 

@@ -107,6 +107,9 @@ class SweepSettings:
         loader_workers: data-loader processes per extraction (0: in the task's process).
         threads: torch and numba threads per task (0: leave the default).
         offline: never download weights.
+        exact: extract with a plain contiguous forward pass (features equal to plain
+            torchvision bit for bit; the default uses channels-last for convolutional
+            networks, about 1e-6 relative rounding differences).
     """
 
     store: str
@@ -120,6 +123,7 @@ class SweepSettings:
     loader_workers: int = 0
     threads: int = 0
     offline: bool = False
+    exact: bool = False
 
 
 @dataclass(frozen=True)
@@ -455,7 +459,7 @@ class _Parser:
     def sweep(self) -> SweepSettings:
         t = self.table("sweep", required=True) or {}
         allowed = ("store", "results", "device", "seed", "batch_size", "dtype", "pool_maps",
-                   "pool_tokens", "loader_workers", "threads", "offline")
+                   "pool_tokens", "loader_workers", "threads", "offline", "exact")
         self.keys(t, "sweep", None, allowed)
         store = self.text(t, "sweep", None, "store", required=True)
         if not is_url(store):
@@ -480,6 +484,7 @@ class _Parser:
             loader_workers=self.integer(t, "sweep", None, "loader_workers", 0),
             threads=self.integer(t, "sweep", None, "threads", 0),
             offline=self._get(t, "sweep", None, "offline", bool, False, "true or false"),
+            exact=self._get(t, "sweep", None, "exact", bool, False, "true or false"),
         )
 
     def models(self) -> tuple[ModelSpec, ...]:

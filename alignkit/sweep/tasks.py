@@ -207,7 +207,7 @@ def _extract_task(m: ModelSpec, s: ImageSetSpec, sw: Any, img_sum: str,
         "seed": sw.seed if seed_applies(m.name, m.weights) else None,
         "layers": list(m.layers), "images": img_sum, "layout": s.layout,
         "dtype": sw.dtype, "pool_maps": sw.pool_maps, "pool_tokens": sw.pool_tokens,
-        "alignkit": __version__,
+        "alignkit": __version__, **({"exact": True} if sw.exact else {}),
     }
     return Task("extract", _sha(content), f"extract {m.label} @{s.name}", m.label, None, s.name,
                 None, (),
@@ -216,7 +216,8 @@ def _extract_task(m: ModelSpec, s: ImageSetSpec, sw: Any, img_sum: str,
                  "layout": s.layout, "allow_outside_root": s.allow_outside_root,
                  "seed": sw.seed, "batch_size": sw.batch_size,
                  "dtype": sw.dtype, "pool_maps": sw.pool_maps, "pool_tokens": sw.pool_tokens,
-                 "loader_workers": sw.loader_workers, "offline": sw.offline})
+                 "loader_workers": sw.loader_workers, "offline": sw.offline,
+                 "exact": sw.exact})
 
 
 def _measure_task(name: str, d: Any, ex: Task, layer: str, dataset: str,
@@ -284,7 +285,7 @@ def _run_extract(task: Task) -> TaskOutcome:
         store=s["store"], model_name=s["entry_model"], batch_size=s["batch_size"],
         device=s["device"], num_workers=s["loader_workers"], dtype=s["dtype"],
         pool_maps=s["pool_maps"], pool_tokens=s["pool_tokens"], layout=s["layout"],
-        progress=False, offline=s["offline"],
+        progress=False, offline=s["offline"], exact=bool(s.get("exact", False)),
         allow_outside_root=bool(s.get("allow_outside_root", False)),
     )
     try:  # resumes an interrupted entry of the same extraction
