@@ -19,7 +19,10 @@
    THINGS-scale judgments (sampled from the SPoSE model) and measures how much
    accuracy it recovers on the real triplets, which it never sees.
 5. Runs RSA against the 48-object human RDM, with and without the probe.
-6. Records every result in the store's results table and writes the report.
+6. Fits the temperature of both embeddings' choice probabilities on held-out objects and
+   reports its calibration (ECE), and predicts the SPoSE dimensions from the distorted
+   copy (and from the network's penultimate features) by cross-validated ridge (mean R²).
+7. Records every result in the store's results table and writes the report.
 """
 
 from __future__ import annotations
@@ -61,6 +64,10 @@ class DemoResult:
     network_note: str = ""
     #: the nine sample photographs were extracted only as an extraction check
     smoke_check: bool = False
+    #: calibration of the choice probabilities (spose, spose-distorted; dot products)
+    calibration: list[Any] = field(default_factory=list)
+    #: concept-ridge results: SPoSE dimensions from the distorted copy (and the network)
+    concept_ridge: list[Any] = field(default_factory=list)
 
 
 def distort(X: np.ndarray, *, seed: int = 0, noise: float = 0.1) -> np.ndarray:
@@ -186,6 +193,7 @@ def run_demo(
     _probe_simulated(distorted, dentry, triplets, table, result, n_simulated, bootstrap, seed,
                      say, path)
     _score_rsa(st, table, result, seed, say, path)
+    _score_calibration(st, triplets, table, result, bootstrap, seed, say, path)
     if report:
         from alignkit.report import write_report
 
@@ -285,6 +293,36 @@ def _score_rsa(st: Any, table: Any, result: DemoResult, seed: int, say: Any, pat
     for r in result.rsa:
         table.append(record_from_result("rsa", r, store=path))
     say("ran RSA against the 48-object human RDM, with and without the probe")
+
+
+def _score_calibration(st: Any, triplets: Any, table: Any, result: DemoResult, bootstrap: int,
+                       seed: int, say: Any, path: str) -> None:
+    """Calibration of both embeddings' choice probabilities; concept-ridge of the features."""
+    from alignkit.measures import get_measure
+    from alignkit.results import record_from_result
+
+    cal = get_measure("calibration")
+    for model in ("spose", "spose-distorted"):
+        result.calibration += cal.score_store(st, triplets, {"similarity": "dot",
+                                                             "bootstrap": bootstrap,
+                                                             "seed": seed}, model=model)
+    ridge = get_measure("concept-ridge")
+    from alignkit.data import load_embedding
+
+    spose = load_embedding("spose-49d")
+    pairs = [("spose-distorted", "49d")]
+    p = result.network_probe
+    if p and st.entry(p["model"], p["layer"]).features().shape[0] >= 50:
+        pairs.append((p["model"], p["layer"]))  # the network's penultimate features
+    for model, layer in pairs:
+        result.concept_ridge += ridge.score_store(
+            st, spose, {"bootstrap": bootstrap, "seed": seed}, model=model, layer=layer)
+    for r in result.calibration:
+        table.append(record_from_result("calibration", r, store=path))
+    for r in result.concept_ridge:
+        table.append(record_from_result("concept-ridge", r, store=path))
+    say("fitted the choice temperature on held-out objects (calibration) and predicted the "
+        "SPoSE dimensions by cross-validated ridge")
 
 
 _NO_IMAGES = ("no THINGS images given (--images DIR, or --fetch-images to download THINGSplus), "

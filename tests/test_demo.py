@@ -34,6 +34,13 @@ def test_demo_end_to_end(tmp_path):
     records = ResultsTable.for_store(out / "demo.zarr").records()
     kinds = [rec["kind"] for rec in records]
     assert kinds.count("ooo") == 4 and kinds.count("probe") == 1 and kinds.count("rsa") == 3
+    # calibration of both embeddings (dot products), concept-ridge of the distorted copy
+    cal = {rec["model"]: rec["result"] for rec in records if rec["kind"] == "calibration"}
+    assert sorted(cal) == ["spose", "spose-distorted"]
+    assert 0.7 < cal["spose"]["temperature"] < 1.1 and cal["spose"]["ece"] < 0.05
+    (ridge,) = [rec["result"] for rec in records if rec["kind"] == "concept-ridge"]
+    assert 0.9 < ridge["mean_r2"] < 1.0
+    assert f"{cal['spose']['temperature']:.5f}" in r.stdout and f"{ridge['mean_r2']:.5f}" in r.stdout
     probe = next(rec["result"] for rec in records if rec["kind"] == "probe")
     lost = probe["human_embedding_accuracy"] - probe["zero_shot_accuracy"]
     assert lost > 0.03  # the distortion costs accuracy

@@ -105,6 +105,18 @@ def demo(out: str, bootstrap: int, seed: int, images: str | None, fetch_images: 
     click.echo("\nRSA against the 48-object human RDM (Spearman, 10,000 permutations):")
     emit([{k: v for k, v in r.row().items() if k in ("model", "transform", "rsa", "p_value")}
           for r in res.rsa], "table")
+    if res.calibration:
+        c = res.calibration[0]
+        click.echo(f"\nCalibration of the choice probabilities softmax(T s) (dot; T fitted on "
+                   f"held-out objects, {c.folds} folds; ECE over {c.bins} equal-width bins, on "
+                   f"the {c.n_evaluated:,} held-out triplets):")
+        emit([{"model": r.model, "T": r.temperature, "ECE": r.ece, "ci_low": r.ci_low,
+               "ci_high": r.ci_high, "NLL": r.nll} for r in res.calibration], "table")
+    if res.concept_ridge:
+        click.echo("\nSPoSE dimensions predicted from features (ridge, alpha per dimension by "
+                   "leave-one-out; 5 object folds; mean out-of-fold R²):")
+        emit([{"features": f"{r.model} ({r.layer})", "mean_R2": r.mean_r2, "ci_low": r.ci_low,
+               "ci_high": r.ci_high} for r in res.concept_ridge], "table")
     click.echo(f"\nstore:  {res.store}")
     if res.report:
         click.echo(f"report: {res.report}")

@@ -160,6 +160,10 @@ def score() -> None:
               help="Break accuracy down by the human concept dimension of each triplet.")
 @click.option("--concepts", default=None,
               help="Concept embedding for --per-concept (file or bundled name; default spose-49d).")
+@click.option("--min-count", "concept_min_count", type=click.IntRange(min=1), default=1,
+              show_default=True,
+              help="--per-concept: dimensions with fewer triplets get no accuracy (counts kept). "
+                   "With --bootstrap each dimension gets an interval from the same resamples.")
 @click.option("--object-ids", default=None,
               help="Ids of the triplets' objects 0..n-1: a file, one id a line, or 'things' for "
                    "the 1854 THINGS concepts in canonical order. THINGS releases (bundled names, "
@@ -180,7 +184,8 @@ def score() -> None:
 @format_option
 def score_ooo(store: str, triplets_src: tuple[str, ...], model: str | None, layer: str | None,
               ceiling: str, per_triplet_out: str | None, per_concept: bool,
-              concepts: str | None, object_ids: str | None, by_position: bool, subset: str,
+              concepts: str | None, concept_min_count: int, object_ids: str | None,
+              by_position: bool, subset: str,
               transform: str | None, device: str, record: bool, fmt: str,
               **measure_kw: Any) -> None:
     """Zero-shot odd-one-out accuracy of every entry in STORE.
@@ -216,7 +221,7 @@ def score_ooo(store: str, triplets_src: tuple[str, ...], model: str | None, laye
             store, trip, options, model=model, layer=layer, by_position=by_position,
             subset=subset, transform=transform, per_triplet=per_triplet_out is not None,
             concepts=(concepts or "spose-49d") if want_concepts else None, device=device,
-            groups=groups,
+            concept_min_count=concept_min_count, groups=groups,
         )
     for w in {str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)}:
         click.echo(f"warning: {w}", err=True)

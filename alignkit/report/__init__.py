@@ -1196,8 +1196,9 @@ def _concept_section(
     sec.intro = (
         "Each triplet is assigned to the human concept dimension that dominates its similar pair; "
         "bars show the model's accuracy on each dimension's triplets, best first, with 95% Wilson "
-        "score intervals computed from each dimension's counts (correct of triplets). Dimensions "
-        f"with fewer than {min_triplets} triplets are left out."
+        "score intervals computed from each dimension's counts (correct of triplets), or the "
+        "record's own bootstrap intervals per dimension where it has them (scored with a "
+        f"bootstrap). Dimensions with fewer than {min_triplets} triplets are left out."
     )
     notes = []
     for st, r in todo:
@@ -1245,9 +1246,15 @@ def _kept_dimensions(dims: list[Mapping[str, Any]], min_triplets: int) -> list[t
             continue
         if not isinstance(c, int) or isinstance(c, bool) or not 0 <= c <= n:
             continue
-        kept.append((d, c / n, wilson_interval(c, n)))
+        kept.append((d, c / n, _bootstrap_pair(d) or wilson_interval(c, n)))
     kept.sort(key=lambda t: (-t[1], str(t[0].get("label"))))
     return kept
+
+
+def _bootstrap_pair(d: Mapping[str, Any]) -> tuple[float, float] | None:
+    """A dimension's own bootstrap interval (``ci_low``, ``ci_high``), when it has one."""
+    lo, hi = _num(d.get("ci_low")), _num(d.get("ci_high"))
+    return (lo, hi) if lo is not None and hi is not None and lo <= hi else None
 
 
 def _concept_section_figure(st: _Set, r: Mapping[str, Any], kept: list[tuple[Any, ...]],
@@ -1270,8 +1277,12 @@ def _concept_section_figure(st: _Set, r: Mapping[str, Any], kept: list[tuple[Any
     )
     files.figures += [png, svg]
     source = f" ({pc.get('source')})" if pc.get("source") else ""
+    booted = any(_bootstrap_pair(d) for d, _, _ in kept)
+    bars = (f"{_f(pc.get('ci_level'), 2)} bootstrap percentile intervals of the record "
+            f"({pc.get('n_bootstrap')} resamples of the triplets)" if booted
+            else "95% Wilson score intervals from the counts")
     return Figure(png, svg, f"{what}: accuracy per concept dimension{source}, best first; "
-                  f"error bars: 95% Wilson score intervals from the counts; {left_text}.")
+                  f"error bars: {bars}; {left_text}.")
 
 
 _CONCEPT_COLUMNS = (

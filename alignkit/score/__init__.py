@@ -5,9 +5,11 @@
   breakdown.
 * :func:`rsa` / :func:`rsa_features`: RSA against human RDMs with permutation
   tests and bootstrap over stimuli.
+* :func:`compare_models_ooo` / :func:`compare_models_rsa`: two models against the same
+  human data on the same resamples (difference, interval, p-values).
 * :func:`cka_features` / :func:`shape_features`: CKA and shape metrics against a
-  representation (one row per stimulus), :func:`compare_models` for two models on the
-  same resamples, :func:`similarity_matrix` between every pair of store entries.
+  representation (one row per stimulus), :func:`compare_models` (``measure`` cka or shape) for two
+  models on the same resamples, :func:`similarity_matrix` between every pair of store entries.
 * :func:`score_store_ooo` / :func:`score_store_rsa`: the same over the entries
   of an embedding store, aligned by stimulus id.
 """
@@ -30,6 +32,7 @@ from alignkit.score.ooo import (
     concept_breakdown,
     odd_one_out,
 )
+from alignkit.score.paired import PairedOddOneOutResult, compare_models_ooo
 from alignkit.score.rsa import (
     PairedRSAResult,
     RSAResult,
@@ -64,6 +67,8 @@ __all__ = [
     "rsa",
     "rsa_features",
     "compare_models_rsa",
+    "compare_models_ooo",
+    "PairedOddOneOutResult",
     "PairedRSAResult",
     "score_store_ooo",
     "score_store_rsa",

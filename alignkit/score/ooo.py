@@ -50,7 +50,11 @@ class ConceptBreakdown:
 
     Each triplet is assigned to the dimension that dominates its human-chosen
     similar pair: the argmax of the mean of the two objects' rows of a
-    non-negative concept embedding (SPoSE or VICE).
+    non-negative concept embedding (SPoSE or VICE). With a bootstrap, ``ci_low`` and
+    ``ci_high`` hold each dimension's percentile interval from the same resamples of the
+    triplets as the overall accuracy's (a resample's accuracy of a dimension over the
+    dimension's triplets it drew). Dimensions with fewer than ``min_count`` triplets get
+    no accuracy and no interval (their counts are kept).
     """
 
     labels: list[str]
@@ -58,6 +62,11 @@ class ConceptBreakdown:
     n_correct: np.ndarray
     source: str
     top: int = 1
+    min_count: int = 1
+    ci_low: np.ndarray | None = None
+    ci_high: np.ndarray | None = None
+    ci_level: float = 0.95
+    n_bootstrap: int = 0
 
     @property
     def accuracy(self) -> np.ndarray:
@@ -66,19 +75,30 @@ class ConceptBreakdown:
 
     def rows(self) -> list[dict[str, Any]]:
         acc = self.accuracy
-        return [
-            {
+        out = []
+        for d in range(len(self.labels)):
+            enough = self.counts[d] >= max(self.min_count, 1)
+            row = {
                 "dimension": d + 1,
                 "label": self.labels[d],
                 "triplets": int(self.counts[d]),
                 "correct": int(self.n_correct[d]),
-                "accuracy": None if not np.isfinite(acc[d]) else float(acc[d]),
+                "accuracy": None if not (enough and np.isfinite(acc[d])) else float(acc[d]),
             }
-            for d in range(len(self.labels))
-        ]
+            if self.ci_low is not None and self.ci_high is not None:
+                lo, hi = self.ci_low[d], self.ci_high[d]
+                ok = enough and np.isfinite(lo) and np.isfinite(hi)
+                row["ci_low"] = float(lo) if ok else None
+                row["ci_high"] = float(hi) if ok else None
+            out.append(row)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "top": self.top, "dimensions": self.rows()}
+        out: dict[str, Any] = {"source": self.source, "top": self.top,
+                               "min_count": self.min_count, "dimensions": self.rows()}
+        if self.ci_low is not None:
+            out.update(ci_level=self.ci_level, n_bootstrap=self.n_bootstrap)
+        return out
 
 
 @dataclass
@@ -225,8 +245,25 @@ def concept_breakdown(
     labels: list[str] | None = None,
     *,
     source: str = "<array>",
+    min_count: int = 1,
+    n_bootstrap: int = 0,
+    seed: int = 0,
+    ci_level: float = 0.95,
 ) -> ConceptBreakdown:
-    """Per-dimension accuracy and counts (see :class:`ConceptBreakdown`)."""
+    """Per-dimension accuracy and counts (see :class:`ConceptBreakdown`).
+
+    Args:
+        min_count: dimensions with fewer triplets get no accuracy (nor interval).
+        n_bootstrap, seed, ci_level: a percentile bootstrap interval per dimension, from the
+            resamples :func:`alignkit._kernels.bootstrap.bootstrap_means` draws with ``seed``
+            (0 resamples: none).
+
+    Raises:
+        InputError: ``min_count`` or ``n_bootstrap`` not an integer >= 1 / >= 0.
+    """
+    for name, value, low in (("min_count", min_count, 1), ("n_bootstrap", n_bootstrap, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
     E = np.asarray(embedding, dtype=np.float64)
     T = np.asarray(triplets)
     if T.size and int(T.max()) >= E.shape[0]:
@@ -240,7 +277,21 @@ def concept_breakdown(
     dims = assign_concepts(T, E)
     counts = np.bincount(dims, minlength=d).astype(np.int64)
     hits = np.bincount(dims, weights=np.asarray(correct, dtype=np.float64), minlength=d)
-    return ConceptBreakdown(labels, counts, np.rint(hits).astype(np.int64), source)
+    out = ConceptBreakdown(labels, counts, np.rint(hits).astype(np.int64), source,
+                           min_count=int(min_count))
+    if n_bootstrap > 0 and len(T):
+        from alignkit._kernels import bootstrap as kboot
+
+        boot = kboot.bootstrap_groups(np.asarray(correct, dtype=np.uint8), dims, d,
+                                      int(n_bootstrap), seed)
+        lo, hi = np.full(d, np.nan), np.full(d, np.nan)
+        for k in range(d):
+            vals = boot[:, k][np.isfinite(boot[:, k])]
+            if counts[k] and vals.size:
+                lo[k], hi[k] = kboot.percentile_ci(vals, ci_level)
+        out.ci_low, out.ci_high = lo, hi
+        out.ci_level, out.n_bootstrap = float(ci_level), int(n_bootstrap)
+    return out
 
 
 def _concept_inputs(concepts: Any) -> tuple[np.ndarray, list[str] | None, str]:
@@ -268,6 +319,7 @@ def odd_one_out(
     subset: str = "all",
     per_triplet: bool = False,
     concepts: Any = None,
+    concept_min_count: int = 1,
     groups: Any = None,
     device: str = "auto",
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
@@ -295,7 +347,9 @@ def odd_one_out(
             triplets whose objects all have features; the counts are recorded).
         per_triplet: keep per-triplet choices and correctness in the result.
         concepts: a concept embedding (a name such as ``"spose-49d"``, a ``ConceptEmbedding``
-            or an (n, d) array) for the per-dimension breakdown.
+            or an (n, d) array) for the per-dimension breakdown (with bootstrap intervals per
+            dimension when ``bootstrap`` is set).
+        concept_min_count: dimensions of the breakdown with fewer triplets get no accuracy.
         groups: a per-triplet grouping for the per-group breakdown (``per_group``): the name
             of a column the triplets carry (``"level"`` of the Levels data), a label file
             (``FILE`` or ``FILE:COLUMN``) or one label per triplet (see
@@ -332,7 +386,8 @@ def odd_one_out(
         gl = group_labels(groups, triplets)
         group_in = (gl.labels if al.keep is None else gl.labels[al.keep], gl.source)
     dev, opts, N = resolve_device(device), proto.options, len(T)
-    c = _counted(X, T, proto, dev, memory_budget, per_triplet, concept_in, group_in)
+    c = _counted(X, T, proto, dev, memory_budget, per_triplet, concept_in, group_in,
+                 concept_min_count)
     accuracy = c.n_correct / N if N else float("nan")
     notes += _count_notes(c.n2, c.n3, proto.ties, al)
     seed = opts.seed if opts.bootstrap else None
@@ -374,7 +429,8 @@ class _Counted:
 
 def _counted(X: np.ndarray, T: np.ndarray, proto: _Protocol, dev: str, memory_budget: int,
              per_triplet: bool, concept_in: tuple[Any, Any, str] | None,
-             group_in: tuple[np.ndarray, str] | None = None) -> _Counted:
+             group_in: tuple[np.ndarray, str] | None = None,
+             min_count: int = 1) -> _Counted:
     """Score, then the bootstrap interval and the per-concept breakdown when asked for."""
     opts = proto.options
     c = _Counted(*_score(X, T, proto.similarity, proto.ties, dev, memory_budget,
@@ -386,7 +442,9 @@ def _counted(X: np.ndarray, T: np.ndarray, proto: _Protocol, dev: str, memory_bu
     if concept_in is not None:
         assert c.correct is not None
         E, labels, source = concept_in
-        c.breakdown = concept_breakdown(T, c.correct, E, labels, source=source)
+        c.breakdown = concept_breakdown(T, c.correct, E, labels, source=source,
+                                        min_count=min_count, n_bootstrap=opts.bootstrap,
+                                        seed=opts.seed, ci_level=opts.ci_level)
     if group_in is not None:
         from alignkit.score.groups import group_breakdown
 
