@@ -28,6 +28,7 @@ from alignkit.errors import AlignkitError
 COMMANDS: dict[str, str] = {
     "store": "alignkit.commands.store:store",
     "score": "alignkit.commands.score:score",
+    "compare": "alignkit.commands.compare:compare",
     "extract": "alignkit.commands.extract:extract",
     "probe": "alignkit.commands.probe:probe",
     "data": "alignkit.commands.data:data",

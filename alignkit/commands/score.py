@@ -55,8 +55,11 @@ def measure_options(name: str) -> Callable[[Callable[..., Any]], Callable[..., A
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         for field_name, spec, default in reversed(specs):
+            flag = "--" + field_name.replace("_", "-")
+            if spec.kind == "bool" and default is True:  # a flag on by default can be turned off
+                flag = f"{flag}/--no-{flag[2:]}"
             fn = click.option(
-                "--" + field_name.replace("_", "-"), field_name, type=_click_type(spec),
+                flag, field_name, type=_click_type(spec),
                 default=default, show_default=default is not None and spec.kind != "bool",
                 is_flag=spec.kind == "bool", help=spec.help_text(),
             )(fn)

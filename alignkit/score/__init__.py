@@ -7,11 +7,24 @@
   tests and bootstrap over stimuli.
 * :func:`compare_models_ooo` / :func:`compare_models_rsa`: two models against the same
   human data on the same resamples (difference, interval, p-values).
+* :func:`cka_features` / :func:`shape_features`: CKA and shape metrics against a
+  representation (one row per stimulus), :func:`compare_models` (``measure`` cka or shape) for two
+  models on the same resamples, :func:`similarity_matrix` between every pair of store entries.
 * :func:`score_store_ooo` / :func:`score_store_rsa`: the same over the entries
   of an embedding store, aligned by stimulus id.
 """
 
 from alignkit.score._common import CHANCE, THINGS_CEILING, normalised_score
+from alignkit.score.cka import (
+    CKAResult,
+    PairedComparison,
+    ShapeResult,
+    SimilarityMatrix,
+    cka_features,
+    compare_models,
+    shape_features,
+    similarity_matrix,
+)
 from alignkit.score.ooo import (
     ConceptBreakdown,
     OddOneOutResult,
@@ -40,6 +53,14 @@ __all__ = [
     "assign_concepts",
     "concept_breakdown",
     "odd_one_out",
+    "CKAResult",
+    "ShapeResult",
+    "PairedComparison",
+    "SimilarityMatrix",
+    "cka_features",
+    "shape_features",
+    "compare_models",
+    "similarity_matrix",
     "RSAResult",
     "check_rdm",
     "model_rdm",
