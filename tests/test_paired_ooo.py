@@ -69,3 +69,36 @@ def test_protocol_is_the_ooo_one(data) -> None:
     r = compare_models_ooo(e.values, noisy, t, bootstrap=10, preset="paper2023")
     ref = odd_one_out(noisy, t, preset="paper2023")
     assert r.accuracy_b == ref.accuracy and r.similarity == ref.similarity
+
+
+def test_compare_ooo_and_rsa_commands(data, tmp_path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from alignkit.cli import cli
+    from alignkit.store import EmbeddingStore
+
+    e, noisy, t = data
+    store = tmp_path / "f.zarr"
+    st = EmbeddingStore(store, mode="a")
+    st.write("spose", "49d", e.values.astype(np.float32), e.ids)
+    st.write("noisy", "49d", noisy.astype(np.float32), e.ids)
+    run = CliRunner().invoke
+    out = run(cli, ["compare", "ooo", str(store), "--triplets", "things-test20k", "--a",
+                    "spose/49d", "--b", "noisy/49d", "--similarity", "dot", "--bootstrap", "200",
+                    "--format", "json"])
+    assert out.exit_code == 0, out.output
+    got = json.loads(out.stdout)
+    want = compare_models_ooo(e.values.astype(np.float32), noisy.astype(np.float32), t,
+                              similarity="dot", bootstrap=200)
+    assert got["difference"] == want.difference and got["p_mcnemar"] == want.p_mcnemar
+    assert got["ci_low"] == want.ci_low > 0
+    assert got["provenance"]["entries"][0]["entry"] == "spose/49d"
+    bad = run(cli, ["compare", "ooo", str(store), "--triplets", "things-test20k", "--a",
+                    "nope/49d", "--b", "noisy/49d"])
+    assert bad.exit_code == 2 and "nope/49d" in bad.output
+    rsa = run(cli, ["compare", "rsa", str(store), "--rdm", "rdm48", "--a", "spose/49d", "--b",
+                    "noisy/49d", "--rdm-method", "dot", "--bootstrap", "50", "--format", "json"])
+    assert rsa.exit_code == 0, rsa.output
+    assert json.loads(rsa.stdout)[0]["difference"] > 0

@@ -12,21 +12,28 @@ from alignkit.errors import InputError
 
 class _CompareGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return ["cka", "matrix", "shape"]
+        return ["ooo", "rsa", "cka", "shape", "matrix"]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in ("cka", "shape"):
             return _paired_command(cmd_name)
+        if cmd_name == "rsa":
+            from alignkit.commands.score import score_rsa_compare
+
+            return score_rsa_compare
         return super().get_command(ctx, cmd_name)
 
 
 @click.group(cls=_CompareGroup)
 def compare() -> None:
-    """Compare models with each other: two entries against the same representation on the
-    same bootstrap resamples (cka, shape), or a measure between every pair of entries (matrix).
+    """Compare models with each other: two entries against the same human data on the same
+    bootstrap resamples (ooo, rsa, cka, shape), or a measure between every pair of entries
+    (matrix).
 
     \b
     Examples:
+      alignkit compare ooo feats.zarr --triplets things-test20k --a vgg16/fc7 --b resnet50/avgpool
+      alignkit compare rsa feats.zarr --rdm rdm48 --a vgg16/fc7 --b resnet50/avgpool
       alignkit compare cka feats.zarr --embedding spose-49d --a vgg16/fc7 --b resnet50/avgpool
       alignkit compare matrix feats.zarr --measure cka --figure cka.png
     """
@@ -83,6 +90,69 @@ def _paired_command(name: str) -> click.Command:
            "--a vgg16/fc7 --b resnet50/avgpool --bootstrap 2000 --seed 1")
     return click.command(name, help=doc, short_help=f"Two entries' {measure.title} with one "
                          "representation, paired.")(run)
+
+
+def _ooo_choices(name: str) -> list[str]:
+    from alignkit.measures import get_measure, option_specs
+
+    spec = next(sp for n, sp, _ in option_specs(get_measure("ooo").Options) if n == name)
+    return list(spec.allowed() or ())
+
+
+@compare.command("ooo", short_help="Two entries' odd-one-out accuracy on the same triplets, "
+                 "paired.")
+@click.argument("store", type=click.Path(exists=True))
+@click.option("--triplets", "triplets_src", required=True, multiple=True,
+              help="Triplets (as for 'alignkit score ooo': a file or a bundled name); repeat "
+                   "it for the union.")
+@click.option("--object-ids", default=None,
+              help="Ids of the triplets' objects 0..n-1: a file, one id a line, or 'things'.")
+@click.option("--a", "a", required=True, help="First entry: MODEL or MODEL/LAYER.")
+@click.option("--b", "b", required=True, help="Second entry (the difference is a - b).")
+@click.option("--preset", type=click.Choice(_ooo_choices("preset")), default=None,
+              help="Published protocol (default paper2023).")
+@click.option("--similarity", type=click.Choice(_ooo_choices("similarity")), default=None,
+              help="Pair similarity (default: the preset's).")
+@click.option("--ties", default=None, help="Tie rule: paper, first, any-tie-wrong (default: the "
+                                           "preset's).")
+@click.option("--bootstrap", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Paired resamples of the triplets (the same for both entries).")
+@click.option("--ci-level", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+              default=0.95, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
+@format_option
+def compare_ooo(store: str, triplets_src: tuple[str, ...], object_ids: str | None, a: str,
+                b: str, preset: str | None, similarity: str | None, ties: str | None,
+                bootstrap: int, ci_level: float, seed: int, fmt: str) -> None:
+    """Does entry A agree with the humans' odd-one-out choices more often than entry B?
+
+    Both entries are scored on the same triplets under one protocol; the difference of
+    their accuracies a - b gets a percentile interval over the same bootstrap resamples of
+    the triplets for both, a two-sided bootstrap p-value and the exact McNemar test (the
+    triplets only one of the two gets right).
+
+    \b
+    Example:
+      alignkit compare ooo feats.zarr --triplets things-test20k --a spose/49d --b vit/head \\
+          --bootstrap 2000 --seed 1
+    """
+    from alignkit.commands.score import _triplet_union
+    from alignkit.score import compare_models_ooo
+    from alignkit.score.stores import _open, _weights_of
+
+    trip = _triplet_union(triplets_src, object_ids)
+    st = _open(store)
+    ea, eb = _entry(st, a, "--a"), _entry(st, b, "--b")
+    opts = {k: v for k, v in (("preset", preset), ("similarity", similarity), ("ties", ties))
+            if v is not None}
+    res = compare_models_ooo(
+        ea.features(), eb.features(), trip, ids=ea.ids, ids_b=eb.ids, bootstrap=bootstrap,
+        seed=seed, ci_level=ci_level, model_a=f"{ea.model}/{ea.layer}",
+        model_b=f"{eb.model}/{eb.layer}", **opts,
+        provenance={"store": str(st.path),
+                    "entries": [{"entry": f"{e.model}/{e.layer}", "checksum": e.checksum,
+                                 "weights": _weights_of(e)} for e in (ea, eb)]})
+    emit([res.row()], fmt, payload=res.to_dict() if fmt == "json" else None)
 
 
 @compare.command("matrix")
