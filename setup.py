@@ -36,6 +36,7 @@ setup(
         "torch>=2.1",
         "torchvision>=0.16",
         "pooch>=1.7",
+        "threadpoolctl>=3.1",
     ],
     extras_require={
         "dev": [

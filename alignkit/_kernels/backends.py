@@ -49,6 +49,41 @@ def backend(operation: str, device: str) -> Callable[..., Any]:
 
 
 # --------------------------------------------------------------------------- odd-one-out
+#: Largest Gram product (``n^2 p`` multiply-adds) computed on one BLAS thread before a Numba
+#: pass over it. OpenBLAS's worker threads keep spinning for about 0.1 s after a threaded
+#: product, taking cores from the Numba threads that gather from the matrix next; below this
+#: size one BLAS thread costs less than that stall (``benches/bench_kernels.py`` measures
+#: both).
+GRAM_ONE_THREAD_MAX = 4e9
+
+
+def _blas_controller() -> Any:
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+            _CONTROLLER = False
+        else:
+            _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER
+
+
+_CONTROLLER: Any = None
+
+
+def gram_before_gather(X: np.ndarray, similarity: str) -> np.ndarray:
+    """The Gram matrix of ``X`` for a Numba pass that follows: on one BLAS thread when it is
+    small enough (:data:`GRAM_ONE_THREAD_MAX`), so that no BLAS thread spins beside it."""
+    import contextlib
+
+    from alignkit._kernels import similarity as ksim
+
+    n, p = X.shape
+    ctl = _blas_controller()
+    small = float(n) * n * p <= GRAM_ONE_THREAD_MAX
+    with ctl.limit(limits=1, user_api="blas") if (ctl and small) else contextlib.nullcontext():
+        return ksim.gram(X, similarity)
 
 
 def _ooo_cpu(
@@ -60,7 +95,7 @@ def _ooo_cpu(
 
     choices = correct = None
     if use_gram:
-        S = ksim.gram(X, similarity)
+        S = gram_before_gather(X, similarity)
         S32 = kooo.rounded32(S) if kooo.use_two_precision(S.shape[0], T.shape[0]) else None
         n_correct, n2, n3, correct, choices = kooo.ooo_tally(
             S, T, ties, correct=need_correct or per_triplet, choices=per_triplet, S32=S32)
