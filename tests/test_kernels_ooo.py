@@ -403,19 +403,26 @@ def test_scoring_reads_the_float32_copy_and_counts_as_float64():
 
 
 def test_blocked_direct_path_equals_the_plain_kernel_bit_for_bit(monkeypatch):
-    """Grouping triplets by row blocks, reading float32 rows and fusing the three dot
-    products change neither a value nor its rounding (float32 rows for dot, cosine and
-    euclidean; float64 centred rows for correlation)."""
+    """Grouping triplets by row blocks changes no value; float32 rows read as they are give
+    the float64 similarities to rounding; twin rows tie exactly (euclidean: distance 0)."""
     rng = np.random.default_rng(2)
-    X = rng.normal(size=(500, 43)).astype(np.float32)  # 43: a remainder after the 8-wide loop
+    X = rng.normal(size=(500, 43)).astype(np.float32)  # 43: not a multiple of a vector width
     X[250:] = X[:250]  # twins: exact ties and zero distances
     T = rng.integers(0, 500, size=(3000, 3)).astype(np.int32)
+    twins = np.stack([np.arange(250), np.arange(250) + 250, rng.integers(0, 500, 250)], 1)
+    T = np.concatenate([T, twins.astype(np.int32)])
+    plain = {sim: ksim.triplet_sims_direct(X, T, sim) for sim in SIMS}
     monkeypatch.setattr(ksim, "DIRECT_CACHE_BYTES", 3 * 43 * 8 * 40)  # blocks of 40 rows
     monkeypatch.setattr(ksim, "DIRECT_BLOCKED_MIN_TRIPLETS", 100)
     for sim in SIMS:
-        Y, f = ksim.prepare_rows(X, sim)
-        plain = ksim._direct_kernel(ksim.SIMILARITIES[sim].pair)(Y, f, T)
-        np.testing.assert_array_equal(ksim.triplet_sims_direct(X, T, sim), plain)
+        got = ksim.triplet_sims_direct(X, T, sim)
+        np.testing.assert_array_equal(got, plain[sim])
+        ref = naive.triplet_sims(X, T, sim)
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+        tw = got[-250:]
+        np.testing.assert_array_equal(tw[:, 1], tw[:, 2])  # s(i, k) == s(i', k) exactly
+        if sim == "euclidean":
+            assert np.all(tw[:, 0] == 0.0)  # twins at distance exactly 0
     order, starts = ksim._bucket_order(T, 40)
     assert sorted(order.tolist()) == list(range(len(T)))
     blocks = np.sort(T[order] // 40, axis=1)
