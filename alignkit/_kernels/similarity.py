@@ -403,13 +403,17 @@ SIMILARITIES: dict[str, Similarity] = {
 }
 
 
-@njit(cache=True)
+_SORT_CHUNKS = 16  # fixed: the order does not depend on the number of threads
+
+
+@njit(parallel=True, cache=True)
 def _bucket_order(T: np.ndarray, rows_per_block: int) -> tuple[np.ndarray, np.ndarray]:
     """Triplets grouped by the (sorted) row blocks of their three objects.
 
     Returns ``(order, starts)``: ``order[starts[b]:starts[b + 1]]`` are the triplets whose
-    objects lie in the ``b``-th triple of blocks, the triples in lexicographic order (so
-    consecutive groups share two blocks). A counting sort, O(N).
+    objects lie in the ``b``-th triple of blocks, in their original order, the triples in
+    lexicographic order (so consecutive groups share two blocks). A stable counting sort,
+    O(N), over a fixed number of chunks in parallel.
     """
     N = T.shape[0]
     m = 0
@@ -418,29 +422,39 @@ def _bucket_order(T: np.ndarray, rows_per_block: int) -> tuple[np.ndarray, np.nd
             if T[t, c] > m:
                 m = T[t, c]
     G = np.int64(m) // rows_per_block + 1
-    keys = np.empty(N, dtype=np.int64)
-    counts = np.zeros(G * G * G + 1, dtype=np.int64)
-    for t in range(N):
-        a = np.int64(T[t, 0]) // rows_per_block
-        b = np.int64(T[t, 1]) // rows_per_block
-        c = np.int64(T[t, 2]) // rows_per_block
-        if a > b:
-            a, b = b, a
-        if b > c:
-            b, c = c, b
-        if a > b:
-            a, b = b, a
-        key = (a * G + b) * G + c
-        keys[t] = key
-        counts[key + 1] += 1
-    for g in range(G * G * G):
-        counts[g + 1] += counts[g]
-    starts = counts.copy()
+    K = G * G * G
+    chunk = (N + _SORT_CHUNKS - 1) // _SORT_CHUNKS
+    keys = np.empty(N, dtype=np.int32)
+    hist = np.zeros((_SORT_CHUNKS, K), dtype=np.int64)
+    for c in prange(_SORT_CHUNKS):
+        for t in range(c * chunk, min(N, (c + 1) * chunk)):
+            a = np.int64(T[t, 0]) // rows_per_block
+            b = np.int64(T[t, 1]) // rows_per_block
+            d = np.int64(T[t, 2]) // rows_per_block
+            if a > b:
+                a, b = b, a
+            if b > d:
+                b, d = d, b
+            if a > b:
+                a, b = b, a
+            key = (a * G + b) * G + d
+            keys[t] = key
+            hist[c, key] += 1
+    starts = np.zeros(K + 1, dtype=np.int64)
+    offset = np.empty((_SORT_CHUNKS, K), dtype=np.int64)
+    run = 0
+    for key in range(K):
+        starts[key] = run
+        for c in range(_SORT_CHUNKS):
+            offset[c, key] = run
+            run += hist[c, key]
+    starts[K] = run
     order = np.empty(N, dtype=np.int64)
-    for t in range(N):
-        key = keys[t]
-        order[counts[key]] = t
-        counts[key] += 1
+    for c in prange(_SORT_CHUNKS):
+        for t in range(c * chunk, min(N, (c + 1) * chunk)):
+            key = keys[t]
+            order[offset[c, key]] = t
+            offset[c, key] += 1
     return order, starts
 
 
@@ -512,6 +526,20 @@ def _direct_kernel(pair: Callable[..., float]) -> Callable[..., np.ndarray]:
     )
 
 
+def _fast_factors(Y: np.ndarray, kind: str) -> np.ndarray:
+    """The direct kernel's per-row factors of float32 rows, from :func:`_dot3_fast` itself:
+    ``|y|^2`` (so identical rows are at distance exactly 0) or ``1 / |y|`` (0 for a zero
+    row)."""
+    if kind == "one":
+        return np.ones(Y.shape[0])
+    sq = _row_sq_norms_fast(Y)
+    if kind == "squared_norm":
+        return sq
+    inv = np.zeros_like(sq)
+    np.divide(1.0, np.sqrt(sq), out=inv, where=sq > 0)
+    return inv
+
+
 def triplet_sims_direct(X: np.ndarray, T: np.ndarray, similarity: str = "dot") -> np.ndarray:
     """Similarities ``[s_ij, s_ik, s_jk]`` of every triplet, without an ``n x n`` matrix.
 
@@ -527,17 +555,18 @@ def triplet_sims_direct(X: np.ndarray, T: np.ndarray, similarity: str = "dot") -
     Returns:
         float64 ``(N, 3)``.
     """
-    Y, f = prepare_rows(X, similarity)
-    T = check_triplets(T, Y.shape[0])
+    _check_similarity(similarity)
     sim = SIMILARITIES[similarity]
     Xa = np.asarray(X)
-    if not sim.centre_rows and Xa.dtype == np.float32:
-        # the same values in half the bytes: the kernel multiplies in float64, exactly
+    if not sim.centre_rows and Xa.ndim == 2 and Xa.dtype == np.float32:
+        # the rows as they are (no float64 copy): the kernel widens them exactly
         Y = np.ascontiguousarray(Xa)
-    if sim.row_factor == "squared_norm":
-        # |y|^2 by the kernel's own dot, on the rows it reads: identical rows are then at
-        # distance exactly 0 (|a|^2 + |a|^2 - 2 <a, a> = 0)
-        f = _row_sq_norms_fast(Y)
+        f = _fast_factors(Y, sim.row_factor)
+    else:
+        Y, f = prepare_rows(X, similarity)
+        if sim.row_factor == "squared_norm":
+            f = _row_sq_norms_fast(Y)
+    T = check_triplets(T, Y.shape[0])
     if T.shape[0] < DIRECT_BLOCKED_MIN_TRIPLETS or Y.nbytes <= DIRECT_CACHE_BYTES:
         return _direct_kernel(sim.pair)(Y, f, T)
     rows = max(1, DIRECT_CACHE_BYTES // (3 * Y.shape[1] * Y.itemsize))
