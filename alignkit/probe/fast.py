@@ -36,7 +36,7 @@ from alignkit.probe._common import (
     reference_batches,
     regulariser,
 )
-from alignkit.probe._gram import gram_nll
+from alignkit.probe._gram import TripletIndex, gram_nll
 
 if TYPE_CHECKING:
     from alignkit.probe.estimator import SolverOptions
@@ -92,7 +92,7 @@ class FastObjective:
         val: validation triplets, evaluated on the same Gram matrix (or None).
         reference: standardised gLocal reference features (m x p) or None.
         generator: seeds the fixed partition of the reference rows.
-        backend: gather/scatter backend (``auto``, ``numba``, ``torch``).
+        backend: gather/scatter backend (``auto``, ``numba``, ``numba-slabs``, ``torch``).
     """
 
     def __init__(
@@ -107,10 +107,17 @@ class FastObjective:
         backend: str = "auto",
     ) -> None:
         self.x = x
-        # Sorting by the first two objects makes the gather and scatter walk
-        # rows of S in order; sums over triplets do not depend on order.
-        order = np.lexsort((train[:, 1], train[:, 0]))
-        self.train = np.ascontiguousarray(train[order], dtype=np.int64)
+        # Grouping by the first object makes the gather walk rows of S in
+        # order; sums over triplets do not depend on order. On the CPU the
+        # two-pass kernel's grouping is built once here, for every evaluation.
+        numba_path = backend == "numba" or (backend == "auto" and x.device.type == "cpu")
+        self.index: TripletIndex | None = None
+        if numba_path:
+            self.index = TripletIndex(train, x.shape[0])
+            self.train = self.index.triplets
+        else:
+            order = np.lexsort((train[:, 1], train[:, 0]))
+            self.train = np.ascontiguousarray(train[order], dtype=np.int64)
         self.val = None if val is None or len(val) == 0 else np.ascontiguousarray(val, np.int64)
         self.spec = spec
         self.backend = backend
@@ -142,7 +149,8 @@ class FastObjective:
             S = zd @ zd.T
             n_tri = len(self.train)
             nll_sum, _, G = gram_nll(
-                S, self.train, want_grad=want_grad, scale=1.0 / n_tri, backend=self.backend
+                S, self.index if self.index is not None else self.train,
+                want_grad=want_grad, scale=1.0 / n_tri, backend=self.backend,
             )
             nll = nll_sum / n_tri
             val_nll = val_acc = math.nan
