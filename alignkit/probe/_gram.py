@@ -35,6 +35,9 @@ _NUMBA: dict[str, Any] = {}
 _TRIPLETS_PER_SLAB = 32768
 #: Upper bound on the memory (bytes) the per-thread slabs may take together.
 _SLAB_BYTES = 1 << 30
+#: Below this many triplets the multi-pass kernel runs on one thread: waking
+#: the thread pool for a few microseconds of work costs more than it saves.
+_SERIAL_BELOW = 65536
 
 
 def _numba_kernels() -> dict[str, Any]:
@@ -121,6 +124,14 @@ def _numba_nll(
     k = _numba_kernels()
     s_np = S.detach().numpy()
     n = s_np.shape[0]
+    n_tri = len(triplets)
+    if n_tri < _SERIAL_BELOW and numba.get_num_threads() > 1:
+        before = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            return _numba_nll(S, triplets, want_grad, scale)
+        finally:
+            numba.set_num_threads(before)
     n_parts = int(numba.get_num_threads())
     if want_grad:
         idx = triplets if isinstance(triplets, TripletIndex) else TripletIndex(triplets, n)

@@ -189,6 +189,7 @@ def fit_fast(
     tolerance: float = 1e-10,
     progress: ProgressFn | None = None,
     stopper: EarlyStopper | None = None,
+    init: list[np.ndarray] | None = None,
     **kwargs: Any,
 ) -> FitResult:
     """Fit a probe with full-batch L-BFGS over objects (exact objective).
@@ -212,6 +213,10 @@ def fit_fast(
         stopper: an early-stopping state shared with other fits (the paper
             protocol's never-reset state); default: a fresh one. The returned
             parameters are this fit's best either way.
+        init: starting ``[W]`` or ``[W, b]`` (a warm start, e.g. another
+            lambda's solution) instead of the objective's initialisation; the
+            generator is drawn from as without it, so that everything else
+            (the gLocal reference batches) stays the same.
         **kwargs: fields of ``options`` (``max_iter=``, ``patience=``, ...),
             replacing its own.
 
@@ -227,6 +232,8 @@ def fit_fast(
     if spec.objective == "glocal" and reference is None:
         raise InputError("--objective glocal needs reference features")
     params = initial_params(x.shape[1], spec, generator=generator, dtype=x.dtype, device=x.device)
+    if init is not None:
+        params = _warm_params(params, init)
     obj = FastObjective(
         x, train, spec, val=val, reference=reference, generator=generator, backend=o.backend
     )
@@ -244,6 +251,20 @@ def fit_fast(
         step_unit="iteration", stopped_early=run.stopped and not run.diverged,
         diverged=run.diverged, history=run.history,
     )
+
+
+def _warm_params(params: list[torch.Tensor], init: list[np.ndarray]) -> list[torch.Tensor]:
+    """``params`` replaced by the values of ``init`` (same shapes, dtype and device)."""
+    if len(init) != len(params):
+        raise InputError(f"init: expected {len(params)} arrays (W{', b' * (len(params) > 1)}), "
+                         f"got {len(init)}")
+    out = []
+    for t, a in zip(params, init, strict=True):
+        a = np.asarray(a)
+        if tuple(a.shape) != tuple(t.shape):
+            raise InputError(f"init: expected an array of shape {tuple(t.shape)}, got {a.shape}")
+        out.append(torch.as_tensor(a, dtype=t.dtype, device=t.device).clone().requires_grad_(True))
+    return out
 
 
 class _Iterations:
