@@ -117,3 +117,24 @@ def test_warm_start_defaults_and_refusals() -> None:
         cross_validate(feats, t, warm_start="folds")
     with pytest.raises(InputError, match="--solver fast"):
         cross_validate(feats, t, solver="minibatch", warm_start="lambda")
+
+
+def test_no_warm_start_from_a_fit_at_chance(monkeypatch: pytest.MonkeyPatch) -> None:
+    feats, t = _planted(4, n=50, p=40, n_tri=5000)
+    calls = _spy(monkeypatch)
+    cross_validate(feats, t, lambdas=(3e-2, 1e3, 3e-1), folds=3, seed=3)
+    prev: dict[bytes, dict] = {}
+    chance = warm = 0
+    for c in calls[:-1]:
+        key = c["train"].tobytes()
+        before = prev.get(key)
+        if before is None:
+            assert c["init"] is None and c["lam"] == 1e3
+        elif np.linalg.norm(before["res"].weights) < 1e-3 * 40:  # W shrank: start cold
+            assert c["init"] is None
+            chance += 1
+        else:
+            np.testing.assert_array_equal(c["init"][0], before["res"].weights)
+            warm += 1
+        prev[key] = c
+    assert chance >= 1 and warm >= 1  # lambda = 1000 stays at chance, 0.3 learns

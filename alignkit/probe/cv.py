@@ -388,7 +388,10 @@ class CVOptions:
             the same training triplets, so no held-out object of the fold is
             seen. Fits are never warm-started across folds (every other fold's
             training objects include this fold's held-out ones), nor is the
-            nested refit on all objects. Only the starting point changes: the
+            nested refit on all objects; a fit that diverged, was discarded
+            or shrank W below the initialisation's size (W = 0 is a saddle
+            point of the NLL) is not used, and the next lambda starts from the
+            objective's initialisation. Only the starting point changes: the
             objective, early stopping and selection are the same; the result
             records the setting (``settings["warm_start"]``).
         solver_options: extra :class:`SolverOptions` fields. Defaults that
@@ -615,6 +618,14 @@ def _fold_run(d: _CVData, c: int, f: int, k: int, rows: tuple[np.ndarray, np.nda
     return run, res
 
 
+def _init_scale(o: CVOptions, res: FitResult) -> bool:
+    """Whether ``res.weights`` are at least as large (Frobenius) as the initialisation's."""
+    p = res.weights.shape[0]
+    # paper: N(0, 1e-3^2) entries, norm about 1e-3 p; gLocal: sigma I, norm sigma sqrt(p)
+    size = 1e-3 * p if o.objective == "paper" else o.sigma * math.sqrt(p)
+    return bool(np.linalg.norm(res.weights) >= size)
+
+
 def _grid_order(d: _CVData) -> list[int]:
     """The order the configurations are fitted in: as given, or down each lambda path."""
     if d.opts.warm != "lambda":
@@ -647,8 +658,14 @@ def _run_grid(d: _CVData, splits: dict[int, list[tuple[np.ndarray, np.ndarray]]]
             key = (g.k, g.lr, g.alpha, g.tau, f)
             init = path.get(key) if o.warm == "lambda" else None
             run, res = _fold_run(d, c, f, g.k, rows, shared, zero[g.k][f], init)
-            if o.warm == "lambda" and not res.diverged:
-                path[key] = res
+            if o.warm == "lambda":
+                # a fit that diverged, was discarded, or shrank W below the size of
+                # the initialisation (W = 0 is a saddle point of the NLL) is no
+                # starting point: the next lambda then starts from the initialisation
+                if run.discarded is None and not res.diverged and _init_scale(o, res):
+                    path[key] = res
+                else:
+                    path.pop(key, None)
             runs.append(run)
             if f == g.k - 1:
                 last_fold_fit[c] = res
