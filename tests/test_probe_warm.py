@@ -1,4 +1,4 @@
-"""Warm starts along the lambda path: same optimum, same choice, no held-out objects seen."""
+"""Warm starts along the lambda path (opt-in): same optimum, same choice, no held-out objects seen."""
 
 from __future__ import annotations
 
@@ -75,9 +75,9 @@ def test_grid_choice_unchanged_and_fewer_iterations(monkeypatch: pytest.MonkeyPa
     # more dimensions than the data support: the lambdas differ clearly in held-out NLL
     feats, t = _planted(4, n=50, p=40, n_tri=5000)
     kw = {"lambdas": (3e-3, 3e-1, 3e-2), "folds": (3, 4), "seed": 3}
-    cold = cross_validate(feats, t, warm_start="none", **kw)
+    cold = cross_validate(feats, t, **kw)  # no warm starts by default
     calls = _spy(monkeypatch)
-    warm = cross_validate(feats, t, **kw)  # nested + fast: warm starts by default
+    warm = cross_validate(feats, t, warm_start="lambda", **kw)
     assert cold.settings["warm_start"] == "none" and warm.settings["warm_start"] == "lambda"
     assert warm.transform.attrs["settings"]["warm_start"] == "lambda"
     assert warm.summaries[warm.chosen].config == cold.summaries[cold.chosen].config
@@ -119,6 +119,8 @@ def test_warm_start_defaults_and_refusals() -> None:
     feats, t = _planted(3, n=45, p=6, n_tri=4000)
     res = cross_validate(feats, t, protocol="paper", lambdas=(1e-2, 1e-3), folds=3)
     assert res.settings["warm_start"] == "none"  # the paper's initialisation for every fit
+    res = cross_validate(feats, t, lambdas=(1e-2,), folds=3)
+    assert res.settings["warm_start"] == "none"  # nested too
     res = cross_validate(feats, t, protocol="paper", lambdas=(1e-2, 1e-3), folds=3,
                          warm_start="lambda")
     assert res.settings["warm_start"] == "lambda"
@@ -131,7 +133,7 @@ def test_warm_start_defaults_and_refusals() -> None:
 def test_no_warm_start_from_a_fit_at_chance(monkeypatch: pytest.MonkeyPatch) -> None:
     feats, t = _planted(4, n=50, p=40, n_tri=5000)
     calls = _spy(monkeypatch)
-    cross_validate(feats, t, lambdas=(3e-2, 1e3, 3e-1), folds=3, seed=3)
+    cross_validate(feats, t, lambdas=(3e-2, 1e3, 3e-1), folds=3, seed=3, warm_start="lambda")
     prev: dict[bytes, dict] = {}
     chance = warm = 0
     for c in calls[:-1]:
