@@ -162,6 +162,11 @@ def _cv_options(*, folds: str | None, lambdas: str, lrs: str, alphas: str, taus:
 @click.option("--early-stopping", type=click.Choice(["shared", "per-fold"]), default=None,
               help="shared: one never-reset state for all folds (the published code) "
               "[default: shared with --protocol paper, per-fold with nested].")
+@click.option("--warm-start", type=click.Choice(["none", "lambda"]), default=None,
+              help="fast solver: start each lambda's fit from the next larger lambda's "
+              "solution on the same fold and split (fewer iterations; with early stopping "
+              "it can stop at a worse point) [default: none, the objective's "
+              "initialisation for every fit].")
 @click.option("--data-parallel", type=int, default=None,
               help="minibatch: batches averaged per step [default: 4 with --protocol paper "
               "(4 processes x 256 = 1024 per step, the published code), else 1].")

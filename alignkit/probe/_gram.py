@@ -7,10 +7,15 @@ triplet, ``softmax(s) - e_0`` at the triplet's three pairs. Then
 ``dL/dZ = (G + G^T) Z``: one gather, one scatter, two matmuls, whatever the
 number of triplets.
 
-Two backends compute ``(sum of NLL, correct count, G)``:
+Three backends compute ``(sum of NLL, correct count, G)``:
 
-* ``numba``: a parallel CPU kernel; every thread scatters into its own n x n
-  slab (no atomics), slabs are then summed.
+* ``numba``: two parallel CPU passes (:mod:`alignkit._kernels.probe_grad`):
+  gather and per-triplet gradient coefficients into a flat array, then a
+  scatter in which every row of ``G`` is owned by one thread, through the
+  triplets grouped by their first and second object (a :class:`TripletIndex`,
+  built once per triplet set and reused by every evaluation of a fit);
+* ``numba-slabs``: the earlier one-pass kernel, every thread scattering into
+  its own n x n slab, the slabs then summed (kept as a cross-check);
 * ``torch``: vectorised torch indexing with ``index_put_(accumulate=True)``;
   used on GPUs and as the independent cross-check in tests.
 """
@@ -22,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["gram_nll", "gram_choices", "GramTripletNLL", "gram_triplet_nll"]
+__all__ = ["TripletIndex", "gram_nll", "gram_choices", "GramTripletNLL", "gram_triplet_nll"]
 
 _NUMBA: dict[str, Any] = {}
 
@@ -30,6 +35,9 @@ _NUMBA: dict[str, Any] = {}
 _TRIPLETS_PER_SLAB = 32768
 #: Upper bound on the memory (bytes) the per-thread slabs may take together.
 _SLAB_BYTES = 1 << 30
+#: Below this many triplets the multi-pass kernel runs on one thread: waking
+#: the thread pool for a few microseconds of work costs more than it saves.
+_SERIAL_BELOW = 65536
 
 
 def _numba_kernels() -> dict[str, Any]:
@@ -37,8 +45,36 @@ def _numba_kernels() -> dict[str, Any]:
     if not _NUMBA:
         from alignkit._kernels import probe_grad as _numba
 
-        _NUMBA.update(nll_grad=_numba.nll_grad, reduce_slabs=_numba.reduce_slabs)
+        _NUMBA.update(nll_grad=_numba.nll_grad, reduce_slabs=_numba.reduce_slabs,
+                      gather3=_numba.gather3, nll_coef=_numba.nll_coef, scatter_rows=_numba.scatter_rows,
+                      row_order=_numba.row_order)
     return _NUMBA
+
+
+class TripletIndex:
+    """Triplets grouped for the two-pass gradient kernel (built once per triplet set).
+
+    Attributes:
+        triplets: the triplets reordered so that equal first objects are
+            contiguous (a stable counting sort; sums over triplets do not depend
+            on the order), int64 (N, 3).
+        ptr_i: ``triplets[ptr_i[r]:ptr_i[r + 1]]`` have first object ``r``.
+        ord_j, ptr_j: ``triplets[ord_j[ptr_j[r]:ptr_j[r + 1]]]`` have second object ``r``.
+        n: number of objects.
+    """
+
+    def __init__(self, triplets: np.ndarray, n: int) -> None:
+        k = _numba_kernels()
+        t = np.ascontiguousarray(triplets, dtype=np.int64)
+        if len(t) and (int(t.min()) < 0 or int(t.max()) >= n):
+            raise ValueError(f"triplet indices must lie in 0..{n - 1}")
+        order, self.ptr_i = k["row_order"](np.ascontiguousarray(t[:, 0]), n)
+        self.triplets = np.ascontiguousarray(t[order])
+        self.ord_j, self.ptr_j = k["row_order"](np.ascontiguousarray(self.triplets[:, 1]), n)
+        self.n = int(n)
+
+    def __len__(self) -> int:
+        return len(self.triplets)
 
 
 def _as_index(triplets: np.ndarray | torch.Tensor, device: torch.device) -> Any:
@@ -55,9 +91,10 @@ def _n_slabs(n_tri: int, n: int, itemsize: int) -> int:
     return int(max(1, min(numba.get_num_threads(), by_work, by_mem)))
 
 
-def _numba_nll(
+def _numba_slabs_nll(
     S: torch.Tensor, triplets: np.ndarray, want_grad: bool, scale: float
 ) -> tuple[float, int, torch.Tensor | None]:
+    """The one-pass kernel with per-thread slabs (the cross-check of the two-pass one)."""
     k = _numba_kernels()
     s_np = S.detach().numpy()
     t_np = np.ascontiguousarray(triplets, dtype=np.int64)
@@ -76,6 +113,42 @@ def _numba_nll(
     if slabs.shape[0] > 1:
         k["reduce_slabs"](slabs)
     return float(loss), int(good), torch.from_numpy(slabs[0])
+
+
+def _numba_nll(
+    S: torch.Tensor, triplets: np.ndarray | TripletIndex, want_grad: bool, scale: float
+) -> tuple[float, int, torch.Tensor | None]:
+    """The multi-pass kernel (gather; NLL and coefficients; a row-owned scatter)."""
+    import numba
+
+    k = _numba_kernels()
+    s_np = S.detach().numpy()
+    n = s_np.shape[0]
+    n_tri = len(triplets)
+    if n_tri < _SERIAL_BELOW and numba.get_num_threads() > 1:
+        before = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            return _numba_nll(S, triplets, want_grad, scale)
+        finally:
+            numba.set_num_threads(before)
+    n_parts = int(numba.get_num_threads())
+    if want_grad:
+        idx = triplets if isinstance(triplets, TripletIndex) else TripletIndex(triplets, n)
+        if idx.n != n:
+            raise ValueError(f"the triplet index was built for {idx.n} objects, S has {n}")
+        t_np = idx.triplets
+    else:
+        t_np = (triplets.triplets if isinstance(triplets, TripletIndex)
+                else np.ascontiguousarray(triplets, dtype=np.int64))
+    sims = np.empty((len(t_np), 3), dtype=s_np.dtype)
+    k["gather3"](s_np, t_np, sims)
+    loss, good = k["nll_coef"](sims, want_grad, n_parts)
+    if not want_grad:
+        return float(loss), int(good), None
+    G = np.empty((n, n), dtype=s_np.dtype)
+    k["scatter_rows"](t_np, sims, idx.ptr_i, idx.ord_j, idx.ptr_j, scale, G)
+    return float(loss), int(good), torch.from_numpy(G)
 
 
 def _torch_nll(
@@ -100,7 +173,7 @@ def _torch_nll(
 
 def gram_nll(
     S: torch.Tensor,
-    triplets: np.ndarray | torch.Tensor,
+    triplets: np.ndarray | torch.Tensor | TripletIndex,
     *,
     want_grad: bool = False,
     scale: float = 1.0,
@@ -110,10 +183,12 @@ def gram_nll(
 
     Args:
         S: Gram matrix ``Z Z^T`` (n x n), float32 or float64, on any device.
-        triplets: (N, 3) object indices, odd one out last.
+        triplets: (N, 3) object indices, odd one out last, or a
+            :class:`TripletIndex` of them (saves regrouping them at every call).
         want_grad: also return ``G = d(scale * sum NLL) / dS`` (not symmetrised).
         scale: factor applied to the gradient (e.g. ``1 / N`` for a mean).
-        backend: ``numba`` (CPU only), ``torch``, or ``auto`` (numba on CPU).
+        backend: ``numba`` (CPU only), ``numba-slabs`` (CPU only, the one-pass
+            kernel), ``torch``, or ``auto`` (numba on CPU).
 
     Returns:
         ``(nll_sum, n_correct, G)``; ``n_correct`` counts triplets whose human
@@ -122,12 +197,18 @@ def gram_nll(
     """
     if backend == "auto":
         backend = "numba" if S.device.type == "cpu" else "torch"
-    if backend == "numba":
+    if backend in ("numba", "numba-slabs"):
         if S.device.type != "cpu":
-            raise ValueError("the numba backend needs a CPU tensor")
+            raise ValueError(f"the {backend} backend needs a CPU tensor")
         if isinstance(triplets, torch.Tensor):
             triplets = triplets.cpu().numpy()
-        return _numba_nll(S.contiguous(), triplets, want_grad, scale)
+        if backend == "numba":
+            return _numba_nll(S.contiguous(), triplets, want_grad, scale)
+        if isinstance(triplets, TripletIndex):
+            triplets = triplets.triplets
+        return _numba_slabs_nll(S.contiguous(), triplets, want_grad, scale)
+    if isinstance(triplets, TripletIndex):
+        triplets = triplets.triplets
     return _torch_nll(S, _as_index(triplets, S.device), want_grad, scale)
 
 

@@ -378,6 +378,25 @@ class CVOptions:
             folds always use ``random_state=42``).
         device: ``auto``, ``cpu`` or ``cuda``.
         dtype: ``float32`` or ``float64``.
+        warm_start: ``none`` (default: every fit starts from the objective's
+            initialisation, the paper's ``N(0, 1e-3^2)``) or ``lambda``. Not the
+            default because, with early stopping, a warm fit can stop near its
+            starting point: on the benchmark's small grid it used 2.3x fewer
+            L-BFGS iterations but reached a worse validation NLL for lambda =
+            1e-2 (0.8257 against 0.8181) and changed the chosen k. With
+            ``lambda``, the configurations are fitted from the largest lambda
+            down, and every fit but the largest lambda's starts L-BFGS from the
+            solution of the next larger lambda **on the same outer fold and the
+            same fit/validation split** (same k, learning rate, alpha and tau):
+            the same training triplets, so no held-out object of the fold is
+            seen. Fits are never warm-started across folds (every other fold's
+            training objects include this fold's held-out ones), nor is the
+            nested refit on all objects; a fit that diverged, was discarded
+            or shrank W below the initialisation's size (W = 0 is a saddle
+            point of the NLL) is not used, and the next lambda starts from the
+            objective's initialisation. Only the starting point changes: the
+            objective, early stopping and selection are the same; the result
+            records the setting (``settings["warm_start"]``).
         solver_options: extra :class:`SolverOptions` fields. Defaults that
             differ by protocol/objective unless given here: ``data_parallel``
             4 under ``paper`` with the mini-batch solver; ``patience`` 15,
@@ -410,6 +429,7 @@ class CVOptions:
     device: str = "cpu"
     dtype: str = "float32"
     solver_options: dict[str, Any] | None = None
+    warm_start: str | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in ("nested", "paper"):
@@ -426,6 +446,10 @@ class CVOptions:
             raise InputError(f"--early-stopping: unknown mode {self.early_stopping!r} "
                              "(shared|per-fold)")
         _ = self.fold_grid
+        if self.warm_start not in (None, "none", "lambda"):
+            raise InputError(f"--warm-start: unknown mode {self.warm_start!r} (none|lambda)")
+        if self.warm_start == "lambda" and self.solver != "fast":
+            raise InputError("--warm-start lambda needs --solver fast")
         unknown = sorted(set(self.solver_options or {}) - {f.name for f in fields(SolverOptions)})
         if unknown:
             raise InputError(f"solver_options: unknown option(s) {', '.join(unknown)} "
@@ -442,6 +466,11 @@ class CVOptions:
         if self.early_stopping is None:
             return "shared" if self.protocol == "paper" else "per-fold"
         return self.early_stopping
+
+    @property
+    def warm(self) -> str:
+        """``warm_start`` with its default (``none``)."""
+        return "none" if self.warm_start is None else self.warm_start
 
     @property
     def solver_fields(self) -> dict[str, Any]:
@@ -498,12 +527,18 @@ class _CVData:
         return int(self.feats.shape[0])
 
     def fit(self, c: int, rows: np.ndarray, val_rows: np.ndarray, fit_seed: int,
-            stopper: EarlyStopper | None = None) -> FitResult:
-        """Configuration ``c`` fitted (a fresh clone) on ``t[rows]``, stopping on ``t[val_rows]``."""
+            stopper: EarlyStopper | None = None, init: FitResult | None = None) -> FitResult:
+        """Configuration ``c`` fitted (a fresh clone) on ``t[rows]``, stopping on ``t[val_rows]``.
+
+        ``init``: a fit whose parameters are the starting point (a warm start).
+        """
         probe = clone(self.probes[c]).set_params(seed=fit_seed)
+        start = None
+        if init is not None:
+            start = [init.weights] if init.bias is None else [init.weights, init.bias]
         return probe._learn(self.feats, self.t[rows], val_triplets=self.t[val_rows],
                             reference=self.reference, reference_val=self.reference_val,
-                            early_stopper=stopper)[0]
+                            early_stopper=stopper, init=start)[0]
 
     def evaluate(self, res: FitResult, rows: np.ndarray) -> tuple[float, float]:
         """``(nll, accuracy)`` of a fit on ``t[rows]``."""
@@ -557,7 +592,8 @@ def _outer_splits(t: np.ndarray, n: int,
 
 
 def _fold_run(d: _CVData, c: int, f: int, k: int, rows: tuple[np.ndarray, np.ndarray],
-              stopper: EarlyStopper | None, zero_acc: float) -> tuple[RunRecord, FitResult]:
+              stopper: EarlyStopper | None, zero_acc: float,
+              init: FitResult | None = None) -> tuple[RunRecord, FitResult]:
     """Configuration ``c`` fitted on outer fold ``f`` of ``k`` and scored on its held-out part."""
     o = d.opts
     train_rows, test_rows = rows
@@ -566,7 +602,7 @@ def _fold_run(d: _CVData, c: int, f: int, k: int, rows: tuple[np.ndarray, np.nda
                                           o.seed + 1000 * (f + 1))
     else:
         fit_rows, val_rows = train_rows, test_rows
-    res = d.fit(c, fit_rows, val_rows, o.seed + f, stopper)
+    res = d.fit(c, fit_rows, val_rows, o.seed + f, stopper, init)
     test_nll, test_acc = d.evaluate(res, test_rows)
     if o.protocol == "nested":
         val_nll = d.evaluate(res, val_rows)[0]
@@ -583,27 +619,61 @@ def _fold_run(d: _CVData, c: int, f: int, k: int, rows: tuple[np.ndarray, np.nda
     return run, res
 
 
+def _init_scale(o: CVOptions, res: FitResult) -> bool:
+    """Whether ``res.weights`` are at least as large (Frobenius) as the initialisation's."""
+    p = res.weights.shape[0]
+    # paper: N(0, 1e-3^2) entries, norm about 1e-3 p; gLocal: sigma I, norm sigma sqrt(p)
+    size = 1e-3 * p if o.objective == "paper" else o.sigma * math.sqrt(p)
+    return bool(np.linalg.norm(res.weights) >= size)
+
+
+def _grid_order(d: _CVData) -> list[int]:
+    """The order the configurations are fitted in: as given, or down each lambda path."""
+    if d.opts.warm != "lambda":
+        return list(range(len(d.grid)))
+    return sorted(range(len(d.grid)), key=lambda c: (
+        d.grid[c].k, d.grid[c].lr, d.grid[c].alpha, d.grid[c].tau, -d.grid[c].lam, c))
+
+
 def _run_grid(d: _CVData, splits: dict[int, list[tuple[np.ndarray, np.ndarray]]],
               zero: dict[int, list[float]], total: int,
               progress: Callable[[dict[str, Any]], None] | None,
               ) -> tuple[list[RunRecord], dict[int, FitResult]]:
-    """Every configuration on every outer fold of its k; the runs and each one's last-fold fit."""
+    """Every configuration on every outer fold of its k; the runs and each one's last-fold fit.
+
+    With ``warm_start="lambda"``, a fit starts from the previous (next larger)
+    lambda's fit on the same fold (see :class:`CVOptions`); the runs are
+    returned in grid order either way.
+    """
     o = d.opts
     done = 0
     runs: list[RunRecord] = []
     last_fold_fit: dict[int, FitResult] = {}
-    for c, (g, opt) in enumerate(zip(d.grid, d.solver_opts, strict=True)):
+    path: dict[tuple[Any, ...], FitResult] = {}  # (k, lr, alpha, tau, fold) -> last fit
+    for c in _grid_order(d):
+        g, opt = d.grid[c], d.solver_opts[c]
         shared = (EarlyStopper(opt.patience, opt.min_delta,
                                opt.min_epochs if o.solver == "minibatch" else opt.min_iter)
                   if o.stopping == "shared" else None)
         for f, rows in enumerate(splits[g.k]):
-            run, res = _fold_run(d, c, f, g.k, rows, shared, zero[g.k][f])
+            key = (g.k, g.lr, g.alpha, g.tau, f)
+            init = path.get(key) if o.warm == "lambda" else None
+            run, res = _fold_run(d, c, f, g.k, rows, shared, zero[g.k][f], init)
+            if o.warm == "lambda":
+                # a fit that diverged, was discarded, or shrank W below the size of
+                # the initialisation (W = 0 is a saddle point of the NLL) is no
+                # starting point: the next lambda then starts from the initialisation
+                if run.discarded is None and not res.diverged and _init_scale(o, res):
+                    path[key] = res
+                else:
+                    path.pop(key, None)
             runs.append(run)
             if f == g.k - 1:
                 last_fold_fit[c] = res
             done += 1
             if progress is not None:
                 progress({"done": done, "total": total, "config": c, "fold": f})
+    runs.sort(key=lambda r: (r.config, r.fold))
     return runs, last_fold_fit
 
 
@@ -670,7 +740,7 @@ def _solver_settings(opts: CVOptions, o: SolverOptions) -> dict[str, Any]:
     """The solver settings that change numbers, as recorded."""
     settings: dict[str, Any] = {
         "early_stopping": opts.stopping, "patience": o.patience, "min_delta": o.min_delta,
-        "accuracy_rule": opts.accuracy_rule,
+        "accuracy_rule": opts.accuracy_rule, "warm_start": opts.warm,
     }
     if opts.solver == "minibatch":
         settings.update(batch_size=o.batch_size, data_parallel=o.data_parallel,

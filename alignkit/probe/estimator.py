@@ -140,8 +140,11 @@ def fit_one(
     progress: ProgressFn | None = None,
     stopper: Any = None,
     val_reference: torch.Tensor | None = None,
+    init: list[np.ndarray] | None = None,
 ) -> FitResult:
     """One fit with either solver on standardised features ``x``.
+
+    ``init``: fast solver only: starting parameters (a warm start).
 
     ``stopper``: a shared :class:`~alignkit.probe._common.EarlyStopper` (the
     paper protocol's state kept across folds) or None for a fresh one.
@@ -151,7 +154,9 @@ def fit_one(
     gen = torch.Generator().manual_seed(int(seed))
     if opts.solver == "fast":
         return fit_fast(x, train, spec, val=val, reference=reference, generator=gen, options=opts,
-                        progress=progress, stopper=stopper)
+                        progress=progress, stopper=stopper, init=init)
+    if init is not None:
+        raise InputError("a warm start (init) needs the fast solver")
     return fit_minibatch(x, train, spec, val=val, reference=reference, generator=gen,
                          options=opts, progress=progress, stopper=stopper,
                          val_reference=val_reference)
@@ -426,8 +431,11 @@ class LinearProbe:
         early_stopper: Any = None,
         progress: ProgressFn | None = None,
         require_triplets: bool = False,
+        init: list[np.ndarray] | None = None,
     ) -> tuple[FitResult, float, float]:
         """Check, standardise and fit; ``(result, mean, std)``, no state set.
+
+        ``init``: fast solver: starting parameters (cross-validation's warm starts).
 
         ``early_stopper``: a shared :class:`~alignkit.probe._common.EarlyStopper`
         (cross-validation keeps one across the folds of a configuration).
@@ -466,7 +474,7 @@ class LinearProbe:
             ref = prep(reference, "reference")
             ref_val = ref if reference_val is None else prep(reference_val, "reference_val")
         res = fit_one(x, t, spec, opts, val=val, reference=ref, seed=int(self.seed),
-                      progress=progress, stopper=early_stopper, val_reference=ref_val)
+                      progress=progress, stopper=early_stopper, val_reference=ref_val, init=init)
         return res, mean, std
 
     def fit(

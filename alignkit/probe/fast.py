@@ -36,7 +36,7 @@ from alignkit.probe._common import (
     reference_batches,
     regulariser,
 )
-from alignkit.probe._gram import gram_nll
+from alignkit.probe._gram import TripletIndex, gram_nll
 
 if TYPE_CHECKING:
     from alignkit.probe.estimator import SolverOptions
@@ -92,7 +92,7 @@ class FastObjective:
         val: validation triplets, evaluated on the same Gram matrix (or None).
         reference: standardised gLocal reference features (m x p) or None.
         generator: seeds the fixed partition of the reference rows.
-        backend: gather/scatter backend (``auto``, ``numba``, ``torch``).
+        backend: gather/scatter backend (``auto``, ``numba``, ``numba-slabs``, ``torch``).
     """
 
     def __init__(
@@ -107,10 +107,17 @@ class FastObjective:
         backend: str = "auto",
     ) -> None:
         self.x = x
-        # Sorting by the first two objects makes the gather and scatter walk
-        # rows of S in order; sums over triplets do not depend on order.
-        order = np.lexsort((train[:, 1], train[:, 0]))
-        self.train = np.ascontiguousarray(train[order], dtype=np.int64)
+        # Grouping by the first object makes the gather walk rows of S in
+        # order; sums over triplets do not depend on order. On the CPU the
+        # two-pass kernel's grouping is built once here, for every evaluation.
+        numba_path = backend == "numba" or (backend == "auto" and x.device.type == "cpu")
+        self.index: TripletIndex | None = None
+        if numba_path:
+            self.index = TripletIndex(train, x.shape[0])
+            self.train = self.index.triplets
+        else:
+            order = np.lexsort((train[:, 1], train[:, 0]))
+            self.train = np.ascontiguousarray(train[order], dtype=np.int64)
         self.val = None if val is None or len(val) == 0 else np.ascontiguousarray(val, np.int64)
         self.spec = spec
         self.backend = backend
@@ -142,7 +149,8 @@ class FastObjective:
             S = zd @ zd.T
             n_tri = len(self.train)
             nll_sum, _, G = gram_nll(
-                S, self.train, want_grad=want_grad, scale=1.0 / n_tri, backend=self.backend
+                S, self.index if self.index is not None else self.train,
+                want_grad=want_grad, scale=1.0 / n_tri, backend=self.backend,
             )
             nll = nll_sum / n_tri
             val_nll = val_acc = math.nan
@@ -181,6 +189,7 @@ def fit_fast(
     tolerance: float = 1e-10,
     progress: ProgressFn | None = None,
     stopper: EarlyStopper | None = None,
+    init: list[np.ndarray] | None = None,
     **kwargs: Any,
 ) -> FitResult:
     """Fit a probe with full-batch L-BFGS over objects (exact objective).
@@ -204,6 +213,10 @@ def fit_fast(
         stopper: an early-stopping state shared with other fits (the paper
             protocol's never-reset state); default: a fresh one. The returned
             parameters are this fit's best either way.
+        init: starting ``[W]`` or ``[W, b]`` (a warm start, e.g. another
+            lambda's solution) instead of the objective's initialisation; the
+            generator is drawn from as without it, so that everything else
+            (the gLocal reference batches) stays the same.
         **kwargs: fields of ``options`` (``max_iter=``, ``patience=``, ...),
             replacing its own.
 
@@ -219,6 +232,8 @@ def fit_fast(
     if spec.objective == "glocal" and reference is None:
         raise InputError("--objective glocal needs reference features")
     params = initial_params(x.shape[1], spec, generator=generator, dtype=x.dtype, device=x.device)
+    if init is not None:
+        params = _warm_params(params, init)
     obj = FastObjective(
         x, train, spec, val=val, reference=reference, generator=generator, backend=o.backend
     )
@@ -236,6 +251,20 @@ def fit_fast(
         step_unit="iteration", stopped_early=run.stopped and not run.diverged,
         diverged=run.diverged, history=run.history,
     )
+
+
+def _warm_params(params: list[torch.Tensor], init: list[np.ndarray]) -> list[torch.Tensor]:
+    """``params`` replaced by the values of ``init`` (same shapes, dtype and device)."""
+    if len(init) != len(params):
+        raise InputError(f"init: expected {len(params)} arrays (W{', b' * (len(params) > 1)}), "
+                         f"got {len(init)}")
+    out = []
+    for t, a in zip(params, init, strict=True):
+        a = np.asarray(a)
+        if tuple(a.shape) != tuple(t.shape):
+            raise InputError(f"init: expected an array of shape {tuple(t.shape)}, got {a.shape}")
+        out.append(torch.as_tensor(a, dtype=t.dtype, device=t.device).clone().requires_grad_(True))
+    return out
 
 
 class _Iterations:
