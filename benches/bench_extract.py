@@ -157,8 +157,11 @@ def alignkit_run(name: str, root: Path, batch_size: int, device: str, workers: i
     if name.startswith("open_clip:"):
         model, layer, kw = name, "embedding", {"weights": "none"}
     else:
-        model, _, layer, _ = build(name)
-        kw = {}
+        from alignkit.extract import Preprocess
+
+        model, tf, layer, _ = build(name)
+        # the weights' own preprocessing, as the plain loop uses (an nn.Module carries none)
+        kw = {"transform": Preprocess.from_transform(tf)}
     shutil.rmtree(store, ignore_errors=True)
     t0 = time.perf_counter()
     res = extract_features(model, root, [layer], store=store, model_name=name.replace(":", "_"),

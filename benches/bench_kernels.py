@@ -2,6 +2,11 @@
 
 Cases (``--scale full``; ``--scale small`` shrinks every size for a quick check):
 
+0. odd-one-out end to end through :func:`alignkit.score.odd_one_out` against numpy (float64
+   and float32) and torch on the CPU, and against the limit measured in the same run (BLAS
+   rate, memory bandwidth, random reads from the n x n matrix: ``benches/_limits.py``),
+   median and min of ``--repeat`` calls, the load average at start; then all 26,107 THINGS
+   images as objects (the direct path) with its memory (``--only ooo`` runs this alone);
 1. odd-one-out accuracy over 4,699,160 synthetic THINGS triplets with 1854 x 768 random
    features, cosine similarity (Gram matrix + gather), against the best vectorised numpy
    and against a per-triplet Python loop like the paper's analysis code (the loop is
