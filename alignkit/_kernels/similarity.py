@@ -250,43 +250,84 @@ def _row_sq_norms(Y: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True, fastmath={"reassoc", "contract"})
-def _dot3_fast(Y: np.ndarray, i: int, j: int, k: int) -> tuple[float, float, float]:
-    """``(<y_i, y_j>, <y_i, y_k>, <y_j, y_k>)`` in one pass over the three rows, in float64
-    (float32 rows are widened exactly), summed in the order the compiler vectorises for this
-    machine.
+@njit(cache=True, inline="always")
+def _dot3(Y: np.ndarray, i: int, j: int, k: int) -> tuple[float, float, float]:
+    """``(<y_i, y_j>, <y_i, y_k>, <y_j, y_k>)`` in one pass over the three rows.
 
-    Not inlined: the reassociation and fused multiply-adds that let the loop vectorise
-    (about 8x faster than three :func:`_dot` calls) apply to this function only. The order
-    depends on ``p`` and the machine's vector width, never on the data, the row addresses
-    or the thread count, and it is the same for the three sums; so results are
-    reproducible, a pair's value is the same in whichever triplet and position it comes,
-    and two identical rows give identical values with any third (exact ties stay ties).
+    Each product is taken in float64 (exact for float32 rows) and each dot is summed exactly
+    as :func:`_dot` sums it (eight accumulators by ``q mod 8``, then the same tree), so the
+    values equal three :func:`_dot` calls bit for bit (and the CUDA direct kernel's); each
+    row is read once instead of twice.
     """
+    p = Y.shape[1]
     yi = Y[i]
     yj = Y[j]
     yk = Y[k]
-    u = 0.0
-    v = 0.0
-    w = 0.0
-    for q in range(Y.shape[1]):
+    u0 = u1 = u2 = u3 = u4 = u5 = u6 = u7 = 0.0
+    v0 = v1 = v2 = v3 = v4 = v5 = v6 = v7 = 0.0
+    w0 = w1 = w2 = w3 = w4 = w5 = w6 = w7 = 0.0
+    q = 0
+    while q + 8 <= p:
+        a = np.float64(yi[q + 0])
+        b = np.float64(yj[q + 0])
+        c = np.float64(yk[q + 0])
+        u0 += a * b
+        v0 += a * c
+        w0 += b * c
+        a = np.float64(yi[q + 1])
+        b = np.float64(yj[q + 1])
+        c = np.float64(yk[q + 1])
+        u1 += a * b
+        v1 += a * c
+        w1 += b * c
+        a = np.float64(yi[q + 2])
+        b = np.float64(yj[q + 2])
+        c = np.float64(yk[q + 2])
+        u2 += a * b
+        v2 += a * c
+        w2 += b * c
+        a = np.float64(yi[q + 3])
+        b = np.float64(yj[q + 3])
+        c = np.float64(yk[q + 3])
+        u3 += a * b
+        v3 += a * c
+        w3 += b * c
+        a = np.float64(yi[q + 4])
+        b = np.float64(yj[q + 4])
+        c = np.float64(yk[q + 4])
+        u4 += a * b
+        v4 += a * c
+        w4 += b * c
+        a = np.float64(yi[q + 5])
+        b = np.float64(yj[q + 5])
+        c = np.float64(yk[q + 5])
+        u5 += a * b
+        v5 += a * c
+        w5 += b * c
+        a = np.float64(yi[q + 6])
+        b = np.float64(yj[q + 6])
+        c = np.float64(yk[q + 6])
+        u6 += a * b
+        v6 += a * c
+        w6 += b * c
+        a = np.float64(yi[q + 7])
+        b = np.float64(yj[q + 7])
+        c = np.float64(yk[q + 7])
+        u7 += a * b
+        v7 += a * c
+        w7 += b * c
+        q += 8
+    while q < p:
         a = np.float64(yi[q])
         b = np.float64(yj[q])
         c = np.float64(yk[q])
-        u += a * b
-        v += a * c
-        w += b * c
-    return u, v, w
-
-
-@njit(cache=True)
-def _row_sq_norms_fast(Y: np.ndarray) -> np.ndarray:
-    """``|y_a|^2`` by :func:`_dot3_fast` itself, so that ``|a|^2 + |a|^2 - 2 <a, a>`` is
-    exactly 0 for identical rows on the direct path."""
-    out = np.empty(Y.shape[0])
-    for a in range(Y.shape[0]):
-        out[a] = _dot3_fast(Y, a, a, a)[0]
-    return out
+        u0 += a * b
+        v0 += a * c
+        w0 += b * c
+        q += 1
+    return (((u0 + u1) + (u2 + u3)) + ((u4 + u5) + (u6 + u7)),
+            ((v0 + v1) + (v2 + v3)) + ((v4 + v5) + (v6 + v7)),
+            ((w0 + w1) + (w2 + w3)) + ((w4 + w5) + (w6 + w7)))
 
 
 def _ones(Y: np.ndarray) -> np.ndarray:
@@ -475,7 +516,7 @@ def _sims_direct_blocked(Y: np.ndarray, f: np.ndarray, T: np.ndarray, order: np.
                 i = np.int64(T[t, 0])
                 j = np.int64(T[t, 1])
                 k = np.int64(T[t, 2])
-                dij, dik, djk = _dot3_fast(Y, i, j, k)
+                dij, dik, djk = _dot3(Y, i, j, k)
                 out[t, 0] = _pair(dij, f[i], f[j], i == j)  # noqa: F821 - bound per similarity
                 out[t, 1] = _pair(dik, f[i], f[k], i == k)  # noqa: F821
                 out[t, 2] = _pair(djk, f[j], f[k], j == k)  # noqa: F821
@@ -510,7 +551,7 @@ def _sims_direct(Y: np.ndarray, f: np.ndarray, T: np.ndarray) -> np.ndarray:
         i = np.int64(T[t, 0])
         j = np.int64(T[t, 1])
         k = np.int64(T[t, 2])
-        dij, dik, djk = _dot3_fast(Y, i, j, k)
+        dij, dik, djk = _dot3(Y, i, j, k)
         out[t, 0] = _pair(dij, f[i], f[j], i == j)  # noqa: F821 - bound per similarity
         out[t, 1] = _pair(dik, f[i], f[k], i == k)  # noqa: F821
         out[t, 2] = _pair(djk, f[j], f[k], j == k)  # noqa: F821
@@ -524,20 +565,6 @@ def _direct_kernel(pair: Callable[..., float]) -> Callable[..., np.ndarray]:
     return njit(parallel=True, cache=True, fastmath=False)(
         specialise(_sims_direct, pair.__name__, _pair=njit(cache=True, inline="always")(pair))
     )
-
-
-def _fast_factors(Y: np.ndarray, kind: str) -> np.ndarray:
-    """The direct kernel's per-row factors of float32 rows, from :func:`_dot3_fast` itself:
-    ``|y|^2`` (so identical rows are at distance exactly 0) or ``1 / |y|`` (0 for a zero
-    row)."""
-    if kind == "one":
-        return np.ones(Y.shape[0])
-    sq = _row_sq_norms_fast(Y)
-    if kind == "squared_norm":
-        return sq
-    inv = np.zeros_like(sq)
-    np.divide(1.0, np.sqrt(sq), out=inv, where=sq > 0)
-    return inv
 
 
 def triplet_sims_direct(X: np.ndarray, T: np.ndarray, similarity: str = "dot") -> np.ndarray:
@@ -555,17 +582,12 @@ def triplet_sims_direct(X: np.ndarray, T: np.ndarray, similarity: str = "dot") -
     Returns:
         float64 ``(N, 3)``.
     """
-    _check_similarity(similarity)
+    Y, f = prepare_rows(X, similarity)
     sim = SIMILARITIES[similarity]
     Xa = np.asarray(X)
-    if not sim.centre_rows and Xa.ndim == 2 and Xa.dtype == np.float32:
-        # the rows as they are (no float64 copy): the kernel widens them exactly
+    if not sim.centre_rows and Xa.dtype == np.float32:
+        # the same values in half the bytes: the kernel multiplies in float64, exactly
         Y = np.ascontiguousarray(Xa)
-        f = _fast_factors(Y, sim.row_factor)
-    else:
-        Y, f = prepare_rows(X, similarity)
-        if sim.row_factor == "squared_norm":
-            f = _row_sq_norms_fast(Y)
     T = check_triplets(T, Y.shape[0])
     if T.shape[0] < DIRECT_BLOCKED_MIN_TRIPLETS or Y.nbytes <= DIRECT_CACHE_BYTES:
         return _direct_kernel(sim.pair)(Y, f, T)

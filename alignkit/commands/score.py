@@ -335,7 +335,8 @@ def _write_per_triplet(path: str, triplets: Any, results: list[Any]) -> None:
               help="Per-subject RDMs whose mean is --rdm (.npy subjects x n x n or subjects x "
                    "n(n-1)/2 in --rdm's row order, or a .mat: a Meadows export, or the stack "
                    "under --subjects-key), for --subject-bootstrap.")
-@click.option("--subjects-key", default=None, help="Variable of the --subjects .mat file.")
+@click.option("--subjects-key", "subjects_var", default=None,
+              help="Variable of the --subjects .mat file.")
 @click.option("--subject-bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
               help="Bootstrap resamples of the subjects (needs --subjects) for a second interval.")
 @measure_options("rsa")
@@ -349,7 +350,7 @@ def _write_per_triplet(path: str, triplets: Any, results: list[Any]) -> None:
 @format_option
 def score_rsa(source: str, rdm_src: str, rdm_ids: str | None, rdm_key: str | None,
               rdm_kind: str | None, source_ids: str | None, model: str | None,
-              layer: str | None, subjects_src: str | None, subjects_key: str | None,
+              layer: str | None, subjects_src: str | None, subjects_var: str | None,
               subject_bootstrap: int, transform: str | None, device: str, record: bool,
               fmt: str, **measure_kw: Any) -> None:
     """RSA between SOURCE and a human RDM, matched by stimulus id.
@@ -378,7 +379,7 @@ def score_rsa(source: str, rdm_src: str, rdm_ids: str | None, rdm_key: str | Non
     options = _take_options("rsa", measure_kw).to_dict()
     rdm_method = options.pop("rdm_method")
     common = dict(options, device=device)
-    subjects = _subjects(subjects_src, subjects_key, subject_bootstrap, human)
+    subjects = _subjects(subjects_src, subjects_var, subject_bootstrap, human)
     if subjects is not None:
         common.update(subjects=subjects, subject_bootstrap=subject_bootstrap)
     if _is_store(source):
@@ -467,14 +468,15 @@ def _rsa_choices(name: str) -> tuple[str, ...]:
 @click.option("--subjects", "subjects_src", type=click.Path(exists=True, dir_okay=False),
               default=None, help="Per-subject RDMs (as for 'score rsa'): resample subjects "
                                  "instead of stimuli.")
-@click.option("--subjects-key", default=None, help="Variable of the --subjects .mat file.")
+@click.option("--subjects-key", "subjects_var", default=None,
+              help="Variable of the --subjects .mat file.")
 @click.option("--ci-level", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
               default=0.95, show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @format_option
 def score_rsa_compare(store: str, rdm_src: str, rdm_ids: str | None, rdm_key: str | None,
                       entry_a: str, entry_b: str, rdm_method: str, compare: str, bootstrap: int,
-                      subjects_src: str | None, subjects_key: str | None, ci_level: float,
+                      subjects_src: str | None, subjects_var: str | None, ci_level: float,
                       seed: int, fmt: str) -> None:
     """Is entry A closer to the human RDM than entry B? A paired bootstrap.
 
@@ -494,7 +496,7 @@ def score_rsa_compare(store: str, rdm_src: str, rdm_ids: str | None, rdm_key: st
     human = load_rdm(rdm_src, key=rdm_key, ids=load_ids(rdm_ids) if rdm_ids else None)
     st = _open(store)
     entries = [st.entry(*_split_entry(e, opt)) for e, opt in ((entry_a, "--a"), (entry_b, "--b"))]
-    subjects = _subjects(subjects_src, subjects_key, 1 if subjects_src else 0, human)
+    subjects = _subjects(subjects_src, subjects_var, 1 if subjects_src else 0, human)
     result = compare_models_rsa(
         entries[0].features(), entries[1].features(), entries[0].ids, human,
         ids_b=entries[1].ids, rdm_method=rdm_method, compare=compare, bootstrap=bootstrap,
