@@ -76,6 +76,7 @@ from alignkit.probe.estimator import (
 )
 from alignkit.probe.objectives import LN3
 from alignkit.probe.transform import Transform
+from alignkit.score._folds import kfold_objects, split_triplets
 
 __all__ = [
     "PAPER_LAMBDAS",
@@ -97,41 +98,6 @@ PAPER_LAMBDAS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
 PAPER_FOLDS = (3, 4)
 #: A run whose selection NLL is this close to ln 3 has learned nothing.
 LN3_TOLERANCE = 1e-4
-
-
-def kfold_objects(n_objects: int, k: int, random_state: int = 42) -> list[np.ndarray]:
-    """Held-out objects of each fold, as ``KFold(k, shuffle=True, random_state)``.
-
-    Returns:
-        ``k`` int64 arrays (in the shuffled order), partitioning ``0..n-1``.
-    """
-    if k < 2 or k > n_objects:
-        raise InputError(f"--folds must lie in 2..{n_objects} (the number of objects), got {k}")
-    idx = np.arange(n_objects)
-    np.random.RandomState(random_state).shuffle(idx)
-    sizes = np.full(k, n_objects // k, dtype=np.int64)
-    sizes[: n_objects % k] += 1
-    bounds = np.concatenate(([0], np.cumsum(sizes)))
-    return [idx[bounds[f] : bounds[f + 1]] for f in range(k)]
-
-
-def split_triplets(
-    triplets: np.ndarray, held_out: np.ndarray, n_objects: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices of the pure training and pure held-out triplets.
-
-    Args:
-        triplets: (N, 3) object indices.
-        held_out: the held-out objects.
-        n_objects: number of objects.
-
-    Returns:
-        ``(train_rows, test_rows)``; rows mixing both sets are in neither.
-    """
-    out = np.zeros(n_objects, dtype=bool)
-    out[held_out] = True
-    k = out[triplets].sum(axis=1)
-    return np.flatnonzero(k == 0), np.flatnonzero(k == 3)
 
 
 def fold_splits(

@@ -1,4 +1,4 @@
-"""Helpers shared by the odd-one-out and RSA front ends."""
+"""Helpers shared by the scoring front ends (odd-one-out, RSA, CKA and shape metrics)."""
 
 from __future__ import annotations
 
@@ -61,4 +61,22 @@ __all__ = [
     "check_choice",
     "jsonable",
     "asdict",
+    "paired_pvalue",
 ]
+
+
+def paired_pvalue(differences: np.ndarray) -> float | None:
+    """Two-sided bootstrap p-value of a zero difference (None: no finite resample).
+
+    Over resampled differences ``d`` of two models on the same resamples:
+    ``min(1, 2 min((1 + #(d <= 0)), (1 + #(d >= 0))) / (1 + n))``, the finite ``d`` only; 1
+    when the models agree on every resample.
+    """
+    d = np.asarray(differences, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if not d.size:
+        return None
+    n = d.shape[0]
+    lower = (1 + np.count_nonzero(d <= 0.0)) / (1 + n)
+    upper = (1 + np.count_nonzero(d >= 0.0)) / (1 + n)
+    return float(min(1.0, 2.0 * min(lower, upper)))

@@ -22,7 +22,7 @@ import numpy as np
 
 from alignkit.errors import DataError, InputError, MismatchError
 from alignkit.provenance import base_provenance, sha256_array
-from alignkit.score._common import as_features, check_choice, jsonable
+from alignkit.score._common import as_features, check_choice, jsonable, paired_pvalue
 
 __all__ = [
     "CKAResult",
@@ -566,14 +566,8 @@ def compare_models(features_a: Any, ids_a: Any, features_b: Any, ids_b: Any, emb
     for b in range(B):
         w = resample_counts(n, b, opts.seed)
         d[b] = ev_a.value(w) - ev_b.value(w)
-    finite = d[np.isfinite(d)]
     lo, hi = _interval(d, opts.ci_level)
-    if finite.size:
-        below = 1 + np.count_nonzero(finite <= 0)
-        above = 1 + np.count_nonzero(finite >= 0)
-        p = float(min(1.0, 2.0 * min(below, above) / (1 + finite.size)))
-    else:
-        p = None
+    p = paired_pvalue(d)
     prov = base_provenance(
         features_a_checksum=sha256_array(np.ascontiguousarray(XA)),
         features_b_checksum=sha256_array(np.ascontiguousarray(XB)), embedding=info,

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from alignkit.errors import InputError
-from alignkit.score._common import jsonable
+from alignkit.score._common import jsonable, paired_pvalue
 
 __all__ = ["PairedOddOneOutResult", "compare_models_ooo"]
 
@@ -123,7 +123,6 @@ def compare_models_ooo(
     from alignkit._kernels import bootstrap as kboot
     from alignkit.provenance import base_provenance
     from alignkit.score.ooo import odd_one_out
-    from alignkit.score.rsa import paired_pvalue
 
     if isinstance(bootstrap, bool) or not isinstance(bootstrap, int) or bootstrap < 1:
         raise InputError(f"bootstrap must be an integer >= 1 for a paired comparison, got "

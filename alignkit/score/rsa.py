@@ -19,7 +19,7 @@ import numpy as np
 
 from alignkit.errors import DataError, InputError, MismatchError
 from alignkit.provenance import base_provenance, sha256_array
-from alignkit.score._common import as_features, check_choice, jsonable
+from alignkit.score._common import as_features, check_choice, jsonable, paired_pvalue
 
 __all__ = ["RSAResult", "PairedRSAResult", "RDM_METHODS", "COMPARE", "model_rdm", "check_rdm", "rsa",
            "rsa_features", "compare_models_rsa", "paired_pvalue", "subject_stack"]
@@ -456,18 +456,6 @@ class PairedRSAResult:
             "difference": self.difference, "ci_low": self.ci_low, "ci_high": self.ci_high,
             "p_value": self.p_value, "resample": self.resample,
         }
-
-
-def paired_pvalue(differences: np.ndarray) -> float | None:
-    """Two-sided bootstrap p-value of a zero difference (None: no finite resample)."""
-    d = np.asarray(differences, dtype=np.float64)
-    d = d[np.isfinite(d)]
-    if not d.size:
-        return None
-    n = d.shape[0]
-    lower = (1 + np.count_nonzero(d <= 0.0)) / (1 + n)
-    upper = (1 + np.count_nonzero(d >= 0.0)) / (1 + n)
-    return float(min(1.0, 2.0 * min(lower, upper)))
 
 
 def compare_models_rsa(
