@@ -157,6 +157,27 @@ def _reference_info(reference: Any) -> tuple[np.ndarray, np.ndarray | None, dict
     return M, None, {"source": "<array>", "checksum": sha256_array(M)}
 
 
+def _checked_reference(reference: Any, reference_ids: Any
+                       ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The human RDM as a checked matrix, its rows' ids (``reference_ids`` overriding its own)
+    and what it is, for matching model rows to it by id.
+
+    Raises:
+        InputError: the RDM has no ids to match by.
+        DataError: not a square symmetric finite matrix.
+        MismatchError: the number of ids differs from its rows.
+    """
+    M, ref_ids, ref_info = _reference_info(reference)
+    if reference_ids is not None:
+        ref_ids = np.asarray(reference_ids).astype(str)
+    if ref_ids is None:
+        raise InputError("the reference RDM has no stimulus ids: give its ids to align by")
+    M = check_rdm(M, f"reference RDM {ref_info.get('source') or ''}".strip())
+    if len(ref_ids) != M.shape[0]:
+        raise MismatchError(f"{len(ref_ids)} reference ids for a {M.shape[0]} x {M.shape[0]} RDM")
+    return M, ref_ids, ref_info
+
+
 def rsa(
     rdm_a: Any,
     rdm_b: Any,
@@ -358,14 +379,7 @@ def rsa_features(
     ids = np.asarray(ids).astype(str)
     if len(ids) != X.shape[0]:
         raise MismatchError(f"{len(ids)} ids for {X.shape[0]} feature rows")
-    M, ref_ids, ref_info = _reference_info(reference)
-    if reference_ids is not None:
-        ref_ids = np.asarray(reference_ids).astype(str)
-    if ref_ids is None:
-        raise InputError("the reference RDM has no stimulus ids: give its ids to align by")
-    M = check_rdm(M, f"reference RDM {ref_info.get('source') or ''}".strip())
-    if len(ref_ids) != M.shape[0]:
-        raise MismatchError(f"{len(ref_ids)} reference ids for a {M.shape[0]} x {M.shape[0]} RDM")
+    M, ref_ids, ref_info = _checked_reference(reference, reference_ids)
     idx_feat, idx_ref = align_by_ids(ids, ref_ids)
     tname = None
     if transform is not None:
@@ -516,14 +530,7 @@ def compare_models_rsa(
     for name, X, i in (("features_a", Xa, ids_a), ("features_b", Xb, ids_b)):
         if len(i) != X.shape[0]:
             raise MismatchError(f"{len(i)} ids for {X.shape[0]} rows of {name}")
-    M, ref_ids, ref_info = _reference_info(reference)
-    if reference_ids is not None:
-        ref_ids = np.asarray(reference_ids).astype(str)
-    if ref_ids is None:
-        raise InputError("the reference RDM has no stimulus ids: give its ids to align by")
-    M = check_rdm(M, f"reference RDM {ref_info.get('source') or ''}".strip())
-    if len(ref_ids) != M.shape[0]:
-        raise MismatchError(f"{len(ref_ids)} reference ids for a {M.shape[0]} x {M.shape[0]} RDM")
+    M, ref_ids, ref_info = _checked_reference(reference, reference_ids)
     ia, ir = align_by_ids(ids_a, ref_ids)
     common = np.asarray(ref_ids)[ir]
     ib, keep = align_by_ids(ids_b, common)
